@@ -1,0 +1,117 @@
+#include "models/attention.h"
+
+#include <cmath>
+
+namespace aiayn {
+
+namespace F = torch::nn::functional;
+
+KeyValue KeyValue::select(const torch::Tensor& index) const {
+  return {keys.index_select(0, index), values.index_select(0, index)};
+}
+
+torch::Tensor padding_mask(const torch::Tensor& ids, int64_t pad_id) {
+  return ids.eq(pad_id);  // [B, S]
+}
+
+torch::Tensor key_mask(const torch::Tensor& padding) {
+  return padding.unsqueeze(1).unsqueeze(2);  // [B, 1, 1, S]
+}
+
+torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& device) {
+  auto opts = torch::TensorOptions().dtype(torch::kBool).device(device);
+  return torch::ones({length, past + length}, opts).triu(past + 1);  // [T, past + T]
+}
+
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v, const torch::Tensor& mask,
+                                           double dropout, bool training,
+                                           torch::Tensor* weights) {
+  // Scaling q rather than the scores touches T*d_k numbers instead of T*S.
+  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))),
+                              k.transpose(-2, -1));  // [B, h, T, S]
+  if (mask.defined()) scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  auto p = torch::softmax(scores, -1);  // [B, h, T, S]
+  if (dropout > 0.0 && training) p = F::dropout(p, F::DropoutFuncOptions().p(dropout).training(true));
+  if (weights != nullptr) *weights = p;
+  return torch::matmul(p, v);  // [B, h, T, d_v]
+}
+
+MultiHeadAttentionImpl::MultiHeadAttentionImpl(const MultiHeadAttentionOptions& o) : options(o) {
+  TORCH_CHECK(o.d_model() > 0 && o.heads() > 0 && o.d_k() > 0 && o.d_v() > 0,
+              "MultiHeadAttention: sizes must be positive");
+  const int64_t rows = o.heads() * (2 * o.d_k() + o.d_v());
+  in_proj_weight = register_parameter("in_proj_weight", torch::empty({rows, o.d_model()}));
+  in_proj_bias = register_parameter("in_proj_bias", torch::empty({rows}));
+  out_proj = register_module(
+      "out_proj", torch::nn::Linear(torch::nn::LinearOptions(o.heads() * o.d_v(), o.d_model())));
+  reset_parameters();
+}
+
+void MultiHeadAttentionImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  // Xavier-uniform per projection matrix W^Q, W^K, W^V (not over the fused
+  // block, whose fan-out would be three times too large).
+  const int64_t hk = options.heads() * options.d_k();
+  for (auto& w : in_proj_weight.split_with_sizes({hk, hk, options.heads() * options.d_v()}, 0)) {
+    torch::nn::init::xavier_uniform_(w);
+  }
+  in_proj_bias.zero_();
+  torch::nn::init::xavier_uniform_(out_proj->weight);
+  out_proj->bias.zero_();
+}
+
+torch::Tensor MultiHeadAttentionImpl::split_heads(const torch::Tensor& x, int64_t width) const {
+  return x.view({x.size(0), x.size(1), options.heads(), width})  // [B, T, h, width]
+      .transpose(1, 2);                                         // [B, h, T, width]
+}
+
+torch::Tensor MultiHeadAttentionImpl::attend_and_merge(const torch::Tensor& q, const KeyValue& kv,
+                                                       const torch::Tensor& mask,
+                                                       torch::Tensor* weights) {
+  auto heads = scaled_dot_product_attention(q, kv.keys, kv.values, mask, options.dropout(),
+                                            is_training(), weights);  // [B, h, T, d_v]
+  auto concat = heads.transpose(1, 2).reshape(
+      {heads.size(0), heads.size(2), options.heads() * options.d_v()});  // [B, T, h*d_v]
+  return out_proj(concat);  // [B, T, d_model]
+}
+
+torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
+                                                     const torch::Tensor& mask, KeyValue* cache,
+                                                     torch::Tensor* weights) {
+  const int64_t hk = options.heads() * options.d_k();
+  auto qkv = F::linear(x, in_proj_weight, in_proj_bias);  // [B, T, h*(2 d_k + d_v)]
+  auto parts = qkv.split_with_sizes({hk, hk, options.heads() * options.d_v()}, -1);
+  auto q = split_heads(parts[0], options.d_k());            // [B, h, T, d_k]
+  KeyValue kv{split_heads(parts[1], options.d_k()),         // [B, h, T, d_k]
+              split_heads(parts[2], options.d_v())};        // [B, h, T, d_v]
+  if (cache != nullptr) {
+    if (cache->defined()) {
+      kv.keys = torch::cat({cache->keys, kv.keys}, 2);        // [B, h, past + T, d_k]
+      kv.values = torch::cat({cache->values, kv.values}, 2);  // [B, h, past + T, d_v]
+    }
+    *cache = kv;
+  }
+  return attend_and_merge(q, kv, mask, weights);
+}
+
+KeyValue MultiHeadAttentionImpl::project_memory(const torch::Tensor& memory) {
+  const int64_t hk = options.heads() * options.d_k();
+  auto w = in_proj_weight.narrow(0, hk, in_proj_weight.size(0) - hk);  // [W^K; W^V]
+  auto b = in_proj_bias.narrow(0, hk, in_proj_bias.size(0) - hk);
+  auto kv = F::linear(memory, w, b);  // [B, S, h*(d_k + d_v)]
+  auto parts = kv.split_with_sizes({hk, options.heads() * options.d_v()}, -1);
+  return {split_heads(parts[0], options.d_k()),   // [B, h, S, d_k]
+          split_heads(parts[1], options.d_v())};  // [B, h, S, d_v]
+}
+
+torch::Tensor MultiHeadAttentionImpl::cross_attention(const torch::Tensor& x,
+                                                      const KeyValue& memory,
+                                                      const torch::Tensor& mask,
+                                                      torch::Tensor* weights) {
+  const int64_t hk = options.heads() * options.d_k();
+  auto q = F::linear(x, in_proj_weight.narrow(0, 0, hk), in_proj_bias.narrow(0, 0, hk));
+  return attend_and_merge(split_heads(q, options.d_k()), memory, mask, weights);  // [B, T, d_model]
+}
+
+}  // namespace aiayn

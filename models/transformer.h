@@ -1,0 +1,60 @@
+// The whole model of section 3 (Figure 1): embeddings and positions, the
+// encoder and decoder stacks, and the pre-softmax projection, with the weight
+// tying of section 3.4.
+#pragma once
+#include <torch/torch.h>
+
+#include "models/attention.h"
+#include "models/config.h"
+#include "models/decoder.h"
+#include "models/embedding.h"
+#include "models/encoder.h"
+#include "models/positional.h"
+
+namespace aiayn {
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  // Builds the model with fresh Xavier-uniform weights; the vocabulary sizes
+  // must be set. Seed with torch::manual_seed beforehand for reproducibility.
+  explicit TransformerImpl(const ModelConfig& config);
+
+  // src: [B, S] ids -> logits [B, T, tgt_vocab] for tgt_in: [B, T] ids
+  // (bos + y[:-1]); padding masks derived from kPadId.
+  torch::Tensor forward(const torch::Tensor& src, const torch::Tensor& tgt_in);
+
+  // Source ids [B, S] and their padding [B, S] -> memory [B, S, d_model].
+  torch::Tensor encode(const torch::Tensor& src, const torch::Tensor& src_padding,
+                       AttentionMaps* capture = nullptr);
+  // Target ids [B, T] -> decoder output [B, T, d_model]. tgt_padding may be
+  // undefined (right padding never reaches a real position through the causal
+  // mask). With a state, tgt_in holds the newest position(s) only.
+  torch::Tensor decode(const torch::Tensor& tgt_in, const torch::Tensor& memory,
+                       const torch::Tensor& src_padding, const torch::Tensor& tgt_padding = {},
+                       DecoderState* state = nullptr, AttentionMaps* capture = nullptr);
+  // Decoder output [..., d_model] -> logits [..., tgt_vocab].
+  torch::Tensor logits(const torch::Tensor& hidden);
+
+  int64_t parameter_count() const;
+  // "Transformer: 6+6 layers, d_model 512, ... 63,082,496 parameters".
+  std::string summary() const;
+  const ModelConfig& config() const { return config_; }
+
+  TokenEmbedding src_embed{nullptr};
+  TokenEmbedding tgt_embed{nullptr};  // src_embed itself when share_embeddings
+  PositionalEncoding src_pos{nullptr}, tgt_pos{nullptr};
+  Encoder encoder{nullptr};
+  Decoder decoder{nullptr};
+  torch::nn::Linear generator{nullptr};  // absent when tie_output
+  torch::nn::Dropout dropout{nullptr};
+
+ private:
+  // Dropout(Embedding * sqrt(d_model) + PE), sections 3.4, 3.5 and 5.4.
+  torch::Tensor embed(TokenEmbedding& tokens, PositionalEncoding& positions,
+                      const torch::Tensor& ids, int64_t offset);
+
+  ModelConfig config_;
+};
+TORCH_MODULE(Transformer);
+
+}  // namespace aiayn

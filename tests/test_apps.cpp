@@ -1,0 +1,64 @@
+// The executables: --help, model summaries, and exit code 2 with a one-line
+// error for every kind of bad config.
+#include <catch2/catch.hpp>
+
+#include "tests/test_util.h"
+
+using aiayn::test::run;
+
+namespace {
+
+std::string app(const std::string& name) { return std::string(AIAYN_BIN_DIR) + "/aiayn-" + name; }
+std::string config(const std::string& name) {
+  return std::string(AIAYN_SOURCE_DIR) + "/configs/" + name + ".json";
+}
+
+}  // namespace
+
+TEST_CASE("every app explains itself with --help", "[apps]") {
+  for (const char* name : {"train", "translate", "attention"}) {
+    auto r = run(app(name) + " --help");
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("--threads") && Catch::Contains("--device"));
+  }
+  auto r = run(app("train") + " --config " + config("tiny") + " --no-such-option");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--no-such-option"));
+}
+
+TEST_CASE("train prints the base and big model summaries", "[apps]") {
+  auto base = run(app("train") + " --config " + config("base") + " --vocab 37000 --summary");
+  CHECK(base.exit_code == 0);
+  CHECK_THAT(base.out, Catch::Contains("63,082,496"));
+  auto big = run(app("train") + " --config " + config("big") + " --vocab 37000 --summary");
+  CHECK(big.exit_code == 0);
+  CHECK_THAT(big.out, Catch::Contains("214,245,376"));
+}
+
+TEST_CASE("bad configs exit with code 2 and one line naming file and key", "[apps][bad-input]") {
+  aiayn::test::TempDir dir;
+  struct Case {
+    std::string text, expect;
+  };
+  std::vector<Case> cases = {
+      {R"({"model": {"d_model": 512,}})", "malformed JSON"},
+      {R"({"model": {"dmodel": 512}})", "model.dmodel"},
+      {R"({"model": {"heads": "eight"}})", "model.heads"},
+      {R"({"model": {"d_model": 100, "heads": 8}})", "not divisible"},
+      {R"({"model": {"d_ff": 0}})", "model.d_ff"},
+      {R"({"model": {"p_drop": 1.5}})", "model.p_drop"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string path = dir.file("bad" + std::to_string(i) + ".json");
+    aiayn::test::write_file(path, cases[i].text);
+    auto r = run(app("train") + " --config " + path + " --vocab 100 --summary");
+    INFO(cases[i].text << " -> " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(aiayn::test::count_lines(r.err) == 1);
+    CHECK_THAT(r.err, Catch::Contains(path) && Catch::Contains(cases[i].expect));
+    CHECK(aiayn::test::read_file(path) == cases[i].text);  // nothing on disk lost
+  }
+  auto missing = run(app("train") + " --config " + dir.file("none.json") + " --summary");
+  CHECK(missing.exit_code == 2);
+  CHECK_THAT(missing.err, Catch::Contains("none.json"));
+}

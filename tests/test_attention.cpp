@@ -1,0 +1,95 @@
+// Scaled dot-product and multi-head attention against their definitions.
+#include <catch2/catch.hpp>
+
+#include "models/attention.h"
+#include "tests/test_util.h"
+
+using namespace aiayn;
+using test::max_abs_diff;
+
+TEST_CASE("scaled dot-product attention follows section 3.2.1", "[attention]") {
+  torch::manual_seed(0);
+  auto q = torch::randn({2, 3, 5, 8});  // [B, h, T, d_k]
+  auto k = torch::randn({2, 3, 7, 8});  // [B, h, S, d_k]
+  auto v = torch::randn({2, 3, 7, 6});  // [B, h, S, d_v]
+  auto padding = torch::zeros({2, 7}, torch::kBool);
+  padding.index_put_({1, torch::indexing::Slice(4)}, true);  // second sequence: 4 real keys
+  torch::Tensor weights;
+  auto out = scaled_dot_product_attention(q, k, v, key_mask(padding), 0.0, false, &weights);
+  REQUIRE(out.sizes() == torch::IntArrayRef({2, 3, 5, 6}));
+  REQUIRE(weights.sizes() == torch::IntArrayRef({2, 3, 5, 7}));
+
+  // softmax(Q K^T / sqrt(d_k)) V written out with explicit -inf at padding.
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(8.0);
+  scores = scores + key_mask(padding).to(torch::kFloat) * -1e30;
+  auto expected_weights = torch::softmax(scores, -1);
+  CHECK(max_abs_diff(weights, expected_weights) < 1e-6);
+  CHECK(max_abs_diff(out, torch::matmul(expected_weights, v)) < 1e-5);
+  CHECK(max_abs_diff(weights.sum(-1), torch::ones({2, 3, 5})) < 1e-5);
+  CHECK(weights.index({1, torch::indexing::Ellipsis, torch::indexing::Slice(4)}).abs().max()
+            .item<float>() == 0.0f);
+}
+
+TEST_CASE("causal mask hides later keys only", "[attention][mask]") {
+  auto m = causal_mask(3, 2, torch::kCPU);  // 3 new queries after 2 cached positions
+  REQUIRE(m.sizes() == torch::IntArrayRef({3, 5}));
+  auto expected = torch::tensor({0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0}).view({3, 5});
+  CHECK(torch::equal(m, expected.to(torch::kBool)));
+}
+
+TEST_CASE("multi-head attention supports d_k != d_v != d_model / h", "[attention]") {
+  torch::manual_seed(1);
+  MultiHeadAttention mha(MultiHeadAttentionOptions(32, 4).d_k(5).d_v(7));
+  CHECK(mha->in_proj_weight.sizes() == torch::IntArrayRef({4 * (5 + 5 + 7), 32}));
+  CHECK(mha->out_proj->weight.sizes() == torch::IntArrayRef({32, 4 * 7}));
+  auto x = torch::randn({2, 6, 32});
+  auto memory = torch::randn({2, 9, 32});
+  torch::Tensor w;
+  auto y = mha->self_attention(x, {}, nullptr, &w);
+  CHECK(y.sizes() == torch::IntArrayRef({2, 6, 32}));
+  CHECK(w.sizes() == torch::IntArrayRef({2, 4, 6, 6}));
+  auto kv = mha->project_memory(memory);
+  CHECK(kv.keys.sizes() == torch::IntArrayRef({2, 4, 9, 5}));
+  CHECK(kv.values.sizes() == torch::IntArrayRef({2, 4, 9, 7}));
+  auto z = mha->cross_attention(x, kv, {}, &w);
+  CHECK(z.sizes() == torch::IntArrayRef({2, 6, 32}));
+  CHECK(w.sizes() == torch::IntArrayRef({2, 4, 6, 9}));
+}
+
+TEST_CASE("multi-head attention equals its per-head definition", "[attention]") {
+  torch::manual_seed(2);
+  const int64_t d = 12, h = 3, dk = 4;
+  MultiHeadAttention mha(MultiHeadAttentionOptions(d, h));
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({1, 5, d});
+  auto y = mha->self_attention(x, {});
+  auto w = mha->in_proj_weight;
+  auto b = mha->in_proj_bias;
+  std::vector<torch::Tensor> heads;
+  for (int64_t i = 0; i < h; ++i) {
+    auto wq = w.narrow(0, i * dk, dk), wk = w.narrow(0, d + i * dk, dk),
+         wv = w.narrow(0, 2 * d + i * dk, dk);
+    auto q = torch::matmul(x, wq.t()) + b.narrow(0, i * dk, dk);
+    auto k = torch::matmul(x, wk.t()) + b.narrow(0, d + i * dk, dk);
+    auto v = torch::matmul(x, wv.t()) + b.narrow(0, 2 * d + i * dk, dk);
+    auto a = torch::softmax(torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(dk)), -1);
+    heads.push_back(torch::matmul(a, v));
+  }
+  auto expected = mha->out_proj(torch::cat(heads, -1));
+  CHECK(max_abs_diff(y, expected) < 1e-5);
+}
+
+TEST_CASE("a self-attention cache grows by one position per step", "[attention][cache]") {
+  torch::manual_seed(3);
+  MultiHeadAttention mha(MultiHeadAttentionOptions(16, 2));
+  mha->eval();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 4, 16});
+  auto full = mha->self_attention(x, causal_mask(4, 0, torch::kCPU));
+  KeyValue cache;
+  for (int64_t t = 0; t < 4; ++t) {
+    auto step = mha->self_attention(x.narrow(1, t, 1), {}, &cache);
+    CHECK(cache.keys.size(2) == t + 1);
+    CHECK(max_abs_diff(step, full.narrow(1, t, 1)) < 1e-5);
+  }
+}

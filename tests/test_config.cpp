@@ -1,0 +1,133 @@
+// Model configs: the shipped ones load with the paper's values; every kind of
+// bad config is refused with an InputError naming the file and the key.
+#include <catch2/catch.hpp>
+
+#include "models/config.h"
+#include "src/error.h"
+#include "tests/test_util.h"
+
+using namespace aiayn;
+
+namespace {
+
+std::string config_path(const std::string& name) {
+  return std::string(AIAYN_SOURCE_DIR) + "/configs/" + name + ".json";
+}
+
+// The message load_model_config gives for a config file with this text.
+std::string error_for(const std::string& text) {
+  test::TempDir dir;
+  std::string path = dir.file("bad.json");
+  test::write_file(path, text);
+  try {
+    load_model_config(path);
+  } catch (const InputError& e) {
+    std::string msg = e.what();
+    CHECK(msg.find(path) == 0);           // names the file first
+    CHECK(msg.find('\n') == std::string::npos);  // one line
+    return msg;
+  }
+  FAIL("config was accepted: " << text);
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("shipped configs hold the paper's Table 3 values", "[config]") {
+  auto base = load_model_config(config_path("base"));
+  CHECK(base.encoder_layers == 6);
+  CHECK(base.decoder_layers == 6);
+  CHECK(base.d_model == 512);
+  CHECK(base.d_ff == 2048);
+  CHECK(base.heads == 8);
+  CHECK(base.d_k == 64);
+  CHECK(base.d_v == 64);
+  CHECK(base.p_drop == Approx(0.1));
+  CHECK_FALSE(base.norm_first);
+  auto big = load_model_config(config_path("big"));
+  CHECK(big.d_model == 1024);
+  CHECK(big.d_ff == 4096);
+  CHECK(big.heads == 16);
+  CHECK(big.p_drop == Approx(0.3));
+  auto small = load_model_config(config_path("small"));
+  CHECK(small.d_model == 256);
+  CHECK(small.encoder_layers == 3);
+  auto tiny = load_model_config(config_path("tiny"));
+  CHECK(tiny.d_model <= 64);
+}
+
+TEST_CASE("config JSON round-trips", "[config]") {
+  ModelConfig c;
+  c.positional = "learned";
+  c.d_k = 16;
+  c.norm_first = true;
+  nlohmann::json j = {{"model", c.to_json()}};
+  test::TempDir dir;
+  test::write_file(dir.file("c.json"), j.dump());
+  auto back = load_model_config(dir.file("c.json"));
+  CHECK(back.to_json() == c.to_json());
+}
+
+TEST_CASE("a missing config file is named", "[config][bad-input]") {
+  try {
+    load_model_config("/nonexistent/dir/model.json");
+    FAIL("accepted");
+  } catch (const InputError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("/nonexistent/dir/model.json") &&
+                             Catch::Contains("No such file"));
+  }
+}
+
+TEST_CASE("malformed JSON names the line", "[config][bad-input]") {
+  auto msg = error_for("{\n  \"model\": {\n    \"d_model\": 512,,\n  }\n}\n");
+  CHECK_THAT(msg, Catch::Contains("bad.json:3:") && Catch::Contains("malformed JSON"));
+}
+
+TEST_CASE("an unknown key is named", "[config][bad-input]") {
+  auto msg = error_for(R"({"model": {"d_modle": 512}})");
+  CHECK_THAT(msg, Catch::Contains("\"model.d_modle\"") && Catch::Contains("unknown key"));
+  CHECK_THAT(error_for(R"({"modle": {}})"), Catch::Contains("\"model\""));
+}
+
+TEST_CASE("a wrong type is named", "[config][bad-input]") {
+  CHECK_THAT(error_for(R"({"model": {"heads": "8"}})"),
+             Catch::Contains("\"model.heads\"") && Catch::Contains("must be an integer"));
+  CHECK_THAT(error_for(R"({"model": {"d_model": 512.5}})"),
+             Catch::Contains("\"model.d_model\"") && Catch::Contains("must be an integer"));
+  CHECK_THAT(error_for(R"({"model": {"norm_first": 1}})"),
+             Catch::Contains("\"model.norm_first\"") && Catch::Contains("true or false"));
+  CHECK_THAT(error_for(R"({"model": {"positional": "rotary"}})"),
+             Catch::Contains("\"model.positional\"") && Catch::Contains("\"sinusoidal\""));
+  CHECK_THAT(error_for(R"({"model": 3})"), Catch::Contains("\"model\""));
+}
+
+TEST_CASE("d_model not divisible by heads is refused", "[config][bad-input]") {
+  CHECK_THAT(error_for(R"({"model": {"d_model": 500, "heads": 8}})"),
+             Catch::Contains("\"model.heads\"") && Catch::Contains("not divisible"));
+}
+
+TEST_CASE("non-positive sizes are refused", "[config][bad-input]") {
+  for (const char* key : {"d_model", "d_ff", "heads", "encoder_layers", "decoder_layers", "d_k",
+                          "d_v", "max_positions"}) {
+    for (int value : {0, -4}) {
+      auto msg = error_for(std::string(R"({"model": {")") + key + "\": " +
+                           std::to_string(value) + "}}");
+      CHECK_THAT(msg, Catch::Contains(std::string("\"model.") + key + "\""));
+    }
+  }
+}
+
+TEST_CASE("dropout outside 0 to 1 is refused", "[config][bad-input]") {
+  for (const char* key : {"p_drop", "attention_dropout", "activation_dropout"}) {
+    for (const char* value : {"1.0", "-0.1", "3"}) {
+      auto msg = error_for(std::string(R"({"model": {")") + key + "\": " + value + "}}");
+      CHECK_THAT(msg, Catch::Contains(std::string("\"model.") + key + "\"") &&
+                          Catch::Contains("[0, 1)"));
+    }
+  }
+}
+
+TEST_CASE("shared embeddings need one vocabulary", "[config][bad-input]") {
+  CHECK_THAT(error_for(R"({"model": {"src_vocab": 100, "tgt_vocab": 200}})"),
+             Catch::Contains("\"model.share_embeddings\""));
+}
