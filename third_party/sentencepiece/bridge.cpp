@@ -88,9 +88,11 @@ int train(const char* flags) {
   return 0;
 }
 
+void set_random_seed(unsigned int seed) { sentencepiece::SetRandomGeneratorSeed(seed); }
+
 const aiayn_spm_api kApi = {
     AIAYN_SPM_API_VERSION, last_error, load, free_processor, vocab_size, piece_to_id,
-    id_to_piece, encode, decode, train,
+    id_to_piece, encode, decode, train, set_random_seed,
 };
 
 }  // namespace

@@ -30,6 +30,8 @@ typedef struct aiayn_spm_api {
   long (*decode)(const aiayn_spm_processor*, const int* ids, size_t n, char* out, size_t cap);
   // SentencePieceTrainer::Train with a flag string ("--input=... --vocab_size=...").
   int (*train)(const char* flags);
+  // Seeds SentencePiece's random generator (sentence sampling in training).
+  void (*set_random_seed)(unsigned int seed);
 } aiayn_spm_api;
 
 // The single symbol the bridge exports.

@@ -1,0 +1,52 @@
+// Subword tokenization with SentencePiece (through the bridge in
+// third_party/sentencepiece): training, encoding to ids, decoding to text.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct aiayn_spm_processor;
+
+namespace aiayn {
+
+struct TokenizerTrainOptions {
+  std::string model_type = "bpe";  // or "unigram"
+  int64_t vocab_size = 8000;
+  double character_coverage = 1.0;  // 1.0 keeps every character of European scripts
+  int64_t input_sentence_size = 2000000;  // sentences sampled for training (0 = all)
+  uint64_t seed = 1;
+  int threads = 0;  // 0 = all cores
+};
+
+// A loaded SentencePiece model. Special ids are fixed for models the toolkit
+// trains: pad 0, unk 1, bos 2, eos 3 (models/config.h); load() refuses a
+// model whose pad/unk/bos/eos pieces sit elsewhere. Thread-safe for encoding
+// and decoding; cheap to copy (the processor is shared).
+class Tokenizer {
+ public:
+  // Throws InputError naming the file when it is missing or not a model.
+  static Tokenizer load(const std::string& model_path);
+  // Trains <model_prefix>.model (and .vocab) from one or more text files
+  // (source and target together give a joint vocabulary).
+  static void train(const std::vector<std::string>& inputs, const std::string& model_prefix,
+                    const TokenizerTrainOptions& options);
+
+  std::vector<int32_t> encode(std::string_view text) const;
+  std::string decode(const std::vector<int32_t>& ids) const;  // drops pad/bos/eos
+  std::string piece(int32_t id) const;
+  int64_t vocab_size() const { return vocab_size_; }
+  const std::string& path() const { return path_; }
+  // Hash of the .model file's bytes: stored with checkpoints and caches, so
+  // a checkpoint is never paired with another vocabulary.
+  uint64_t hash() const { return hash_; }
+
+ private:
+  std::shared_ptr<aiayn_spm_processor> proc_;
+  std::string path_;
+  int64_t vocab_size_ = 0;
+  uint64_t hash_ = 0;
+};
+
+}  // namespace aiayn
