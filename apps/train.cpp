@@ -1,40 +1,77 @@
-// aiayn-train: trains a Transformer (the paper's recipe, section 5).
+// aiayn-train: trains a Transformer with the paper's recipe (section 5).
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+
 #include "models/transformer.h"
 #include "src/app.h"
 #include "src/cli.h"
+#include "src/error.h"
+#include "src/trainer.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+// First SIGINT/SIGTERM: finish the update, checkpoint, exit 0. Second: now.
+void on_signal(int) {
+  if (g_stop.exchange(true)) _exit(130);
+  const char msg[] = "\naiayn-train: stopping after this update (again to quit at once)\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   return aiayn::run_app("aiayn-train", [&] {
-    CLI::App app{"Train a Transformer (Vaswani et al., 2017) on a parallel corpus.", "aiayn-train"};
-    std::string config_path;
+    CLI::App app{
+        "Train a Transformer (Vaswani et al., 2017) on a parallel corpus.\n"
+        "Settings come from a JSON config (model, data, train sections; see configs/)\n"
+        "and --set overrides, e.g. --set train.max_steps=2000 --set data.train_src=train.en",
+        "aiayn-train"};
+    std::string config_path, save_dir, device_name = "cpu";
+    std::vector<std::string> overrides;
     int64_t vocab = 0;
     int threads = 0;
-    std::string device_name = "cpu";
-    uint64_t seed = 1;
-    bool summary = false;
-    app.add_option("-c,--config", config_path, "JSON config with a \"model\" section (configs/)")
-        ->required();
-    app.add_option("--vocab", vocab, "joint vocabulary size (until a tokenizer provides it)")
-        ->check(CLI::PositiveNumber);
+    bool resume = false, summary = false;
+    app.add_option("-c,--config", config_path, "JSON config (configs/*.json)")->required();
+    app.add_option("-s,--save-dir", save_dir,
+                   "directory for checkpoints, logs, metrics, tokenizer and token caches");
+    app.add_option("--set", overrides, "override a setting: section.key=value (repeatable)");
+    app.add_flag("--resume", resume, "continue exactly from <save-dir>/last");
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
-    app.add_option("--seed", seed, "seed for weight initialisation")->capture_default_str();
-    app.add_flag("--summary", summary, "build the model, print its summary and exit");
+    app.add_flag("--summary", summary, "print the model summary and exit (no data needed)");
+    app.add_option("--vocab", vocab, "with --summary: joint vocabulary size")
+        ->check(CLI::PositiveNumber);
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
-    aiayn::set_threads(threads);
+    const int used_threads = aiayn::set_threads(threads);
     auto device = aiayn::parse_device(device_name);
-    auto config = aiayn::load_model_config(config_path);
-    if (vocab > 0) config.src_vocab = config.tgt_vocab = vocab;
-    config.require_vocab(config_path);
-    torch::manual_seed(seed);
-    aiayn::Transformer model(config);
-    model->to(device);
-    std::cout << config_path << ": " << model->summary() << std::endl;
-    if (!summary) {
-      std::cerr << "aiayn-train: training is not built yet (issue #4); use --summary\n";
-      return 2;
+    if (summary) {
+      auto config = aiayn::load_model_config(config_path);
+      if (vocab > 0) config.src_vocab = config.tgt_vocab = vocab;
+      config.require_vocab(config_path);
+      aiayn::Transformer model(config);
+      std::cout << config_path << ": " << model->summary() << std::endl;
+      return 0;
     }
+    if (save_dir.empty()) throw aiayn::InputError("--save-dir is required for training");
+    auto config = aiayn::load_experiment_config(config_path, overrides);
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    aiayn::RunOptions run;
+    run.save_dir = save_dir;
+    run.resume = resume;
+    run.device = device;
+    run.threads = used_threads;
+    run.config_path = config_path;
+    run.progress_bar = isatty(STDOUT_FILENO) != 0;
+    run.stop_requested = &g_stop;
+    auto result = aiayn::train(config, run);
+    std::cout << "last checkpoint: " << result.last_checkpoint << std::endl;
     return 0;
   });
 }

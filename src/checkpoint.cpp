@@ -1,0 +1,261 @@
+#include "src/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "src/error.h"
+#include "src/hash.h"
+#include "src/json_reader.h"
+
+namespace aiayn {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kFormat = 1;
+
+void write_synced(const fs::path& path, const std::string& bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw InputError(path.string() + ": cannot write: " + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      throw InputError(path.string() + ": cannot write: " + std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    throw InputError(path.string() + ": cannot sync: " + std::strerror(errno));
+  }
+}
+
+void sync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path.string() + ": missing from the checkpoint");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string pickle(const std::map<std::string, torch::Tensor>& tensors) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [k, v] : tensors) dict.insert(k, v.detach().cpu().contiguous());
+  auto bytes = torch::pickle_save(dict);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::map<std::string, torch::Tensor> unpickle(const fs::path& path) {
+  std::string bytes = read_bytes(path);
+  std::map<std::string, torch::Tensor> out;
+  try {
+    auto value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    for (const auto& entry : value.toGenericDict()) {
+      out[entry.key().toStringRef()] = entry.value().toTensor();
+    }
+  } catch (const c10::Error& e) {
+    throw InputError(path.string() + ": damaged or not a tensor dictionary");
+  }
+  return out;
+}
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "checkpoint_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model, const Adam* adam,
+                            const ExperimentConfig& config, const TrainingState& state,
+                            const Tokenizer& tokenizer) {
+  const fs::path final_dir = fs::path(save_dir) / step_name(state.step);
+  const fs::path tmp = fs::path(save_dir) / (".tmp-" + step_name(state.step) + "-" +
+                                             std::to_string(getpid()));
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (!fs::create_directories(tmp, ec)) {
+    throw InputError(save_dir + ": cannot create a checkpoint directory: " + ec.message());
+  }
+  try {
+    std::map<std::string, torch::Tensor> weights;
+    for (const auto& p : model.named_parameters()) weights[p.key()] = p.value();
+    write_synced(tmp / "model.pt", pickle(weights));
+    if (adam != nullptr) write_synced(tmp / "optimizer.pt", pickle(adam->state()));
+    write_synced(tmp / "rng.pt",
+                 pickle({{"cpu", at::detail::getDefaultCPUGenerator().get_state()}}));
+    write_synced(tmp / "spm.model", read_bytes(tokenizer.path()));
+    write_synced(tmp / "config.json", config.to_json().dump(2) + "\n");
+    const auto& s = state;
+    nlohmann::json meta = {
+        {"format", kFormat},
+        {"step", s.step},
+        {"epoch", s.position.epoch},
+        {"batch_index", s.position.index},
+        {"skipped_updates", s.skipped_updates},
+        {"best_valid", std::isfinite(s.best_valid) ? nlohmann::json(s.best_valid) : nlohmann::json()},
+        {"stale_validations", s.stale_validations},
+        {"train_seconds", s.train_seconds},
+        {"optimizer_steps", adam ? adam->steps() : 0},
+        {"tokenizer_hash", hex64(tokenizer.hash())},
+        {"vocab_size", tokenizer.vocab_size()},
+        {"parameters", model.parameter_count()},
+    };
+    write_synced(tmp / "meta.json", meta.dump(2) + "\n");
+    sync_dir(tmp);
+    if (fs::exists(final_dir)) fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+    sync_dir(save_dir);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ec);
+    throw InputError(save_dir + ": cannot write checkpoint: " + e.what());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  link_checkpoint(save_dir, "last", final_dir.string());
+  return final_dir.string();
+}
+
+void link_checkpoint(const std::string& save_dir, const std::string& link,
+                     const std::string& target) {
+  const fs::path tmp = fs::path(save_dir) / ("." + link + ".tmp-" + std::to_string(getpid()));
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_directory_symlink(fs::path(target).filename(), tmp);
+  fs::rename(tmp, fs::path(save_dir) / link);  // atomic replacement
+  sync_dir(save_dir);
+}
+
+void prune_checkpoints(const std::string& save_dir, int64_t keep) {
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(save_dir, ec)) {
+    auto name = e.path().filename().string();
+    if (e.is_directory() && !e.is_symlink() && name.rfind("checkpoint_", 0) == 0) {
+      dirs.push_back(e.path());
+    }
+  }
+  std::sort(dirs.begin(), dirs.end());
+  std::vector<fs::path> protect;
+  for (const char* link : {"last", "best"}) {
+    auto target = fs::read_symlink(fs::path(save_dir) / link, ec);
+    if (!ec) protect.push_back(fs::path(save_dir) / target);
+  }
+  for (size_t i = 0; i + static_cast<size_t>(keep) < dirs.size(); ++i) {
+    if (std::find(protect.begin(), protect.end(), dirs[i]) == protect.end()) {
+      fs::remove_all(dirs[i], ec);
+    }
+  }
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  if (fs::exists(fs::path(path) / "meta.json")) return path;
+  if (fs::exists(fs::path(path) / "last" / "meta.json")) {
+    return (fs::path(path) / fs::read_symlink(fs::path(path) / "last")).string();
+  }
+  if (!fs::exists(path)) throw InputError(path + ": checkpoint not found");
+  throw InputError(path + ": not a checkpoint (no meta.json, and no last/meta.json)");
+}
+
+ExperimentConfig read_checkpoint_config(const std::string& dir) {
+  auto path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(path)) throw InputError(path + ": missing from the checkpoint");
+  return parse_experiment_config(read_json_file(path), path);
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& dir) {
+  auto path = (fs::path(dir) / "meta.json").string();
+  if (!fs::exists(path)) throw InputError(path + ": missing from the checkpoint");
+  auto j = read_json_file(path);
+  CheckpointMeta m;
+  try {
+    if (j.at("format").get<int>() != kFormat) {
+      throw InputError(path + ": checkpoint format " + j.at("format").dump() + " is not " +
+                       std::to_string(kFormat));
+    }
+    m.state.step = j.at("step").get<int64_t>();
+    m.state.position.epoch = j.at("epoch").get<int64_t>();
+    m.state.position.index = j.at("batch_index").get<int64_t>();
+    m.state.skipped_updates = j.at("skipped_updates").get<int64_t>();
+    if (!j.at("best_valid").is_null()) m.state.best_valid = j.at("best_valid").get<double>();
+    m.state.stale_validations = j.at("stale_validations").get<int64_t>();
+    m.state.train_seconds = j.at("train_seconds").get<double>();
+    m.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
+    m.vocab_size = j.at("vocab_size").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(path + ": damaged checkpoint metadata: " + e.what());
+  }
+  return m;
+}
+
+void load_weights(TransformerImpl& model, const std::string& dir) {
+  const auto path = fs::path(dir) / "model.pt";
+  auto weights = unpickle(path);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.named_parameters()) {
+    auto it = weights.find(p.key());
+    if (it == weights.end()) throw InputError(path.string() + ": no tensor " + p.key());
+    if (!it->second.sizes().equals(p.value().sizes())) {
+      throw InputError(path.string() + ": " + p.key() + " has shape " +
+                       c10::str(it->second.sizes()) + ", the model needs " +
+                       c10::str(p.value().sizes()));
+    }
+    p.value().copy_(it->second);
+  }
+}
+
+void load_optimizer(Adam& adam, const std::string& dir, int64_t steps) {
+  const auto path = fs::path(dir) / "optimizer.pt";
+  adam.load_state(unpickle(path), steps, path.string());
+}
+
+void load_rng(const std::string& dir) {
+  const auto path = fs::path(dir) / "rng.pt";
+  auto state = unpickle(path);
+  if (!state.count("cpu")) throw InputError(path.string() + ": no cpu generator state");
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state["cpu"]);
+}
+
+Tokenizer load_checkpoint_tokenizer(const std::string& dir) {
+  auto meta = read_checkpoint_meta(dir);
+  auto tokenizer = Tokenizer::load((fs::path(dir) / "spm.model").string());
+  if (tokenizer.hash() != meta.tokenizer_hash || tokenizer.vocab_size() != meta.vocab_size) {
+    throw InputError(dir + "/spm.model: does not match the checkpoint (hash " +
+                     hex64(tokenizer.hash()) + ", vocabulary " +
+                     std::to_string(tokenizer.vocab_size()) + "; the checkpoint was trained with " +
+                     hex64(meta.tokenizer_hash) + ", " + std::to_string(meta.vocab_size) + ")");
+  }
+  return tokenizer;
+}
+
+Transformer load_model(const std::string& dir, const torch::Device& device) {
+  auto config = read_checkpoint_config(dir);
+  Transformer model(config.model);
+  load_weights(*model, dir);
+  model->to(device);
+  model->eval();
+  return model;
+}
+
+}  // namespace aiayn

@@ -1,0 +1,73 @@
+// Checkpoints: a directory a user can read, written atomically.
+//
+//   checkpoint_<step>/config.json   the experiment config (model, data, train)
+//   checkpoint_<step>/meta.json     step, data position, tokenizer hash, vocab size, ...
+//   checkpoint_<step>/model.pt      weights: {name: tensor}, readable by torch.load
+//   checkpoint_<step>/optimizer.pt  Adam moments: {exp_avg.<name>, exp_avg_sq.<name>}
+//   checkpoint_<step>/rng.pt        the CPU random generator's state
+//   checkpoint_<step>/spm.model     the SentencePiece model
+//   last, best                      symbolic links to checkpoint directories
+//
+// A checkpoint is written under a temporary name, every file fsynced, and
+// renamed into place; links are replaced by rename too. A kill at any moment
+// leaves every earlier checkpoint and link intact.
+#pragma once
+#include <torch/torch.h>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "models/transformer.h"
+#include "src/batching.h"
+#include "src/optimizer.h"
+#include "src/tokenizer.h"
+#include "src/train_config.h"
+
+namespace aiayn {
+
+struct TrainingState {
+  int64_t step = 0;             // updates done
+  BatchPosition position;       // the next batch
+  int64_t skipped_updates = 0;  // non-finite losses so far
+  double best_valid = std::numeric_limits<double>::infinity();  // lowest validation loss
+  int64_t stale_validations = 0;                                 // since the best
+  double train_seconds = 0;     // wall time spent training so far
+};
+
+struct CheckpointMeta {
+  TrainingState state;
+  uint64_t tokenizer_hash = 0;
+  int64_t vocab_size = 0;
+};
+
+// Writes checkpoint_<step> under save_dir and points `last` at it.
+// Returns the checkpoint's directory.
+std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model, const Adam* adam,
+                            const ExperimentConfig& config, const TrainingState& state,
+                            const Tokenizer& tokenizer);
+
+// Points save_dir/<link> (e.g. "best") at checkpoint directory `target`.
+void link_checkpoint(const std::string& save_dir, const std::string& link,
+                     const std::string& target);
+
+// Deletes all but the newest `keep` checkpoint_<step> directories, sparing
+// those `last` and `best` point at.
+void prune_checkpoints(const std::string& save_dir, int64_t keep);
+
+// A checkpoint directory, or a save directory (then its `last`).
+std::string resolve_checkpoint(const std::string& path);
+
+// Reading back; each throws InputError naming the file for missing or damaged parts.
+ExperimentConfig read_checkpoint_config(const std::string& dir);
+CheckpointMeta read_checkpoint_meta(const std::string& dir);
+void load_weights(TransformerImpl& model, const std::string& dir);
+void load_optimizer(Adam& adam, const std::string& dir, int64_t steps);
+void load_rng(const std::string& dir);
+// The tokenizer stored with the checkpoint, checked against its recorded hash.
+Tokenizer load_checkpoint_tokenizer(const std::string& dir);
+
+// Builds the model a checkpoint describes and loads its weights (eval mode).
+Transformer load_model(const std::string& dir, const torch::Device& device);
+
+}  // namespace aiayn

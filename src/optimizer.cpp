@@ -1,0 +1,96 @@
+#include "src/optimizer.h"
+
+#include <cmath>
+
+#include "src/error.h"
+
+namespace aiayn {
+
+double learning_rate(const TrainConfig& c, int64_t d_model, int64_t step) {
+  const double s = static_cast<double>(std::max<int64_t>(step, 1));
+  const double w = static_cast<double>(c.warmup_steps);
+  if (c.lr_schedule == "inverse_sqrt") {
+    // fairseq: linear warm-up to lr, then lr * sqrt(warmup / step).
+    return c.lr * std::min(s / w, std::sqrt(w / s));
+  }
+  return c.lr_scale * std::pow(static_cast<double>(d_model), -0.5) *
+         std::min(std::pow(s, -0.5), s * std::pow(w, -1.5));
+}
+
+Adam::Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1,
+           double beta2, double eps)
+    : beta1_(beta1), beta2_(beta2), eps_(eps) {
+  for (const auto& item : params) {
+    if (!item.value().requires_grad()) continue;
+    slots_.push_back({item.key(), item.value(), torch::zeros_like(item.value()),
+                      torch::zeros_like(item.value())});
+  }
+}
+
+void Adam::zero_grad() {
+  for (auto& s : slots_) {
+    if (s.param.grad().defined()) s.param.mutable_grad().zero_();
+  }
+}
+
+void Adam::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++steps_;
+  // The arithmetic of torch.optim.Adam, so both agree step for step.
+  const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
+  const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
+  for (auto& s : slots_) {
+    const auto& g = s.param.grad();
+    if (!g.defined()) continue;
+    s.exp_avg.mul_(beta1_).add_(g, 1.0 - beta1_);
+    s.exp_avg_sq.mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
+    auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(eps_);
+    s.param.addcdiv_(s.exp_avg, denom, -lr / bias1);
+  }
+}
+
+std::map<std::string, torch::Tensor> Adam::state() const {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& s : slots_) {
+    out["exp_avg." + s.name] = s.exp_avg;
+    out["exp_avg_sq." + s.name] = s.exp_avg_sq;
+  }
+  return out;
+}
+
+void Adam::load_state(const std::map<std::string, torch::Tensor>& state, int64_t steps,
+                      const std::string& origin) {
+  torch::NoGradGuard no_grad;
+  for (auto& s : slots_) {
+    const std::pair<std::string, torch::Tensor*> entries[] = {{"exp_avg.", &s.exp_avg},
+                                                              {"exp_avg_sq.", &s.exp_avg_sq}};
+    for (const auto& [key, dst] : entries) {
+      auto it = state.find(key + s.name);
+      if (it == state.end() || !it->second.sizes().equals(dst->sizes())) {
+        throw InputError(origin + ": optimizer state " + key + s.name +
+                         (it == state.end() ? " is missing" : " has the wrong shape"));
+      }
+      dst->copy_(it->second);
+    }
+  }
+  steps_ = steps;
+}
+
+double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2).unsqueeze(0));
+  }
+  if (norms.empty()) return 0.0;
+  const double total = torch::cat(norms).norm(2).item<double>();
+  if (max_norm > 0 && total > max_norm) {
+    const double scale = max_norm / (total + 1e-6);
+    for (const auto& p : params) {
+      if (p.grad().defined()) p.grad().mul_(scale);
+    }
+  }
+  return total;
+}
+
+}  // namespace aiayn

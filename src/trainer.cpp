@@ -1,0 +1,434 @@
+#include "src/trainer.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "models/transformer.h"
+#include "src/batching.h"
+#include "src/checkpoint.h"
+#include "src/error.h"
+#include "src/loss.h"
+#include "src/optimizer.h"
+#include "src/token_cache.h"
+#include "src/tokenizer.h"
+
+namespace aiayn {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string clock_string(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  auto s = static_cast<int64_t>(seconds);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+// Sums over the batches of one or more updates.
+struct Tally {
+  double loss = 0, nll = 0;
+  int64_t src_tokens = 0, tgt_tokens = 0;
+  void add(const Tally& o) {
+    loss += o.loss;
+    nll += o.nll;
+    src_tokens += o.src_tokens;
+    tgt_tokens += o.tgt_tokens;
+  }
+};
+
+// A corpus ready for batching: its cache and the pairs that pass the filters.
+struct Corpus {
+  TokenCache cache;
+  std::vector<int64_t> pairs;
+};
+
+class Trainer {
+ public:
+  Trainer(const ExperimentConfig& config, const RunOptions& options)
+      : config_(config), options_(options) {}
+  TrainResult run();
+
+ private:
+  void prepare_save_dir();
+  void setup_logging();
+  void setup_tokenizer();
+  Corpus load_corpus(const std::string& src, const std::string& tgt, const std::string& name);
+  void restore(const std::string& dir);
+  Tally forward_backward(const std::vector<int64_t>& pairs);
+  bool update();  // false when the update was skipped (non-finite loss)
+  double validate();
+  void log_progress(const Tally& since_log, double seconds_since_log, double grad_norm);
+  void draw_progress_bar() const;
+  void checkpoint(bool validated);
+  std::optional<std::string> stop_reason() const;
+  double elapsed() const;
+  void metric(nlohmann::json record);
+
+  ExperimentConfig config_;
+  RunOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::ofstream metrics_;
+  std::optional<Tokenizer> tokenizer_;
+  std::optional<Corpus> train_, valid_;
+  std::optional<BatchPlanner> planner_;
+  std::optional<BatchStream> stream_;
+  Transformer model_{nullptr};
+  std::optional<Adam> adam_;
+  std::vector<torch::Tensor> params_;
+  TrainingState state_;
+  Clock::time_point start_;
+  double seconds_before_ = 0;  // train_seconds of the checkpoint resumed from
+  int64_t bad_in_a_row_ = 0;
+  double last_grad_norm_ = 0;
+  int64_t steps_at_start_ = 0;
+  Tally update_tally_;  // the current update's sums
+  std::string last_checkpoint_;
+};
+
+void Trainer::prepare_save_dir() {
+  const auto& dir = options_.save_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir)) {
+    throw InputError(dir + ": cannot create the checkpoint directory: " +
+                     (ec ? ec.message() : "not a directory"));
+  }
+  const auto probe = fs::path(dir) / ".write-test";
+  std::ofstream(probe) << "x";
+  if (!fs::exists(probe)) throw InputError(dir + ": checkpoint directory is not writable");
+  fs::remove(probe, ec);
+  if (!options_.resume && fs::exists(fs::path(dir) / "last")) {
+    throw InputError(dir + ": already holds checkpoints; continue them with --resume, or choose "
+                           "another --save-dir");
+  }
+  if (options_.resume && !fs::exists(fs::path(dir) / "last")) {
+    throw InputError(dir + ": --resume, but there is no checkpoint (no " + dir + "/last)");
+  }
+}
+
+void Trainer::setup_logging() {
+  auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+      (fs::path(options_.save_dir) / "train.log").string());
+  log_ = std::make_shared<spdlog::logger>("train", spdlog::sinks_init_list{console, file});
+  log_->set_pattern("[%Y-%m-%d %H:%M:%S] %v");
+  log_->flush_on(spdlog::level::info);
+  metrics_.open(fs::path(options_.save_dir) / "metrics.jsonl", std::ios::app);
+}
+
+void Trainer::metric(nlohmann::json record) {
+  record["time"] = elapsed();
+  metrics_ << record.dump() << "\n";
+  metrics_.flush();
+}
+
+void Trainer::setup_tokenizer() {
+  const auto& d = config_.data;
+  if (options_.resume) {
+    tokenizer_ = load_checkpoint_tokenizer(resolve_checkpoint(options_.save_dir));
+    if (!d.spm_model.empty() && Tokenizer::load(d.spm_model).hash() != tokenizer_->hash()) {
+      throw InputError(d.spm_model + ": differs from the tokenizer the checkpoints in " +
+                       options_.save_dir + " were trained with; resume with the same one");
+    }
+  } else if (!d.spm_model.empty()) {
+    tokenizer_ = Tokenizer::load(d.spm_model);
+  } else {
+    const auto prefix = (fs::path(options_.save_dir) / "spm").string();
+    log_->info("training a {} SentencePiece model ({} pieces, joint) on {} and {}", d.spm_type,
+               d.vocab_size, d.train_src, d.train_tgt);
+    TokenizerTrainOptions o;
+    o.model_type = d.spm_type;
+    o.vocab_size = d.vocab_size;
+    o.character_coverage = d.character_coverage;
+    o.seed = config_.train.seed;
+    o.threads = options_.threads;
+    Tokenizer::train({d.train_src, d.train_tgt}, prefix, o);
+    tokenizer_ = Tokenizer::load(prefix + ".model");
+  }
+  config_.model.src_vocab = config_.model.tgt_vocab = tokenizer_->vocab_size();
+}
+
+Corpus Trainer::load_corpus(const std::string& src, const std::string& tgt,
+                            const std::string& name) {
+  CorpusSpec spec;
+  spec.src_path = src;
+  spec.tgt_path = tgt;
+  spec.cache_dir = (fs::path(options_.save_dir) / "cache").string();
+  spec.skip_invalid_utf8 = config_.data.skip_invalid_utf8;
+  spec.threads = options_.threads;
+  auto cache = TokenCache::open_or_build(spec, *tokenizer_, *tokenizer_,
+                                         [&](const std::string& m) { log_->info("{}", m); });
+  FilterOptions f;
+  f.max_length = std::min(config_.data.max_length, config_.model.max_positions - 1);
+  f.max_ratio = config_.data.max_ratio;
+  FilterReport report;
+  auto pairs = filter_pairs(cache, f, &report, src + " / " + tgt);
+  log_->info("{}: {}", name, report.describe());
+  return {std::move(cache), std::move(pairs)};
+}
+
+void Trainer::restore(const std::string& dir) {
+  auto saved = read_checkpoint_config(dir);
+  if (saved.model.to_json() != config_.model.to_json()) {
+    throw InputError(dir + "/config.json: the checkpoint's model differs from the config's (" +
+                     saved.model.to_json().dump() + " vs " + config_.model.to_json().dump() +
+                     "); resume with the same model");
+  }
+  auto meta = read_checkpoint_meta(dir);
+  load_weights(*model_, dir);
+  load_optimizer(*adam_, dir, meta.state.step);
+  load_rng(dir);
+  state_ = meta.state;
+  seconds_before_ = meta.state.train_seconds;
+  log_->info("resumed from {} at step {} (epoch {}, batch {})", dir, state_.step,
+             state_.position.epoch + 1, state_.position.index);
+}
+
+double Trainer::elapsed() const {
+  return seconds_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
+}
+
+Tally Trainer::forward_backward(const std::vector<int64_t>& pairs) {
+  auto batch = make_batch(train_->cache, pairs);
+  const auto& device = options_.device;
+  auto src = batch.src.to(device), tgt_in = batch.tgt_in.to(device);
+  auto src_padding = batch.src_padding.to(device);
+  auto memory = model_->encode(src, src_padding);                    // [B, S, d_model]
+  auto hidden = model_->decode(tgt_in, memory, src_padding);          // [B, T, d_model]
+  // The vocabulary projection only where the target is real.
+  auto real = (~batch.tgt_padding).flatten().nonzero().squeeze(1).to(device);  // [N]
+  auto h = hidden.reshape({-1, hidden.size(-1)}).index_select(0, real);       // [N, d_model]
+  auto targets = batch.tgt_out.flatten().to(device).index_select(0, real);    // [N]
+  auto sums = label_smoothed_nll(model_->logits(h), targets, config_.train.label_smoothing);
+  sums.loss.backward();
+  return {sums.loss.item<double>(), sums.nll.item<double>(), batch.src_tokens, batch.tgt_tokens};
+}
+
+bool Trainer::update() {
+  Tally tally;
+  for (int64_t k = 0; k < config_.train.update_freq; ++k) {
+    tally.add(forward_backward(stream_->next()));
+  }
+  update_tally_.add(tally);
+  if (!std::isfinite(tally.loss)) {
+    adam_->zero_grad();
+    ++state_.skipped_updates;
+    if (++bad_in_a_row_ >= config_.train.max_bad_steps) {
+      throw InputError("training diverged: " + std::to_string(bad_in_a_row_) +
+                       " non-finite losses in a row, the last at step " +
+                       std::to_string(state_.step + 1) +
+                       " (lower train.lr_scale or set train.clip_norm)");
+    }
+    log_->warn("step {}: non-finite loss, update skipped", state_.step + 1);
+    return false;
+  }
+  bad_in_a_row_ = 0;
+  // Gradients of the summed loss, divided by the target tokens of the whole
+  // update: the mean per-token loss, however the update was split.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : params_) {
+      if (p.grad().defined()) p.mutable_grad().div_(static_cast<double>(tally.tgt_tokens));
+    }
+  }
+  last_grad_norm_ = clip_grad_norm(params_, config_.train.clip_norm);
+  adam_->step(learning_rate(config_.train, config_.model.d_model, state_.step + 1));
+  adam_->zero_grad();
+  ++state_.step;
+  return true;
+}
+
+double Trainer::validate() {
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  BatchingOptions o;
+  o.max_tokens = config_.train.max_tokens;
+  BatchPlanner planner(valid_->cache, valid_->pairs, o);
+  double nll = 0;
+  int64_t tokens = 0;
+  for (const auto& pairs : planner.epoch(0)) {
+    auto batch = make_batch(valid_->cache, pairs);
+    auto src = batch.src.to(options_.device), padding = batch.src_padding.to(options_.device);
+    auto hidden = model_->decode(batch.tgt_in.to(options_.device), model_->encode(src, padding),
+                                 padding);
+    auto real = (~batch.tgt_padding).flatten().nonzero().squeeze(1).to(options_.device);
+    auto h = hidden.reshape({-1, hidden.size(-1)}).index_select(0, real);
+    auto targets = batch.tgt_out.flatten().to(options_.device).index_select(0, real);
+    nll += label_smoothed_nll(model_->logits(h), targets, 0.0).nll.item<double>();
+    tokens += batch.tgt_tokens;
+  }
+  model_->train();
+  const double loss = nll / static_cast<double>(tokens);
+  log_->info("validation at step {}: loss {:.4f}, perplexity {:.2f} ({} sentences)", state_.step,
+             loss, std::exp(loss), valid_->pairs.size());
+  metric({{"kind", "valid"}, {"step", state_.step}, {"loss", loss}, {"ppl", std::exp(loss)}});
+  return loss;
+}
+
+// A status line redrawn in place, for terminals only (CI and pipes get the
+// periodic log lines alone).
+void Trainer::draw_progress_bar() const {
+  const auto& c = config_.train;
+  double done = static_cast<double>(state_.step) / c.max_steps;
+  if (c.max_minutes > 0) done = std::max(done, elapsed() / (c.max_minutes * 60));
+  const int width = 30, filled = static_cast<int>(std::min(1.0, done) * width);
+  std::printf("\r\033[K[%s%s] %3.0f%% step %lld | loss %.3f | %s", std::string(filled, '#').c_str(),
+              std::string(width - filled, '.').c_str(), 100 * std::min(1.0, done),
+              static_cast<long long>(state_.step),
+              update_tally_.tgt_tokens ? update_tally_.loss / update_tally_.tgt_tokens : 0.0,
+              clock_string(elapsed()).c_str());
+  std::fflush(stdout);
+}
+
+void Trainer::log_progress(const Tally& t, double seconds, double grad_norm) {
+  const auto& c = config_.train;
+  if (options_.progress_bar) std::printf("\r\033[K");
+  const double loss = t.loss / t.tgt_tokens, nll = t.nll / t.tgt_tokens;
+  const double lr = learning_rate(c, config_.model.d_model, std::max<int64_t>(state_.step, 1));
+  // ETA against whichever limit comes first.
+  const double per_step = (elapsed() - seconds_before_) /
+                          std::max<int64_t>(1, state_.step - steps_at_start_);
+  double eta = (c.max_steps - state_.step) * per_step;
+  if (c.max_minutes > 0) eta = std::min(eta, c.max_minutes * 60 - elapsed());
+  log_->info(
+      "step {}/{} | epoch {} | loss {:.3f} | ppl {:.2f} | lr {:.3g} | src tok/s {:.0f} | "
+      "tgt tok/s {:.0f} | gnorm {:.3f} | {} elapsed | ETA {}",
+      state_.step, c.max_steps, state_.position.epoch + 1, loss, std::exp(nll), lr,
+      t.src_tokens / seconds, t.tgt_tokens / seconds, grad_norm, clock_string(elapsed()),
+      clock_string(eta));
+  metric({{"kind", "train"}, {"step", state_.step}, {"epoch", state_.position.epoch + 1},
+          {"loss", loss}, {"nll", nll}, {"ppl", std::exp(nll)}, {"lr", lr},
+          {"src_tok_s", t.src_tokens / seconds}, {"tgt_tok_s", t.tgt_tokens / seconds},
+          {"gnorm", grad_norm}});
+}
+
+void Trainer::checkpoint(bool validated) {
+  state_.position = stream_->position();
+  state_.train_seconds = elapsed();
+  last_checkpoint_ = save_checkpoint(options_.save_dir, *model_, &*adam_, config_, state_,
+                                     *tokenizer_);
+  if (validated && state_.stale_validations == 0) {
+    link_checkpoint(options_.save_dir, "best", last_checkpoint_);
+  }
+  prune_checkpoints(options_.save_dir, config_.train.keep_last);
+  log_->info("saved {}", last_checkpoint_);
+}
+
+std::optional<std::string> Trainer::stop_reason() const {
+  const auto& c = config_.train;
+  if (state_.step >= c.max_steps) return "reached max_steps " + std::to_string(c.max_steps);
+  if (c.max_epochs > 0 && stream_->position().epoch >= c.max_epochs &&
+      stream_->position().index == 0) {
+    return "completed max_epochs " + std::to_string(c.max_epochs);
+  }
+  if (c.max_minutes > 0 && elapsed() >= c.max_minutes * 60) {
+    return "used the time budget of " + std::to_string(c.max_minutes) + " minutes";
+  }
+  if (c.patience > 0 && state_.stale_validations >= c.patience) {
+    return "validation did not improve " + std::to_string(c.patience) + " times in a row";
+  }
+  return std::nullopt;
+}
+
+TrainResult Trainer::run() {
+  start_ = Clock::now();
+  prepare_save_dir();
+  setup_logging();
+  setup_tokenizer();
+  config_.model.validate("model");
+  const auto& d = config_.data;
+  if (d.train_src.empty() || d.train_tgt.empty()) {
+    throw InputError((options_.config_path.empty() ? std::string("config") : options_.config_path) +
+                     ": key \"data.train_src\" and \"data.train_tgt\" must name the training files");
+  }
+  train_ = load_corpus(d.train_src, d.train_tgt, "training data");
+  if (!d.valid_src.empty()) valid_ = load_corpus(d.valid_src, d.valid_tgt, "validation data");
+
+  torch::manual_seed(config_.train.seed);
+  model_ = Transformer(config_.model);
+  model_->to(options_.device);
+  model_->train();
+  adam_.emplace(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2,
+                config_.train.adam_eps);
+  for (auto& p : model_->parameters()) params_.push_back(p);
+  if (options_.resume) restore(resolve_checkpoint(options_.save_dir));
+  steps_at_start_ = state_.step;
+  log_->info("{}", model_->summary());
+  log_->info("config: {}", config_.to_json().dump());
+
+  BatchingOptions b;
+  b.max_tokens = config_.train.max_tokens;
+  b.seed = config_.train.seed;
+  planner_.emplace(train_->cache, train_->pairs, b);
+  stream_.emplace(*planner_, state_.position);
+
+  TrainResult result;
+  Tally since_log;
+  auto log_start = Clock::now();
+  std::optional<std::string> reason;
+  while (!(reason = stop_reason())) {
+    if (options_.stop_requested && options_.stop_requested->load()) {
+      result.interrupted = true;
+      reason = "interrupted";
+      break;
+    }
+    update_tally_ = {};
+    update();
+    since_log.add(update_tally_);
+    const auto& c = config_.train;
+    if (options_.progress_bar) draw_progress_bar();
+    if (state_.step % c.log_every == 0 && since_log.tgt_tokens > 0) {
+      double seconds = std::chrono::duration<double>(Clock::now() - log_start).count();
+      log_progress(since_log, seconds, last_grad_norm_);
+      since_log = {};
+      log_start = Clock::now();
+    }
+    bool validated = false;
+    if (valid_ && state_.step % c.valid_every == 0) {
+      double loss = validate();
+      validated = true;
+      if (loss < state_.best_valid) {
+        state_.best_valid = loss;
+        state_.stale_validations = 0;
+      } else {
+        ++state_.stale_validations;
+      }
+    }
+    if (state_.step % c.save_every == 0) checkpoint(validated);
+  }
+  if (last_checkpoint_.empty() || read_checkpoint_meta(last_checkpoint_).state.step != state_.step) {
+    checkpoint(false);
+  }
+  result.steps = state_.step;
+  result.last_checkpoint = last_checkpoint_;
+  result.stop_reason = *reason;
+  if (result.interrupted) {
+    log_->info("interrupted at step {}; continue with: aiayn-train --config {} --save-dir {} --resume",
+               state_.step, options_.config_path, options_.save_dir);
+  } else {
+    log_->info("done: {} after {} steps ({} skipped), {}", *reason, state_.step,
+               state_.skipped_updates, clock_string(elapsed()));
+  }
+  return result;
+}
+
+}  // namespace
+
+TrainResult train(const ExperimentConfig& config, const RunOptions& options) {
+  return Trainer(config, options).run();
+}
+
+}  // namespace aiayn

@@ -1,0 +1,35 @@
+// Training (paper section 5): from a config to checkpoints, with exact resume.
+#pragma once
+#include <torch/torch.h>
+
+#include <atomic>
+#include <string>
+
+#include "src/train_config.h"
+
+namespace aiayn {
+
+struct RunOptions {
+  std::string save_dir;           // checkpoints, logs, metrics, tokenizer, token caches
+  bool resume = false;            // continue from save_dir/last
+  torch::Device device = torch::kCPU;
+  int threads = 1;                // already applied to LibTorch; also for encoding
+  std::string config_path;        // for the "how to resume" message
+  bool progress_bar = false;      // redraw a status line (stdout is a terminal)
+  // Set by a signal handler: finish the update, checkpoint, return.
+  const std::atomic<bool>* stop_requested = nullptr;
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  std::string last_checkpoint;
+  bool interrupted = false;
+  std::string stop_reason;
+};
+
+// Trains as configured. Throws InputError for bad input (config, data,
+// save directory, checkpoint); never overwrites existing checkpoints on a
+// failed start.
+TrainResult train(const ExperimentConfig& config, const RunOptions& options);
+
+}  // namespace aiayn
