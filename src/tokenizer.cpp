@@ -1,5 +1,9 @@
 #include "src/tokenizer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -57,9 +61,23 @@ void Tokenizer::train(const std::vector<std::string>& inputs, const std::string&
                       " --pad_piece=<pad> --unk_piece=<unk> --bos_piece=<s> --eos_piece=</s>"
                       " --hard_vocab_limit=false --minloglevel=1";
   spm::api().set_random_seed(static_cast<unsigned>(o.seed));
-  if (spm::api().train(flags.c_str()) != 0) {
+  // SentencePiece's trainer logs pages to stderr; keep them in a file beside
+  // the model, where they help when something looks wrong.
+  const std::string log_path = model_prefix + ".train.log";
+  std::fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (log_fd >= 0) dup2(log_fd, STDERR_FILENO);
+  int status = spm::api().train(flags.c_str());
+  std::fflush(stderr);
+  if (log_fd >= 0) {
+    dup2(saved, STDERR_FILENO);
+    ::close(log_fd);
+  }
+  ::close(saved);
+  if (status != 0) {
     throw InputError("training the SentencePiece model " + model_prefix + ".model failed: " +
-                     spm::api().last_error());
+                     spm::api().last_error() + " (log: " + log_path + ")");
   }
 }
 

@@ -4,12 +4,14 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 
 #include "models/transformer.h"
 #include "src/batching.h"
@@ -68,7 +70,9 @@ class Trainer {
   Corpus load_corpus(const std::string& src, const std::string& tgt, const std::string& name);
   void restore(const std::string& dir);
   Tally forward_backward(const std::vector<int64_t>& pairs);
-  bool update();  // false when the update was skipped (non-finite loss)
+  // One optimizer step over update_freq batches; false when it was skipped
+  // for a non-finite loss (the step count does not advance).
+  bool update();
   double validate();
   void log_progress(const Tally& since_log, double seconds_since_log, double grad_norm);
   void draw_progress_bar() const;
@@ -217,12 +221,31 @@ Tally Trainer::forward_backward(const std::vector<int64_t>& pairs) {
   return {sums.loss.item<double>(), sums.nll.item<double>(), batch.src_tokens, batch.tgt_tokens};
 }
 
+// Each entry of AIAYN_INJECT_NAN_AT (comma-separated steps; repeat a step to
+// fail its retries too) makes one update's loss NaN: a fault-injection hook
+// so tests can exercise the non-finite-loss handling.
+bool inject_nan(int64_t step) {
+  static std::vector<int64_t> steps = [] {
+    std::vector<int64_t> out;
+    if (const char* env = std::getenv("AIAYN_INJECT_NAN_AT")) {
+      std::stringstream in(env);
+      std::string item;
+      while (std::getline(in, item, ',')) out.push_back(std::stoll(item));
+    }
+    return out;
+  }();
+  auto it = std::find(steps.begin(), steps.end(), step);
+  if (it == steps.end()) return false;
+  steps.erase(it);
+  return true;
+}
+
 bool Trainer::update() {
   Tally tally;
   for (int64_t k = 0; k < config_.train.update_freq; ++k) {
     tally.add(forward_backward(stream_->next()));
   }
-  update_tally_.add(tally);
+  if (inject_nan(state_.step + 1)) tally.loss = std::nan("");
   if (!std::isfinite(tally.loss)) {
     adam_->zero_grad();
     ++state_.skipped_updates;
@@ -236,6 +259,7 @@ bool Trainer::update() {
     return false;
   }
   bad_in_a_row_ = 0;
+  update_tally_ = tally;
   // Gradients of the summed loss, divided by the target tokens of the whole
   // update: the mean per-token loss, however the update was split.
   {
@@ -385,8 +409,7 @@ TrainResult Trainer::run() {
       reason = "interrupted";
       break;
     }
-    update_tally_ = {};
-    update();
+    if (!update()) continue;  // skipped: the same step is tried with the next batch
     since_log.add(update_tally_);
     const auto& c = config_.train;
     if (options_.progress_bar) draw_progress_bar();

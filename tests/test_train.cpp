@@ -1,0 +1,291 @@
+// aiayn-train end to end on a small generated corpus: exact resume, atomic
+// checkpoints under kill -9, SIGINT, non-finite losses, bad input, and
+// weights readable from Python.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "src/checkpoint.h"
+#include "src/json_reader.h"
+#include "tests/test_util.h"
+
+using namespace aiayn;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTrain = std::string(AIAYN_BIN_DIR) + "/aiayn-train";
+
+// A word-reversal corpus: learnable, and made here.
+struct Workspace {
+  test::TempDir dir;
+  Workspace(int pairs = 300) {
+    std::mt19937 rng(5);
+    const char* words[] = {"red", "green", "blue", "cat", "dog", "sun", "moon", "tree",
+                           "car", "sea", "sky", "hill"};
+    std::string src, tgt;
+    for (int i = 0; i < pairs; ++i) {
+      int n = 2 + static_cast<int>(rng() % 6);
+      std::vector<std::string> w;
+      for (int k = 0; k < n; ++k) w.push_back(words[rng() % 12]);
+      for (int k = 0; k < n; ++k) src += (k ? " " : "") + w[k];
+      for (int k = n - 1; k >= 0; --k) tgt += (k != n - 1 ? " " : "") + w[k];
+      src += "\n";
+      tgt += "\n";
+    }
+    test::write_file(file("train.src"), src);
+    test::write_file(file("train.tgt"), tgt);
+    test::write_file(file("valid.src"), src.substr(0, src.find('\n', 200) + 1));
+    test::write_file(file("valid.tgt"), tgt.substr(0, tgt.find('\n', 200) + 1));
+  }
+  std::string file(const std::string& name) const { return dir.file(name); }
+  // The training command with the tiny model and a quick recipe.
+  std::string command(const std::string& save_dir, const std::string& extra = "") const {
+    return kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --threads 2" +
+           " --save-dir " + save_dir + " --set data.train_src=" + file("train.src") +
+           " --set data.train_tgt=" + file("train.tgt") + " --set data.valid_src=" +
+           file("valid.src") + " --set data.valid_tgt=" + file("valid.tgt") +
+           " --set data.vocab_size=40 --set train.max_tokens=300 --set train.warmup_steps=50" +
+           " --set train.log_every=1 --set train.valid_every=5 --set train.save_every=5" +
+           " --set model.p_drop=0.1 " + extra;
+  }
+};
+
+// step -> loss of the "train" records of metrics.jsonl.
+std::map<int64_t, double> losses(const std::string& save_dir) {
+  std::map<int64_t, double> out;
+  std::istringstream in(test::read_file(save_dir + "/metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] == "train") out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+  }
+  return out;
+}
+
+bool losses_exist(const std::string& save_dir) {
+  return fs::exists(save_dir + "/metrics.jsonl") && losses(save_dir).size() >= 3;
+}
+
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) files[e.path().string()] = test::read_file(e.path().string());
+  }
+  return files;
+}
+
+}  // namespace
+
+TEST_CASE("a resumed run logs the same losses as an uninterrupted one", "[train][resume]") {
+  Workspace ws;
+  auto whole = test::run(ws.command(ws.file("whole"), "--set train.max_steps=12"));
+  INFO(whole.err);
+  REQUIRE(whole.exit_code == 0);
+  auto first = test::run(ws.command(ws.file("split"), "--set train.max_steps=7"));
+  REQUIRE(first.exit_code == 0);
+  auto second = test::run(ws.command(ws.file("split"), "--set train.max_steps=12 --resume"));
+  INFO(second.out << second.err);
+  REQUIRE(second.exit_code == 0);
+  CHECK_THAT(second.out, Catch::Contains("resumed from") && Catch::Contains("at step 7"));
+  auto a = losses(ws.file("whole")), b = losses(ws.file("split"));
+  REQUIRE(a.size() == 12);
+  REQUIRE(b.size() == 12);
+  for (int64_t step = 1; step <= 12; ++step) {
+    INFO("step " << step);
+    CHECK(std::abs(a[step] - b[step]) <= 1e-6);
+  }
+  // The last checkpoints agree bit for bit in their weights.
+  CHECK(test::read_file(ws.file("whole/last/model.pt")) ==
+        test::read_file(ws.file("split/last/model.pt")));
+}
+
+TEST_CASE("SIGINT finishes the update, checkpoints and says how to resume", "[train][signal]") {
+  Workspace ws;
+  const std::string save = ws.file("run");
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string cmd = ws.command(save, "--set train.max_steps=100000 --set train.save_every=100000") +
+                      " > " + ws.file("out") + " 2> " + ws.file("err");
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
+    _exit(127);
+  }
+  // Wait until training is under way (a few steps logged).
+  for (int i = 0; i < 600 && losses_exist(save) == false; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::string out = test::read_file(ws.file("out"));
+  INFO(out << test::read_file(ws.file("err")));
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_THAT(out, Catch::Contains("interrupted at step") && Catch::Contains("--resume"));
+  auto dir = resolve_checkpoint(save);
+  auto meta = read_checkpoint_meta(dir);
+  CHECK(meta.state.step > 0);
+  auto resumed = test::run(ws.command(save, "--resume --set train.max_steps=" +
+                                                std::to_string(meta.state.step + 2)));
+  CHECK(resumed.exit_code == 0);
+}
+
+TEST_CASE("kill -9 at any moment leaves the last checkpoint loadable", "[train][atomic]") {
+  Workspace ws;
+  const std::string save = ws.file("run");
+  std::mt19937 rng(3);
+  int kills_after_a_checkpoint = 0;
+  for (int round = 0; round < 6; ++round) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::string cmd = ws.command(save, std::string(round ? "--resume " : "") +
+                                             "--set train.max_steps=100000 --set train.save_every=1") +
+                        " > /dev/null 2>&1";
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
+      _exit(127);
+    }
+    // First wait for a checkpoint to exist, then kill at a random moment.
+    for (int i = 0; i < 600 && !fs::exists(save + "/last"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 700));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    REQUIRE(fs::exists(save + "/last"));
+    ++kills_after_a_checkpoint;
+    auto dir = resolve_checkpoint(save);
+    auto meta = read_checkpoint_meta(dir);
+    auto model = load_model(dir, torch::kCPU);  // every part readable
+    CHECK(model->parameter_count() > 0);
+    CHECK(meta.state.step > 0);
+  }
+  CHECK(kills_after_a_checkpoint == 6);
+  // And the run resumes from whatever was left.
+  auto step = read_checkpoint_meta(resolve_checkpoint(save)).state.step;
+  auto resumed = test::run(ws.command(save, "--resume --set train.max_steps=" + std::to_string(step + 1)));
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+}
+
+TEST_CASE("non-finite losses skip updates, and K in a row stop with the step", "[train][nan]") {
+  Workspace ws;
+  // AIAYN_INJECT_NAN_AT makes the loss of the listed steps NaN.
+  auto once = test::run("AIAYN_INJECT_NAN_AT=3 " + ws.command(ws.file("once"), "--set train.max_steps=6"));
+  INFO(once.out << once.err);
+  CHECK(once.exit_code == 0);
+  CHECK_THAT(once.out, Catch::Contains("step 3: non-finite loss, update skipped") &&
+                           Catch::Contains("after 6 steps (1 skipped)"));
+  auto run = test::run("AIAYN_INJECT_NAN_AT=4,4,4 " +
+                       ws.command(ws.file("run"), "--set train.max_steps=20 --set train.max_bad_steps=3"));
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 2);
+  CHECK_THAT(run.err, Catch::Contains("3 non-finite losses in a row, the last at step 4"));
+  CHECK(test::count_lines(run.err) == 1);
+}
+
+TEST_CASE("training bad input: each a one-line error, exit 2, nothing lost", "[train][bad-input]") {
+  Workspace ws;
+  SECTION("unwritable or impossible checkpoint directory") {
+    test::write_file(ws.file("plain-file"), "x");
+    auto r = test::run(ws.command(ws.file("plain-file/sub")));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("plain-file/sub"));
+    CHECK(test::read_file(ws.file("plain-file")) == "x");
+  }
+  SECTION("missing save dir on resume") {
+    auto r = test::run(ws.command(ws.file("nothing-here"), "--resume"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("no checkpoint"));
+  }
+  SECTION("existing checkpoints are not overwritten by a fresh start") {
+    REQUIRE(test::run(ws.command(ws.file("run"), "--set train.max_steps=5")).exit_code == 0);
+    auto before = snapshot(ws.file("run"));
+    auto r = test::run(ws.command(ws.file("run"), "--set train.max_steps=5"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("already holds checkpoints") && Catch::Contains("--resume"));
+    auto after = snapshot(ws.file("run"));
+    for (const auto& [path, bytes] : before) {
+      if (path.find("train.log") == std::string::npos) CHECK(after[path] == bytes);
+    }
+  }
+  SECTION("corrupt or truncated checkpoint on resume") {
+    REQUIRE(test::run(ws.command(ws.file("run"), "--set train.max_steps=5")).exit_code == 0);
+    auto model_pt = ws.file("run/last/model.pt");
+    auto good = test::read_file(model_pt);
+    test::write_file(model_pt, good.substr(0, good.size() / 2));
+    auto r = test::run(ws.command(ws.file("run"), "--resume --set train.max_steps=8"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("model.pt"));
+    CHECK(test::count_lines(r.err) == 1);
+    CHECK(test::read_file(model_pt).size() == good.size() / 2);  // left as it was
+    test::write_file(ws.file("run/last/meta.json"), "{\"format\": 1}");
+    r = test::run(ws.command(ws.file("run"), "--resume --set train.max_steps=8"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("meta.json"));
+  }
+  SECTION("resuming with another model or tokenizer is refused") {
+    REQUIRE(test::run(ws.command(ws.file("run"), "--set train.max_steps=5")).exit_code == 0);
+    auto r = test::run(ws.command(ws.file("run"), "--resume --set model.d_ff=128 --set train.max_steps=8"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("differs") && Catch::Contains("same model"));
+    auto other = test::run(ws.command(ws.file("other"), "--set train.max_steps=1 --set data.vocab_size=48"));
+    REQUIRE(other.exit_code == 0);
+    r = test::run(ws.command(ws.file("run"), "--resume --set data.spm_model=" + ws.file("other/spm.model") +
+                                                 " --set train.max_steps=8"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("other/spm.model") && Catch::Contains("same one"));
+  }
+  SECTION("a bad config key or value") {
+    auto r = test::run(ws.command(ws.file("run"), "--set train.warmup=10"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("\"train.warmup\"") && Catch::Contains("unknown key"));
+    r = test::run(ws.command(ws.file("run"), "--set train.label_smoothing=1.5"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("\"train.label_smoothing\""));
+  }
+  SECTION("a training corpus empty after filtering") {
+    auto r = test::run(ws.command(ws.file("run"), "--set data.max_length=1"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("no pair left after filtering") && Catch::Contains("train.src"));
+  }
+  SECTION("a validation set whose sides differ in length") {
+    test::write_file(ws.file("valid.tgt"), "red\n");
+    auto r = test::run(ws.command(ws.file("run")));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("valid.src has") && Catch::Contains("valid.tgt has 1"));
+  }
+}
+
+TEST_CASE("checkpoint weights load in Python with the model's names and shapes", "[train][python]") {
+  Workspace ws;
+  REQUIRE(test::run(ws.command(ws.file("run"), "--set train.max_steps=2")).exit_code == 0);
+  auto dir = resolve_checkpoint(ws.file("run"));
+  auto model = load_model(dir, torch::kCPU);
+  std::string expected;
+  for (const auto& p : model->named_parameters()) {
+    expected += p.key() + " " + c10::str(p.value().sizes()) + "\n";
+  }
+  test::write_file(ws.file("expected.txt"), expected);
+  test::write_file(ws.file("check.py"), R"(import sys, torch
+w = torch.load(sys.argv[1] + "/model.pt")
+expected = {}
+for line in open(sys.argv[2]):
+    name, shape = line.split(" ", 1)
+    expected[name] = [int(x) for x in shape.strip()[1:-1].split(",")]
+assert set(w) == set(expected), (set(w) ^ set(expected))
+for name, t in w.items():
+    assert list(t.shape) == expected[name], name
+    assert t.dtype == torch.float32 and torch.isfinite(t).all(), name
+print(len(w), "tensors ok")
+)");
+  auto r = test::run("/usr/bin/python3 " + ws.file("check.py") + " " + dir + " " + ws.file("expected.txt"));
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("tensors ok"));
+}
