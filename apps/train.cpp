@@ -7,6 +7,7 @@
 #include "models/transformer.h"
 #include "src/app.h"
 #include "src/cli.h"
+#include "src/checkpoint.h"
 #include "src/error.h"
 #include "src/trainer.h"
 
@@ -45,6 +46,11 @@ int main(int argc, char** argv) {
     app.add_flag("--summary", summary, "print the model summary and exit (no data needed)");
     app.add_option("--vocab", vocab, "with --summary: joint vocabulary size")
         ->check(CLI::PositiveNumber);
+    int64_t average = 0;
+    app.add_option("--average", average,
+                   "average the last N checkpoints of --save-dir into <save-dir>/averaged "
+                   "and exit (paper: 5 for base, 20 for big)")
+        ->check(CLI::PositiveNumber);
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
     const int used_threads = aiayn::set_threads(threads);
@@ -57,7 +63,13 @@ int main(int argc, char** argv) {
       std::cout << config_path << ": " << model->summary() << std::endl;
       return 0;
     }
-    if (save_dir.empty()) throw aiayn::InputError("--save-dir is required for training");
+    if (save_dir.empty()) throw aiayn::InputError("--save-dir is required");
+    if (average > 0) {
+      auto dirs = aiayn::last_checkpoints(save_dir, average);
+      auto out = aiayn::write_averaged_checkpoint(dirs, save_dir, "averaged");
+      std::cout << "averaged " << dirs.size() << " checkpoints into " << out << std::endl;
+      return 0;
+    }
     auto config = aiayn::load_experiment_config(config_path, overrides);
 
     std::signal(SIGINT, on_signal);

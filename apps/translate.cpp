@@ -1,21 +1,59 @@
-// aiayn-translate: Translate text with a trained Transformer checkpoint (beam search).
+// aiayn-translate: translates text with a trained checkpoint (beam search,
+// incremental decoding), and scores it when given references.
+#include <iostream>
+
 #include "src/app.h"
 #include "src/cli.h"
+#include "src/translate_job.h"
 
 int main(int argc, char** argv) {
   return aiayn::run_app("aiayn-translate", [&] {
-    CLI::App app{"Translate text with a trained Transformer checkpoint (beam search).", "aiayn-translate"};
-    std::string checkpoint;
+    CLI::App app{
+        "Translate text with a Transformer checkpoint written by aiayn-train.\n"
+        "Reads one sentence per line (a file, or stdin as lines arrive) and writes one\n"
+        "translation per line, in input order.",
+        "aiayn-translate"};
+    aiayn::TranslateJob job;
+    auto& search = job.options.search;
     int threads = 0;
     std::string device_name = "cpu";
-    app.add_option("--checkpoint", checkpoint, "checkpoint directory written by aiayn-train")
+    bool greedy = false, no_cache = false;
+    app.add_option("-c,--checkpoint", job.checkpoints,
+                   "checkpoint directory, or a save directory (its last); several are averaged")
         ->required();
+    app.add_option("-i,--input", job.input, "source text; - = stdin")->capture_default_str();
+    app.add_option("-o,--output", job.output, "translations; - = stdout")->capture_default_str();
+    app.add_option("-b,--beam", search.beam, "beam size (paper: 4)")
+        ->check(CLI::Range(1, 1000))->capture_default_str();
+    app.add_flag("--greedy", greedy, "greedy decoding (same as --beam 1)");
+    app.add_option("--alpha", search.length_penalty, "length penalty ((5+|Y|)/6)^alpha (paper: 0.6)")
+        ->check(CLI::Range(0.0, 10.0))->capture_default_str();
+    app.add_option("--max-len-a", search.max_len_a, "output at most a*|x|+b tokens")
+        ->check(CLI::Range(0.0, 100.0))->capture_default_str();
+    app.add_option("--max-len-b", search.max_len_b, "output at most a*|x|+b tokens (paper: |x|+50)")
+        ->check(CLI::Range(0, 100000))->capture_default_str();
+    app.add_option("-n,--nbest", search.nbest, "hypotheses per sentence (implies --scores)")
+        ->check(CLI::Range(1, 1000))->capture_default_str();
+    app.add_flag("--scores", job.scores, "write 'index ||| text ||| score ||| log-prob' lines");
+    app.add_option("--batch-size", job.options.batch_sentences, "sentences per batch")
+        ->check(CLI::Range(1, 100000))->capture_default_str();
+    app.add_option("--batch-tokens", job.options.batch_tokens, "source tokens per batch")
+        ->check(CLI::Range(1, 10000000))->capture_default_str();
+    app.add_option("--output-format", job.output_format, "text, pieces or ids")
+        ->check(CLI::IsMember({"text", "pieces", "ids"}))->capture_default_str();
+    app.add_option("-r,--reference", job.reference, "print BLEU and chrF2 against this file");
+    app.add_flag("--lowercase", job.lowercase, "case-insensitive BLEU and chrF");
+    app.add_flag("--no-cache", no_cache, "recompute the decoder over the whole prefix (slow; for comparison)");
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
+
     aiayn::set_threads(threads);
-    aiayn::parse_device(device_name);
-    std::cerr << "aiayn-translate: checkpoints are not readable yet (issue #4)\n";
-    return 2;
+    job.device = aiayn::parse_device(device_name);
+    if (greedy) search.beam = 1;
+    if (search.nbest > 1) job.scores = true;
+    search.use_cache = !no_cache;
+    aiayn::run_translate_job(job, std::cerr);
+    return 0;
   });
 }

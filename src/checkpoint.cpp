@@ -259,3 +259,84 @@ Transformer load_model(const std::string& dir, const torch::Device& device) {
 }
 
 }  // namespace aiayn
+
+namespace aiayn {
+
+Transformer load_averaged_model(const std::vector<std::string>& dirs,
+                                const torch::Device& device) {
+  if (dirs.empty()) throw InputError("no checkpoint given");
+  if (dirs.size() == 1) return load_model(dirs[0], device);
+  const auto config = read_checkpoint_config(dirs[0]);
+  const auto meta = read_checkpoint_meta(dirs[0]);
+  Transformer model(config.model);
+  std::map<std::string, torch::Tensor> sum;
+  for (const auto& dir : dirs) {
+    auto other = read_checkpoint_config(dir);
+    if (other.model.to_json() != config.model.to_json()) {
+      throw InputError(dir + ": a different architecture from " + dirs[0] +
+                       "; only checkpoints of one model can be averaged");
+    }
+    if (read_checkpoint_meta(dir).tokenizer_hash != meta.tokenizer_hash) {
+      throw InputError(dir + ": another tokenizer than " + dirs[0] + "; cannot average them");
+    }
+    load_weights(*model, dir);
+    torch::NoGradGuard no_grad;
+    for (const auto& p : model->named_parameters()) {
+      auto v = p.value().to(torch::kFloat64);
+      auto it = sum.find(p.key());
+      if (it == sum.end()) sum[p.key()] = v.clone();
+      else it->second.add_(v);
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters()) {
+    p.value().copy_(sum[p.key()] / static_cast<double>(dirs.size()));
+  }
+  model->to(device);
+  model->eval();
+  return model;
+}
+
+std::vector<std::string> last_checkpoints(const std::string& save_dir, int64_t count) {
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(save_dir, ec)) {
+    auto name = e.path().filename().string();
+    if (e.is_directory() && !e.is_symlink() && name.rfind("checkpoint_", 0) == 0 &&
+        fs::exists(e.path() / "meta.json")) {
+      dirs.push_back(e.path().string());
+    }
+  }
+  if (ec) throw InputError(save_dir + ": cannot list checkpoints: " + ec.message());
+  std::sort(dirs.begin(), dirs.end());
+  if (static_cast<int64_t>(dirs.size()) > count) dirs.erase(dirs.begin(), dirs.end() - count);
+  if (dirs.empty()) throw InputError(save_dir + ": holds no checkpoint_<step> directories");
+  return dirs;
+}
+
+std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
+                                      const std::string& save_dir, const std::string& name) {
+  auto model = load_averaged_model(dirs, torch::kCPU);
+  const std::string& newest = dirs.back();
+  const fs::path final_dir = fs::path(save_dir) / name;
+  const fs::path tmp = fs::path(save_dir) / (".tmp-" + name + "-" + std::to_string(getpid()));
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp);
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& p : model->named_parameters()) weights[p.key()] = p.value();
+  write_synced(tmp / "model.pt", pickle(weights));
+  for (const char* file : {"config.json", "meta.json", "spm.model"}) {
+    write_synced(tmp / file, read_bytes(fs::path(newest) / file));
+  }
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& d : dirs) sources.push_back(fs::path(d).filename().string());
+  write_synced(tmp / "averaged_from.json", sources.dump(2) + "\n");
+  sync_dir(tmp);
+  fs::remove_all(final_dir, ec);
+  fs::rename(tmp, final_dir);
+  sync_dir(save_dir);
+  return final_dir.string();
+}
+
+}  // namespace aiayn

@@ -30,7 +30,9 @@ struct TrainingState {
   int64_t step = 0;             // updates done
   BatchPosition position;       // the next batch
   int64_t skipped_updates = 0;  // non-finite losses so far
-  double best_valid = std::numeric_limits<double>::infinity();  // lowest validation loss
+  // The best validation result so far, lower is better: -BLEU when BLEU is
+  // computed, else the loss.
+  double best_valid = std::numeric_limits<double>::infinity();
   int64_t stale_validations = 0;                                 // since the best
   double train_seconds = 0;     // wall time spent training so far
 };
@@ -68,6 +70,17 @@ void load_rng(const std::string& dir);
 Tokenizer load_checkpoint_tokenizer(const std::string& dir);
 
 // Builds the model a checkpoint describes and loads its weights (eval mode).
+// With several directories the weights are their average (section 6.1: the
+// last 5 or 20 checkpoints); they must share the architecture and tokenizer.
 Transformer load_model(const std::string& dir, const torch::Device& device);
+Transformer load_averaged_model(const std::vector<std::string>& dirs, const torch::Device& device);
+
+// The newest `count` checkpoint_<step> directories of save_dir, oldest first.
+std::vector<std::string> last_checkpoints(const std::string& save_dir, int64_t count);
+
+// Writes the average of `dirs` as save_dir/<name> (config, tokenizer and
+// metadata of the newest, no optimizer state). Returns its path.
+std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
+                                      const std::string& save_dir, const std::string& name);
 
 }  // namespace aiayn

@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <poll.h>
+#include <unistd.h>
+
 #include "src/error.h"
 
 namespace aiayn {
@@ -75,6 +78,61 @@ int64_t LineReader::count_rest() {
   int64_t n = 0;
   while (getline(&buffer_, &capacity_, file_) >= 0) ++n;
   return n;
+}
+
+LineStream::LineStream(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+
+bool LineStream::fill(bool block) {
+  if (eof_) return false;
+  if (!block) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return false;
+  }
+  char buf[65536];
+  ssize_t n;
+  do {
+    n = ::read(fd_, buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw InputError(name_ + ": read error: " + std::strerror(errno));
+  if (n == 0) {
+    eof_ = true;
+    return false;
+  }
+  buffer_.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
+bool LineStream::take_line(std::string* line) {
+  size_t nl = buffer_.find('\n');
+  if (nl == std::string::npos) {
+    if (!eof_ || buffer_.empty()) return false;
+    nl = buffer_.size();  // a last line without a newline
+  }
+  std::string_view view(buffer_.data(), nl);
+  if (!view.empty() && view.back() == '\r') view.remove_suffix(1);
+  if (first_ && view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);
+  first_ = false;
+  line->assign(view.data(), view.size());
+  buffer_.erase(0, std::min(buffer_.size(), nl + 1));
+  return true;
+}
+
+bool LineStream::next_group(std::vector<std::string>* lines, size_t max_lines) {
+  std::string line;
+  while (!take_line(&line)) {  // block for one complete line, or the end
+    if (eof_) return false;
+    fill(true);
+  }
+  lines->push_back(line);
+  for (size_t taken = 1; taken < max_lines;) {
+    if (take_line(&line)) {
+      lines->push_back(line);
+      ++taken;
+    } else if (!fill(false)) {
+      break;
+    }
+  }
+  return true;
 }
 
 }  // namespace aiayn

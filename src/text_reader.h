@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace aiayn {
 
@@ -33,6 +34,29 @@ class LineReader {
   int64_t line_number_ = 0;
   char* buffer_ = nullptr;
   size_t capacity_ = 0;
+};
+
+// Lines from a file descriptor (a pipe or terminal) as they arrive: each
+// call blocks for at least one complete line, then also takes whatever
+// further complete lines are already available, so an interactive user gets
+// an answer per line and a piped file still gets batches.
+class LineStream {
+ public:
+  explicit LineStream(int fd, std::string name = "<stdin>");
+  // Appends up to max_lines lines; false once the stream has ended and all
+  // lines were returned.
+  bool next_group(std::vector<std::string>* lines, size_t max_lines);
+  const std::string& name() const { return name_; }
+
+ private:
+  bool fill(bool block);  // reads once; false at end of input
+  bool take_line(std::string* line);
+
+  int fd_;
+  std::string name_;
+  std::string buffer_;
+  bool eof_ = false;
+  bool first_ = true;
 };
 
 }  // namespace aiayn

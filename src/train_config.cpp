@@ -49,6 +49,8 @@ TrainConfig read_train(JsonObjectReader& r) {
   t.seed = static_cast<uint64_t>(r.integer("seed", static_cast<int64_t>(t.seed), 0));
   t.log_every = r.integer("log_every", t.log_every, 1);
   t.valid_every = r.integer("valid_every", t.valid_every, 1);
+  t.valid_bleu = r.boolean("valid_bleu", t.valid_bleu);
+  t.valid_beam = r.integer("valid_beam", t.valid_beam, 1, 64);
   t.save_every = r.integer("save_every", t.save_every, 1);
   t.keep_last = r.integer("keep_last", t.keep_last, 1, kMaxInt);
   t.patience = r.integer("patience", t.patience, 0);
@@ -95,7 +97,8 @@ nlohmann::json ExperimentConfig::to_json() const {
         {"label_smoothing", t.label_smoothing}, {"clip_norm", t.clip_norm},
         {"max_steps", t.max_steps}, {"max_epochs", t.max_epochs},
         {"max_minutes", t.max_minutes}, {"seed", t.seed}, {"log_every", t.log_every},
-        {"valid_every", t.valid_every}, {"save_every", t.save_every},
+        {"valid_every", t.valid_every}, {"valid_bleu", t.valid_bleu},
+        {"valid_beam", t.valid_beam}, {"save_every", t.save_every},
         {"keep_last", t.keep_last}, {"patience", t.patience},
         {"max_bad_steps", t.max_bad_steps}}},
   };

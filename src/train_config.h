@@ -39,6 +39,8 @@ struct TrainConfig {
   uint64_t seed = 1;
   int64_t log_every = 100;
   int64_t valid_every = 1000;
+  bool valid_bleu = true;        // also translate the validation set and score BLEU
+  int64_t valid_beam = 1;        // beam for that (1 = greedy)
   int64_t save_every = 1000;
   int64_t keep_last = 5;
   int64_t patience = 0;          // validations without improvement before stopping; 0 = off

@@ -21,6 +21,9 @@
 #include "src/optimizer.h"
 #include "src/token_cache.h"
 #include "src/tokenizer.h"
+#include "src/bleu.h"
+#include "src/text_reader.h"
+#include "src/translator.h"
 
 namespace aiayn {
 
@@ -87,6 +90,7 @@ class Trainer {
   std::ofstream metrics_;
   std::optional<Tokenizer> tokenizer_;
   std::optional<Corpus> train_, valid_;
+  std::vector<std::string> valid_src_text_, valid_tgt_text_;  // for validation BLEU
   std::optional<BatchPlanner> planner_;
   std::optional<BatchStream> stream_;
   Transformer model_{nullptr};
@@ -294,12 +298,28 @@ double Trainer::validate() {
     nll += label_smoothed_nll(model_->logits(h), targets, 0.0).nll.item<double>();
     tokens += batch.tgt_tokens;
   }
-  model_->train();
   const double loss = nll / static_cast<double>(tokens);
-  log_->info("validation at step {}: loss {:.4f}, perplexity {:.2f} ({} sentences)", state_.step,
-             loss, std::exp(loss), valid_->pairs.size());
-  metric({{"kind", "valid"}, {"step", state_.step}, {"loss", loss}, {"ppl", std::exp(loss)}});
-  return loss;
+  nlohmann::json record = {{"kind", "valid"}, {"step", state_.step}, {"loss", loss}, {"ppl", std::exp(loss)}};
+  std::string bleu_text;
+  double criterion = loss;
+  if (config_.train.valid_bleu) {
+    // BLEU of the model's own translations (sacreBLEU-compatible, cased).
+    Translator translator(model_, *tokenizer_, options_.device);
+    TranslateOptions o;
+    o.search.beam = config_.train.valid_beam;
+    auto results = translator.translate(valid_src_text_, o);
+    std::vector<std::string> hyps;
+    for (const auto& r : results) hyps.push_back(r.texts.empty() ? "" : r.texts[0]);
+    auto bleu = corpus_bleu(hyps, valid_tgt_text_);
+    record["bleu"] = bleu.score;
+    bleu_text = ", " + bleu.format();
+    criterion = -bleu.score;
+  }
+  model_->train();
+  log_->info("validation at step {}: loss {:.4f}, perplexity {:.2f}{} ({} sentences)", state_.step,
+             loss, std::exp(loss), bleu_text, valid_->pairs.size());
+  metric(record);
+  return criterion;
 }
 
 // A status line redrawn in place, for terminals only (CI and pipes get the
@@ -379,7 +399,16 @@ TrainResult Trainer::run() {
                      ": key \"data.train_src\" and \"data.train_tgt\" must name the training files");
   }
   train_ = load_corpus(d.train_src, d.train_tgt, "training data");
-  if (!d.valid_src.empty()) valid_ = load_corpus(d.valid_src, d.valid_tgt, "validation data");
+  if (!d.valid_src.empty()) {
+    valid_ = load_corpus(d.valid_src, d.valid_tgt, "validation data");
+    if (config_.train.valid_bleu) {
+      for (auto [path, lines] : {std::pair{d.valid_src, &valid_src_text_}, {d.valid_tgt, &valid_tgt_text_}}) {
+        LineReader reader(path);
+        std::string line;
+        while (reader.next(&line)) lines->push_back(line);
+      }
+    }
+  }
 
   torch::manual_seed(config_.train.seed);
   model_ = Transformer(config_.model);
@@ -421,10 +450,10 @@ TrainResult Trainer::run() {
     }
     bool validated = false;
     if (valid_ && state_.step % c.valid_every == 0) {
-      double loss = validate();
+      double criterion = validate();
       validated = true;
-      if (loss < state_.best_valid) {
-        state_.best_valid = loss;
+      if (criterion < state_.best_valid) {
+        state_.best_valid = criterion;
         state_.stale_validations = 0;
       } else {
         ++state_.stale_validations;

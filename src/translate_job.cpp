@@ -1,0 +1,136 @@
+#include "src/translate_job.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "src/bleu.h"
+#include "src/checkpoint.h"
+#include "src/error.h"
+#include "src/text_reader.h"
+
+namespace aiayn {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string render(const Translator& translator, const Hypothesis& h, const std::string& text,
+                   const std::string& format) {
+  if (format == "text") return text;
+  std::string out;
+  for (int64_t id : h.tokens) {
+    if (!out.empty()) out += ' ';
+    out += format == "ids" ? std::to_string(id) : translator.tokenizer().piece(static_cast<int32_t>(id));
+  }
+  return out;
+}
+
+// Writes one input line's output: its best translation, or with scores every
+// n-best hypothesis as "index ||| text ||| score ||| log-prob".
+void write_translation(std::ostream& out, const Translator& translator, const Translation& t,
+                       int64_t index, const TranslateJob& job) {
+  if (!job.scores) {
+    out << (t.hypotheses.empty() ? "" : render(translator, t.hypotheses[0], t.texts[0], job.output_format))
+        << '\n';
+    return;
+  }
+  if (t.hypotheses.empty()) out << index << " |||  ||| -inf ||| -inf\n";
+  char buf[64];
+  for (size_t k = 0; k < t.hypotheses.size(); ++k) {
+    const auto& h = t.hypotheses[k];
+    std::snprintf(buf, sizeof buf, " ||| %.6f ||| %.6f", h.score, h.log_prob);
+    out << index << " ||| " << render(translator, h, t.texts[k], job.output_format) << buf << '\n';
+  }
+}
+
+std::vector<std::string> read_all_lines(const std::string& path) {
+  LineReader reader(path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (reader.next(&line)) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
+  if (job.checkpoints.empty()) throw InputError("--checkpoint: at least one is needed");
+  const auto& s = job.options.search;
+  if (s.nbest > s.beam) {
+    throw InputError("--nbest " + std::to_string(s.nbest) + " exceeds --beam " + std::to_string(s.beam));
+  }
+  std::vector<std::string> dirs;
+  for (const auto& c : job.checkpoints) dirs.push_back(resolve_checkpoint(c));
+  auto tokenizer = load_checkpoint_tokenizer(dirs.back());
+  Translator translator(load_averaged_model(dirs, job.device), tokenizer, job.device);
+
+  std::vector<std::string> references;
+  if (!job.reference.empty()) references = read_all_lines(job.reference);
+
+  // Output to a temporary file renamed at the end: a failure never leaves a
+  // truncated translation under the requested name.
+  std::ofstream file;
+  std::string tmp;
+  if (job.output != "-") {
+    tmp = job.output + ".tmp-" + std::to_string(getpid());
+    file.open(tmp);
+    if (!file) throw InputError(job.output + ": cannot write");
+  }
+  std::ostream& out = job.output == "-" ? std::cout : file;
+  auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
+
+  TranslateReport report;
+  std::vector<std::string> hypotheses;
+  const auto start = std::chrono::steady_clock::now();
+  auto emit = [&](const std::vector<std::string>& lines, int64_t first) {
+    auto results = translator.translate(lines, job.options, first, warn);
+    for (size_t i = 0; i < results.size(); ++i) {
+      write_translation(out, translator, results[i], first - 1 + static_cast<int64_t>(i), job);
+      hypotheses.push_back(results[i].texts.empty() ? "" : results[i].texts[0]);
+      if (!results[i].hypotheses.empty()) report.output_tokens += results[i].hypotheses[0].tokens.size();
+    }
+    report.sentences += static_cast<int64_t>(lines.size());
+    out.flush();
+  };
+  if (job.input == "-") {
+    LineStream stream(STDIN_FILENO);
+    std::vector<std::string> group;
+    while (group.clear(), stream.next_group(&group, static_cast<size_t>(job.options.batch_sentences))) {
+      emit(group, report.sentences + 1);
+    }
+  } else {
+    emit(read_all_lines(job.input), 1);
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!tmp.empty()) {
+    file.close();
+    if (!file || std::rename(tmp.c_str(), job.output.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      throw InputError(job.output + ": cannot write the translations");
+    }
+  }
+  log << "translated " << report.sentences << " sentences (" << report.output_tokens
+      << " tokens) in " << report.seconds << " s: " << report.sentences / report.seconds
+      << " sentences/s, " << report.output_tokens / report.seconds << " tokens/s\n";
+  if (!job.reference.empty()) {
+    if (references.size() != hypotheses.size()) {
+      throw InputError(job.reference + ": " + std::to_string(references.size()) +
+                       " lines, but the input has " + std::to_string(hypotheses.size()));
+    }
+    auto bleu = corpus_bleu(hypotheses, references, job.lowercase);
+    auto chrf = corpus_chrf(hypotheses, references, job.lowercase);
+    report.bleu = bleu.format() + "\n" + bleu.signature();
+    report.chrf = chrf.format() + "\n" + chrf.signature();
+    report.bleu_score = bleu.score;
+    log << report.bleu << "\n" << report.chrf << "\n";
+  }
+  return report;
+}
+
+}  // namespace aiayn

@@ -1,0 +1,47 @@
+// Text in, text out: tokenization, length-sorted batches, search, and
+// detokenization, with outputs in input order and one output per input line.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/transformer.h"
+#include "src/search.h"
+#include "src/tokenizer.h"
+
+namespace aiayn {
+
+struct TranslateOptions {
+  SearchOptions search;
+  int64_t batch_sentences = 64;  // at most this many sentences per batch
+  int64_t batch_tokens = 4096;   // and at most this many source tokens (padded shape)
+};
+
+struct Translation {
+  std::vector<Hypothesis> hypotheses;  // best first; empty for an empty or skipped line
+  std::vector<std::string> texts;      // detokenized, one per hypothesis
+};
+
+class Translator {
+ public:
+  Translator(Transformer model, Tokenizer tokenizer, torch::Device device);
+
+  // Translates `lines`; `first_line` numbers them in warnings (file line of
+  // lines[0]). Invalid UTF-8 gives an empty translation and a warning; a line
+  // longer than the model's positions is truncated with a warning.
+  std::vector<Translation> translate(const std::vector<std::string>& lines,
+                                     const TranslateOptions& options, int64_t first_line = 1,
+                                     const std::function<void(const std::string&)>& warn = {});
+
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  TransformerImpl& model() { return *model_; }
+
+ private:
+  Transformer model_;
+  Tokenizer tokenizer_;
+  torch::Device device_;
+};
+
+}  // namespace aiayn

@@ -1,0 +1,126 @@
+// Search: greedy = beam 1, cached = uncached, printed score = forced score,
+// and the length limit.
+#include <catch2/catch.hpp>
+
+#include "models/transformer.h"
+#include "src/search.h"
+#include "tests/test_util.h"
+
+using namespace aiayn;
+
+namespace {
+
+Transformer random_model(uint64_t seed, int64_t vocab = 24) {
+  torch::manual_seed(seed);
+  auto c = load_model_config(std::string(AIAYN_SOURCE_DIR) + "/configs/tiny.json");
+  c.src_vocab = c.tgt_vocab = vocab;
+  Transformer m(c);
+  // Make eos likely enough that hypotheses end at different lengths.
+  torch::NoGradGuard no_grad;
+  m->src_embed->weight[kEosId].mul_(3.0);
+  m->eval();
+  return m;
+}
+
+// [B, S] sources with eos and right padding, lengths 1..8.
+torch::Tensor random_sources(int64_t batch, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto src = torch::full({batch, 9}, kPadId, torch::kLong);
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t n = 1 + (b * 3) % 8;
+    src[b].narrow(0, 0, n).copy_(torch::randint(4, 24, {n}));
+    src[b][n] = kEosId;
+  }
+  return src;
+}
+
+}  // namespace
+
+TEST_CASE("greedy search equals beam search with beam 1", "[search]") {
+  for (uint64_t seed : {1, 2, 3}) {
+    auto m = random_model(seed);
+    auto src = random_sources(7, seed);
+    SearchOptions o;
+    o.max_len_b = 12;
+    o.beam = 1;
+    auto greedy = greedy_search(*m, src, o);
+    auto beam = beam_search(*m, src, o);
+    for (size_t i = 0; i < greedy.size(); ++i) {
+      REQUIRE(beam[i].size() == 1);
+      CHECK(greedy[i][0].tokens == beam[i][0].tokens);
+      CHECK(greedy[i][0].score == Approx(beam[i][0].score).margin(1e-4));
+    }
+  }
+}
+
+TEST_CASE("cached decoding equals recomputing the prefix", "[search][cache]") {
+  auto m = random_model(4);
+  auto src = random_sources(6, 4);
+  for (int64_t beam : {1, 4}) {
+    SearchOptions cached;
+    cached.beam = beam;
+    cached.max_len_b = 10;
+    auto uncached = cached;
+    uncached.use_cache = false;
+    auto a = search(*m, src, cached), b = search(*m, src, uncached);
+    for (size_t i = 0; i < a.size(); ++i) {
+      REQUIRE(a[i].size() == b[i].size());
+      CHECK(a[i][0].tokens == b[i][0].tokens);
+      CHECK(std::abs(a[i][0].log_prob - b[i][0].log_prob) <= 1e-5);
+    }
+  }
+}
+
+TEST_CASE("the score of a hypothesis is its forced-decoding log-probability", "[search][score]") {
+  auto m = random_model(5);
+  auto src = random_sources(8, 5);
+  SearchOptions o;
+  o.beam = 4;
+  o.nbest = 3;
+  o.max_len_b = 10;
+  auto results = beam_search(*m, src, o);
+  for (int64_t b = 0; b < src.size(0); ++b) {
+    REQUIRE_FALSE(results[b].empty());
+    for (const auto& h : results[b]) {
+      auto forced = forced_log_probs(*m, src[b].unsqueeze(0), {h.tokens});
+      CHECK(std::abs(forced[0] - h.log_prob) <= 1e-4);
+      CHECK(h.score == Approx(h.log_prob / length_penalty(h.tokens.size() + 1, 0.6)));
+    }
+    for (size_t j = 1; j < results[b].size(); ++j) CHECK(results[b][j - 1].score >= results[b][j].score);
+  }
+}
+
+TEST_CASE("no hypothesis runs past the length limit", "[search][length]") {
+  auto m = random_model(6);
+  torch::NoGradGuard no_grad;
+  m->src_embed->weight[kEosId].fill_(-5.0);  // eos unlikely: every beam runs long
+  auto src = random_sources(5, 6);
+  SearchOptions o;
+  o.max_len_a = 0.5;
+  o.max_len_b = 3;
+  for (int64_t beam : {1, 3}) {
+    o.beam = beam;
+    auto results = search(*m, src, o);
+    for (int64_t b = 0; b < src.size(0); ++b) {
+      const int64_t source_length = src[b].ne(kPadId).sum().item<int64_t>() - 1;
+      for (const auto& h : results[b]) {
+        CHECK(static_cast<int64_t>(h.tokens.size()) <= max_output_length(o, source_length, 128));
+      }
+    }
+  }
+}
+
+TEST_CASE("beam search finds hypotheses at least as probable as greedy", "[search]") {
+  auto m = random_model(7);
+  auto src = random_sources(8, 7);
+  SearchOptions o;
+  o.length_penalty = 0.0;
+  o.max_len_b = 10;
+  o.beam = 1;
+  auto greedy = search(*m, src, o);
+  o.beam = 8;
+  auto beam = search(*m, src, o);
+  int better_or_equal = 0;
+  for (size_t i = 0; i < greedy.size(); ++i) better_or_equal += beam[i][0].score >= greedy[i][0].score - 1e-5;
+  CHECK(better_or_equal == static_cast<int>(greedy.size()));
+}
