@@ -1,21 +1,44 @@
-// aiayn-attention: Dump every attention map of a Transformer checkpoint as JSON.
+// aiayn-attention: every attention map of a checkpoint as JSON Lines, and an
+// HTML viewer for them (docs/attention-format.md).
+#include <iostream>
+
 #include "src/app.h"
+#include "src/attention_job.h"
 #include "src/cli.h"
 
 int main(int argc, char** argv) {
   return aiayn::run_app("aiayn-attention", [&] {
-    CLI::App app{"Dump every attention map of a Transformer checkpoint as JSON.", "aiayn-attention"};
-    std::string checkpoint;
+    CLI::App app{
+        "Dump the attention weights of a Transformer checkpoint as JSON Lines (one object per\n"
+        "sentence; see docs/attention-format.md), optionally with a self-contained HTML viewer.\n"
+        "With --target the given pairs are force-decoded; without, the model's own translation\n"
+        "(greedy, or --beam) is.",
+        "aiayn-attention"};
+    aiayn::AttentionJob job;
+    auto& o = job.options;
+    std::string kinds = "encoder,decoder,cross", device_name = "cpu";
     int threads = 0;
-    std::string device_name = "cpu";
-    app.add_option("--checkpoint", checkpoint, "checkpoint directory written by aiayn-train")
+    app.add_option("-c,--checkpoint", job.checkpoint, "checkpoint directory, or a save directory")
         ->required();
+    app.add_option("-i,--source", job.source, "source sentences; - = stdin")->capture_default_str();
+    app.add_option("-t,--target", job.target, "target sentences to force-decode (line by line)");
+    app.add_option("-o,--output", job.output, "JSON Lines output; - = stdout")->capture_default_str();
+    app.add_option("--html", job.html, "also write the HTML viewer here, with the dump embedded");
+    app.add_option("--kinds", kinds, "comma-separated: encoder, decoder, cross")->capture_default_str();
+    app.add_option("--layers", o.layers, "layer indices to keep (default: all)")->delimiter(',');
+    app.add_option("--heads", o.heads, "head indices to keep (default: all)")->delimiter(',');
+    app.add_flag("--average-heads", o.average_heads, "write the mean over the chosen heads");
+    app.add_option("--decimals", o.decimals, "rounding of the weights")->capture_default_str();
+    app.add_option("-b,--beam", o.search.beam, "beam for translating sources without targets")
+        ->check(CLI::Range(1, 1000))->capture_default_str();
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
+
     aiayn::set_threads(threads);
-    aiayn::parse_device(device_name);
-    std::cerr << "aiayn-attention: checkpoints are not readable yet (issue #4)\n";
-    return 2;
+    job.device = aiayn::parse_device(device_name);
+    aiayn::parse_attention_kinds(kinds, &o);
+    aiayn::run_attention_job(job, std::cerr);
+    return 0;
   });
 }

@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
   libgloo-dev
   python3 python3-torch python3-sentencepiece python3-nltk python3-matplotlib
+  chromium
 )
 
 missing=()

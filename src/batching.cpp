@@ -142,7 +142,14 @@ std::vector<int64_t> BatchStream::next() {
     ++position_.epoch;
     position_.index = 0;
   }
-  return current_[static_cast<size_t>(position_.index++)];
+  auto batch = current_[static_cast<size_t>(position_.index++)];
+  // Past an epoch's last batch the position is the next epoch's start, so
+  // "epoch >= max_epochs" is exact and a checkpoint there resumes cleanly.
+  if (position_.index == static_cast<int64_t>(current_.size())) {
+    ++position_.epoch;
+    position_.index = 0;
+  }
+  return batch;
 }
 
 }  // namespace aiayn

@@ -114,6 +114,7 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
         {"best_valid", std::isfinite(s.best_valid) ? nlohmann::json(s.best_valid) : nlohmann::json()},
         {"stale_validations", s.stale_validations},
         {"train_seconds", s.train_seconds},
+        {"batching", s.batching},
         {"optimizer_steps", adam ? adam->steps() : 0},
         {"tokenizer_hash", hex64(tokenizer.hash())},
         {"vocab_size", tokenizer.vocab_size()},
@@ -121,9 +122,14 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
     };
     write_synced(tmp / "meta.json", meta.dump(2) + "\n");
     sync_dir(tmp);
-    if (fs::exists(final_dir)) fs::remove_all(final_dir);
+    // Re-saving a step: the old directory is moved aside first and removed
+    // only once the new one is in place.
+    const fs::path old = fs::path(save_dir) / (".old-" + step_name(state.step) + "-" +
+                                               std::to_string(getpid()));
+    if (fs::exists(final_dir)) fs::rename(final_dir, old);
     fs::rename(tmp, final_dir);
     sync_dir(save_dir);
+    fs::remove_all(old, ec);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
     throw InputError(save_dir + ": cannot write checkpoint: " + e.what());
@@ -199,10 +205,13 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir) {
     if (!j.at("best_valid").is_null()) m.state.best_valid = j.at("best_valid").get<double>();
     m.state.stale_validations = j.at("stale_validations").get<int64_t>();
     m.state.train_seconds = j.at("train_seconds").get<double>();
+    if (j.contains("batching")) m.state.batching = j["batching"];
     m.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
     m.vocab_size = j.at("vocab_size").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw InputError(path + ": damaged checkpoint metadata: " + e.what());
+  } catch (const std::logic_error& e) {  // std::stoull on a bad hash
+    throw InputError(path + ": damaged checkpoint metadata: bad tokenizer_hash");
   }
   return m;
 }
@@ -320,22 +329,32 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
   const std::string& newest = dirs.back();
   const fs::path final_dir = fs::path(save_dir) / name;
   const fs::path tmp = fs::path(save_dir) / (".tmp-" + name + "-" + std::to_string(getpid()));
+  const fs::path old = fs::path(save_dir) / (".old-" + name + "-" + std::to_string(getpid()));
   std::error_code ec;
   fs::remove_all(tmp, ec);
-  fs::create_directories(tmp);
-  std::map<std::string, torch::Tensor> weights;
-  for (const auto& p : model->named_parameters()) weights[p.key()] = p.value();
-  write_synced(tmp / "model.pt", pickle(weights));
-  for (const char* file : {"config.json", "meta.json", "spm.model"}) {
-    write_synced(tmp / file, read_bytes(fs::path(newest) / file));
+  try {
+    fs::create_directories(tmp);
+    std::map<std::string, torch::Tensor> weights;
+    for (const auto& p : model->named_parameters()) weights[p.key()] = p.value();
+    write_synced(tmp / "model.pt", pickle(weights));
+    for (const char* file : {"config.json", "meta.json", "spm.model"}) {
+      write_synced(tmp / file, read_bytes(fs::path(newest) / file));
+    }
+    nlohmann::json sources = nlohmann::json::array();
+    for (const auto& d : dirs) sources.push_back(fs::path(d).filename().string());
+    write_synced(tmp / "averaged_from.json", sources.dump(2) + "\n");
+    sync_dir(tmp);
+    if (fs::exists(final_dir)) fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    sync_dir(save_dir);
+    fs::remove_all(old, ec);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ec);
+    throw InputError(save_dir + ": cannot write the averaged checkpoint: " + e.what());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
   }
-  nlohmann::json sources = nlohmann::json::array();
-  for (const auto& d : dirs) sources.push_back(fs::path(d).filename().string());
-  write_synced(tmp / "averaged_from.json", sources.dump(2) + "\n");
-  sync_dir(tmp);
-  fs::remove_all(final_dir, ec);
-  fs::rename(tmp, final_dir);
-  sync_dir(save_dir);
   return final_dir.string();
 }
 

@@ -35,6 +35,7 @@ struct TrainingState {
   double best_valid = std::numeric_limits<double>::infinity();
   int64_t stale_validations = 0;                                 // since the best
   double train_seconds = 0;     // wall time spent training so far
+  nlohmann::json batching;      // what `position` refers to (data and batching settings)
 };
 
 struct CheckpointMeta {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <thread>
 
@@ -162,20 +163,27 @@ void encode_chunk(Chunk& c, const Tokenizer& s, const Tokenizer& t, int threads)
   const size_t n = c.src.size();
   c.src_ids.assign(n, {});
   c.tgt_ids.assign(n, {});
-  auto work = [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      c.src_ids[i] = s.encode(c.src[i]);
-      c.tgt_ids[i] = t.encode(c.tgt[i]);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+  auto work = [&](size_t begin, size_t end, size_t slot) {
+    try {
+      for (size_t i = begin; i < end; ++i) {
+        c.src_ids[i] = s.encode(c.src[i]);
+        c.tgt_ids[i] = t.encode(c.tgt[i]);
+      }
+    } catch (...) {
+      errors[slot] = std::current_exception();  // rethrown on the caller's thread
     }
   };
   std::vector<std::thread> pool;
   const size_t per = (n + threads - 1) / threads;
   for (int k = 1; k < threads; ++k) {
     size_t begin = std::min(n, k * per), end = std::min(n, (k + 1) * per);
-    if (begin < end) pool.emplace_back(work, begin, end);
+    if (begin < end) pool.emplace_back(work, begin, end, static_cast<size_t>(k));
   }
-  work(0, std::min(n, per));
+  work(0, std::min(n, per), 0);
   for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 void build_cache(const CorpusSpec& spec, const Tokenizer& s, const Tokenizer& t,
@@ -260,6 +268,12 @@ TokenCache TokenCache::open_or_build(const CorpusSpec& spec, const Tokenizer& s,
   }
   const uint64_t key = cache_key(spec, s, t);
   const std::string path = token_cache_path(spec, s, t);
+  // Temporaries of builds that were killed are garbage.
+  for (const auto& entry : fs::directory_iterator(spec.cache_dir, ec)) {
+    if (entry.path().filename().string().find(".tokcache.tmp.") != std::string::npos) {
+      fs::remove(entry.path(), ec);
+    }
+  }
   if (fs::exists(path)) {
     try {
       TokenCache cache = open(path);

@@ -82,6 +82,9 @@ class Trainer {
   void checkpoint(bool validated);
   std::optional<std::string> stop_reason() const;
   double elapsed() const;
+  // The directory `last` points at, or "" when there is none yet.
+  std::string resolve_checkpoint_or_empty() const;
+  nlohmann::json batching_key() const;
   void metric(nlohmann::json record);
 
   ExperimentConfig config_;
@@ -113,6 +116,14 @@ void Trainer::prepare_save_dir() {
   if (!fs::is_directory(dir)) {
     throw InputError(dir + ": cannot create the checkpoint directory: " +
                      (ec ? ec.message() : "not a directory"));
+  }
+  // Temporaries left by a run that was killed mid-write are garbage.
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind(".tmp-", 0) == 0 || name.rfind(".old-", 0) == 0 ||
+        name.find(".tmp-") != std::string::npos) {
+      fs::remove_all(entry.path(), ec);
+    }
   }
   const auto probe = fs::path(dir) / ".write-test";
   std::ofstream(probe) << "x";
@@ -196,6 +207,11 @@ void Trainer::restore(const std::string& dir) {
                      "); resume with the same model");
   }
   auto meta = read_checkpoint_meta(dir);
+  if (!meta.state.batching.is_null() && meta.state.batching != batching_key()) {
+    throw InputError(dir + "/meta.json: the checkpoint was trained with other data or batching "
+                     "settings (" + meta.state.batching.dump() + ", now " + batching_key().dump() +
+                     "); resume with the same ones so the data position stays meaningful");
+  }
   load_weights(*model_, dir);
   load_optimizer(*adam_, dir, meta.state.step);
   load_rng(dir);
@@ -203,6 +219,21 @@ void Trainer::restore(const std::string& dir) {
   seconds_before_ = meta.state.train_seconds;
   log_->info("resumed from {} at step {} (epoch {}, batch {})", dir, state_.step,
              state_.position.epoch + 1, state_.position.index);
+}
+
+std::string Trainer::resolve_checkpoint_or_empty() const {
+  if (!fs::exists(fs::path(options_.save_dir) / "last")) return "";
+  return resolve_checkpoint(options_.save_dir);
+}
+
+// What an (epoch, batch index) position means: resuming with other data or
+// batching settings would silently skip or repeat pairs.
+nlohmann::json Trainer::batching_key() const {
+  return {{"train_cache", fs::path(train_->cache.path()).filename().string()},
+          {"max_tokens", config_.train.max_tokens},
+          {"seed", config_.train.seed},
+          {"max_length", config_.data.max_length},
+          {"max_ratio", config_.data.max_ratio}};
 }
 
 double Trainer::elapsed() const {
@@ -273,6 +304,13 @@ bool Trainer::update() {
     }
   }
   last_grad_norm_ = clip_grad_norm(params_, config_.train.clip_norm);
+  if (!std::isfinite(last_grad_norm_)) {
+    // A finite loss can still have an overflowing gradient: never apply it.
+    adam_->zero_grad();
+    ++state_.skipped_updates;
+    log_->warn("step {}: non-finite gradient norm, update skipped", state_.step + 1);
+    return false;
+  }
   adam_->step(learning_rate(config_.train, config_.model.d_model, state_.step + 1));
   adam_->zero_grad();
   ++state_.step;
@@ -350,10 +388,10 @@ void Trainer::log_progress(const Tally& t, double seconds, double grad_norm) {
   log_->info(
       "step {}/{} | epoch {} | loss {:.3f} | ppl {:.2f} | lr {:.3g} | src tok/s {:.0f} | "
       "tgt tok/s {:.0f} | gnorm {:.3f} | {} elapsed | ETA {}",
-      state_.step, c.max_steps, state_.position.epoch + 1, loss, std::exp(nll), lr,
+      state_.step, c.max_steps, stream_->position().epoch + 1, loss, std::exp(nll), lr,
       t.src_tokens / seconds, t.tgt_tokens / seconds, grad_norm, clock_string(elapsed()),
       clock_string(eta));
-  metric({{"kind", "train"}, {"step", state_.step}, {"epoch", state_.position.epoch + 1},
+  metric({{"kind", "train"}, {"step", state_.step}, {"epoch", stream_->position().epoch + 1},
           {"loss", loss}, {"nll", nll}, {"ppl", std::exp(nll)}, {"lr", lr},
           {"src_tok_s", t.src_tokens / seconds}, {"tgt_tok_s", t.tgt_tokens / seconds},
           {"gnorm", grad_norm}});
@@ -362,6 +400,7 @@ void Trainer::log_progress(const Tally& t, double seconds, double grad_norm) {
 void Trainer::checkpoint(bool validated) {
   state_.position = stream_->position();
   state_.train_seconds = elapsed();
+  state_.batching = batching_key();
   last_checkpoint_ = save_checkpoint(options_.save_dir, *model_, &*adam_, config_, state_,
                                      *tokenizer_);
   if (validated && state_.stale_validations == 0) {
@@ -459,10 +498,17 @@ TrainResult Trainer::run() {
         ++state_.stale_validations;
       }
     }
-    if (state_.step % c.save_every == 0) checkpoint(validated);
+    // Save on schedule, and whenever validation improved, so `best` always
+    // points at the best model validated so far.
+    if (state_.step % c.save_every == 0 || (validated && state_.stale_validations == 0)) {
+      checkpoint(validated);
+    }
   }
-  if (last_checkpoint_.empty() || read_checkpoint_meta(last_checkpoint_).state.step != state_.step) {
+  const auto last = resolve_checkpoint_or_empty();
+  if (last.empty() || read_checkpoint_meta(last).state.step != state_.step) {
     checkpoint(false);
+  } else if (last_checkpoint_.empty()) {
+    last_checkpoint_ = last;  // resumed and stopped at once: nothing new to save
   }
   result.steps = state_.step;
   result.last_checkpoint = last_checkpoint_;

@@ -70,11 +70,20 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   auto tokenizer = load_checkpoint_tokenizer(dirs.back());
   Translator translator(load_averaged_model(dirs, job.device), tokenizer, job.device);
 
-  std::vector<std::string> references;
-  if (!job.reference.empty()) references = read_all_lines(job.reference);
+  // A file is read (and checked against the reference) before anything is
+  // translated or written; stdin is read as it arrives.
+  std::vector<std::string> input, references;
+  if (job.input != "-") input = read_all_lines(job.input);
+  if (!job.reference.empty()) {
+    references = read_all_lines(job.reference);
+    if (job.input != "-" && references.size() != input.size()) {
+      throw InputError(job.reference + ": " + std::to_string(references.size()) +
+                       " lines, but the input has " + std::to_string(input.size()));
+    }
+  }
 
   // Output to a temporary file renamed at the end: a failure never leaves a
-  // truncated translation under the requested name.
+  // truncated translation under the requested name, nor the temporary.
   std::ofstream file;
   std::string tmp;
   if (job.output != "-") {
@@ -82,6 +91,13 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
     file.open(tmp);
     if (!file) throw InputError(job.output + ": cannot write");
   }
+  struct RemoveOnError {
+    const std::string& path;
+    bool armed = true;
+    ~RemoveOnError() {
+      if (armed && !path.empty()) std::remove(path.c_str());
+    }
+  } guard{tmp};
   std::ostream& out = job.output == "-" ? std::cout : file;
   auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
 
@@ -105,24 +121,24 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
       emit(group, report.sentences + 1);
     }
   } else {
-    emit(read_all_lines(job.input), 1);
+    emit(input, 1);
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!job.reference.empty() && references.size() != hypotheses.size()) {
+    throw InputError(job.reference + ": " + std::to_string(references.size()) +
+                     " lines, but the input has " + std::to_string(hypotheses.size()));
+  }
   if (!tmp.empty()) {
     file.close();
     if (!file || std::rename(tmp.c_str(), job.output.c_str()) != 0) {
-      std::remove(tmp.c_str());
       throw InputError(job.output + ": cannot write the translations");
     }
+    guard.armed = false;
   }
   log << "translated " << report.sentences << " sentences (" << report.output_tokens
       << " tokens) in " << report.seconds << " s: " << report.sentences / report.seconds
       << " sentences/s, " << report.output_tokens / report.seconds << " tokens/s\n";
   if (!job.reference.empty()) {
-    if (references.size() != hypotheses.size()) {
-      throw InputError(job.reference + ": " + std::to_string(references.size()) +
-                       " lines, but the input has " + std::to_string(hypotheses.size()));
-    }
     auto bleu = corpus_bleu(hypotheses, references, job.lowercase);
     auto chrf = corpus_chrf(hypotheses, references, job.lowercase);
     report.bleu = bleu.format() + "\n" + bleu.signature();

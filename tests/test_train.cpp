@@ -14,48 +14,14 @@
 #include "src/checkpoint.h"
 #include "src/json_reader.h"
 #include "tests/test_util.h"
+#include "tests/train_fixture.h"
 
 using namespace aiayn;
 namespace fs = std::filesystem;
+using test::Workspace;
+using test::kTrain;
 
 namespace {
-
-const std::string kTrain = std::string(AIAYN_BIN_DIR) + "/aiayn-train";
-
-// A word-reversal corpus: learnable, and made here.
-struct Workspace {
-  test::TempDir dir;
-  Workspace(int pairs = 300) {
-    std::mt19937 rng(5);
-    const char* words[] = {"red", "green", "blue", "cat", "dog", "sun", "moon", "tree",
-                           "car", "sea", "sky", "hill"};
-    std::string src, tgt;
-    for (int i = 0; i < pairs; ++i) {
-      int n = 2 + static_cast<int>(rng() % 6);
-      std::vector<std::string> w;
-      for (int k = 0; k < n; ++k) w.push_back(words[rng() % 12]);
-      for (int k = 0; k < n; ++k) src += (k ? " " : "") + w[k];
-      for (int k = n - 1; k >= 0; --k) tgt += (k != n - 1 ? " " : "") + w[k];
-      src += "\n";
-      tgt += "\n";
-    }
-    test::write_file(file("train.src"), src);
-    test::write_file(file("train.tgt"), tgt);
-    test::write_file(file("valid.src"), src.substr(0, src.find('\n', 200) + 1));
-    test::write_file(file("valid.tgt"), tgt.substr(0, tgt.find('\n', 200) + 1));
-  }
-  std::string file(const std::string& name) const { return dir.file(name); }
-  // The training command with the tiny model and a quick recipe.
-  std::string command(const std::string& save_dir, const std::string& extra = "") const {
-    return kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --threads 2" +
-           " --save-dir " + save_dir + " --set data.train_src=" + file("train.src") +
-           " --set data.train_tgt=" + file("train.tgt") + " --set data.valid_src=" +
-           file("valid.src") + " --set data.valid_tgt=" + file("valid.tgt") +
-           " --set data.vocab_size=40 --set train.max_tokens=300 --set train.warmup_steps=50" +
-           " --set train.log_every=1 --set train.valid_every=5 --set train.save_every=5" +
-           " --set model.p_drop=0.1 " + extra;
-  }
-};
 
 // step -> loss of the "train" records of metrics.jsonl.
 std::map<int64_t, double> losses(const std::string& save_dir) {

@@ -1,0 +1,215 @@
+// The attention tool: properties of the captured maps, the JSON dump, the
+// viewer in headless Chromium, and bad input.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "models/transformer.h"
+#include "src/attention_export.h"
+#include "src/checkpoint.h"
+#include "src/search.h"
+#include "tests/test_util.h"
+#include "tests/train_fixture.h"
+
+using namespace aiayn;
+using test::trained;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kAttention = std::string(AIAYN_BIN_DIR) + "/aiayn-attention";
+
+std::vector<nlohmann::json> read_dump(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+Transformer trained_model() {
+  return load_model(resolve_checkpoint(trained().save), torch::kCPU);
+}
+
+}  // namespace
+
+TEST_CASE("captured weights times the values reproduce the head outputs", "[attention-tool]") {
+  auto m = trained_model();
+  torch::NoGradGuard no_grad;
+  auto& attn = *m->encoder->layers[0]->as<EncoderLayer>()->self_attn;
+  auto x = torch::randn({2, 5, m->config().d_model});
+  torch::Tensor weights;
+  auto y = attn.self_attention(x, {}, nullptr, &weights);  // [2, 5, d_model]
+  // V per head from W^V, then softmax weights x V, concatenated, times W^O.
+  const int64_t h = m->config().heads, dv = m->config().d_v, dk = m->config().d_k;
+  auto wv = attn.in_proj_weight.narrow(0, 2 * h * dk, h * dv);
+  auto bv = attn.in_proj_bias.narrow(0, 2 * h * dk, h * dv);
+  auto v = (torch::matmul(x, wv.t()) + bv).view({2, 5, h, dv}).transpose(1, 2);  // [2, h, 5, d_v]
+  auto heads = torch::matmul(weights, v).transpose(1, 2).reshape({2, 5, h * dv});
+  CHECK(test::max_abs_diff(attn.out_proj(heads), y) < 1e-5);
+}
+
+TEST_CASE("padding keys get zero weight", "[attention-tool]") {
+  auto m = trained_model();
+  torch::NoGradGuard no_grad;
+  auto src = torch::tensor(std::vector<int64_t>{5, 6, 7, kEosId, 5, kEosId, kPadId, kPadId}).view({2, 4});
+  auto padding = padding_mask(src, kPadId);
+  AttentionMaps maps;
+  auto memory = m->encode(src, padding, &maps);
+  m->decode(torch::tensor(std::vector<int64_t>{kBosId, 8, kBosId, 9}).view({2, 2}), memory, padding, {},
+            nullptr, &maps);
+  for (const auto* kind : {&maps.encoder, &maps.cross}) {
+    for (const auto& w : *kind) {
+      CHECK(w[1].narrow(-1, 2, 2).abs().max().item<float>() == 0.0f);
+      CHECK(test::max_abs_diff(w.sum(-1), torch::ones_like(w.sum(-1))) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("forced decoding of the greedy output gives the maps of generation", "[attention-tool]") {
+  auto m = trained_model();
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> source = {5, 9, 7, 11};
+  auto src = torch::tensor(std::vector<int64_t>{5, 9, 7, 11, kEosId}, torch::kLong).unsqueeze(0);
+  SearchOptions o;
+  o.beam = 1;
+  auto hyp = greedy_search(*m, src, o)[0][0];
+  // Capture step by step during incremental generation of that output.
+  auto padding = padding_mask(src, kPadId);
+  auto memory = m->encode(src, padding);
+  DecoderState state;
+  std::vector<int64_t> inputs = {kBosId};
+  inputs.insert(inputs.end(), hyp.tokens.begin(), hyp.tokens.end());
+  const int64_t steps = static_cast<int64_t>(inputs.size());
+  std::vector<std::vector<torch::Tensor>> self_rows(m->config().decoder_layers), cross_rows(m->config().decoder_layers);
+  for (int64_t t = 0; t < steps; ++t) {
+    AttentionMaps step;
+    m->decode(torch::tensor({inputs[t]}, torch::kLong).unsqueeze(0), memory, padding, {}, &state, &step);
+    for (size_t l = 0; l < self_rows.size(); ++l) {
+      // Pad the growing key axis to the full length with zeros (masked keys).
+      self_rows[l].push_back(torch::constant_pad_nd(step.decoder[l], {0, steps - t - 1}));
+      cross_rows[l].push_back(step.cross[l]);
+    }
+  }
+  auto forced = capture_attention(*m, source, hyp.tokens);
+  for (size_t l = 0; l < self_rows.size(); ++l) {
+    CHECK(test::max_abs_diff(torch::cat(self_rows[l], 2), forced.decoder[l]) < 1e-5);
+    CHECK(test::max_abs_diff(torch::cat(cross_rows[l], 2), forced.cross[l]) < 1e-5);
+  }
+}
+
+TEST_CASE("the JSON dump has bertviz's fields and valid maps", "[attention-tool]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("src.txt"), "red cat sun\n\nblue dog moon tree\n");
+  auto r = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("src.txt") + " --decimals 8");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto dump = read_dump(r.out);
+  REQUIRE(dump.size() == 3);
+  const auto config = read_checkpoint_config(resolve_checkpoint(t.save)).model;
+  CHECK(dump[1]["encoder_tokens"].empty());  // the empty line keeps its place
+  CHECK(dump[1]["index"] == 1);
+  for (size_t i : {size_t{0}, size_t{2}}) {
+    const auto& e = dump[i];
+    CHECK(e["version"] == kAttentionFormatVersion);
+    const size_t s = e["encoder_tokens"].size(), tq = e["decoder_tokens"].size();
+    CHECK(e["encoder_tokens"].back() == "</s>");
+    CHECK(e["decoder_tokens"][0] == "<s>");
+    for (const char* kind : {"encoder_attention", "decoder_attention", "cross_attention"}) {
+      const auto& layers = e[kind];
+      const bool encoder_kind = std::string(kind) == "encoder_attention";
+      REQUIRE(layers.size() == size_t(encoder_kind ? config.encoder_layers : config.decoder_layers));
+      CHECK(e["layers"][encoder_kind ? "encoder" : "decoder"].size() == layers.size());
+      for (const auto& layer : layers) {
+        REQUIRE(layer.size() == size_t(config.heads));
+        for (const auto& head : layer) {
+          const bool encoder = std::string(kind) == "encoder_attention";
+          const bool self = std::string(kind) == "decoder_attention";
+          REQUIRE(head.size() == (encoder ? s : tq));
+          for (size_t q = 0; q < head.size(); ++q) {
+            REQUIRE(head[q].size() == (self ? tq : s));
+            double sum = 0;
+            for (size_t k = 0; k < head[q].size(); ++k) {
+              sum += head[q][k].get<double>();
+              if (self && k > q) CHECK(head[q][k].get<double>() == 0.0);
+            }
+            CHECK(sum == Approx(1.0).margin(1e-4));
+          }
+        }
+      }
+    }
+  }
+  // Forced decoding of a given target; layer/head selection; head averaging.
+  test::write_file(t.ws.file("tgt.txt"), "sun cat red\n\ntree moon dog blue\n");
+  r = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("src.txt") + " -t " +
+                t.ws.file("tgt.txt") + " --kinds cross --layers 1 --heads 0,2 --average-heads");
+  REQUIRE(r.exit_code == 0);
+  dump = read_dump(r.out);
+  REQUIRE(dump.size() == 3);
+  CHECK(dump[0]["target"] == "sun cat red");
+  CHECK(dump[0]["heads"] == "mean");
+  CHECK(dump[0]["layers"]["decoder"] == nlohmann::json::array({1}));
+  CHECK_FALSE(dump[0].contains("encoder_attention"));
+  CHECK(dump[0]["cross_attention"].size() == 1);
+  CHECK(dump[0]["cross_attention"][0].size() == 1);
+  auto pieces = load_checkpoint_tokenizer(resolve_checkpoint(t.save)).encode("sun cat red");
+  CHECK(dump[0]["decoder_tokens"].size() == pieces.size() + 1);  // <s> + the target's pieces
+}
+
+TEST_CASE("the viewer renders a real dump in headless Chromium", "[attention-tool][browser]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("src.txt"), "red cat sun hill\nblue dog\n");
+  auto html = t.ws.file("viewer.html");
+  auto r = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("src.txt") + " -o " +
+                     t.ws.file("dump.jsonl") + " --html " + html);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(fs::exists(html));
+  test::TempDir profile;
+  const std::string chromium =
+      "chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+      "--disable-component-update --disable-sync --no-first-run --user-data-dir=" +
+      profile.path().string() + " --virtual-time-budget=5000 --window-size=1200,900 ";
+  auto dom = test::run(chromium + "--dump-dom file://" + html);
+  INFO(dom.err);
+  REQUIRE(dom.exit_code == 0);
+  // Two layers of four heads of the first sentence's encoder self-attention.
+  CHECK_THAT(dom.out, Catch::Contains("rendered 8 maps of sentence 0 (2 in the dump)"));
+  CHECK_THAT(dom.out, !Catch::Contains("<div id=\"status\">JS error"));
+  auto png = t.ws.file("shot.png");
+  auto shot = test::run(chromium + "--screenshot=" + png + " file://" + html);
+  REQUIRE(fs::exists(png));
+  // Not blank: the heatmaps bring many distinct colours.
+  auto colours = test::run("/usr/bin/python3 -c \"import sys, matplotlib.image as im; a = im.imread(sys.argv[1]);"
+                           " print(len({tuple(p) for row in (a[..., :3] * 255).astype(int) for p in row}))\" " + png);
+  REQUIRE(colours.exit_code == 0);
+  CHECK(std::stoi(colours.out) > 20);
+}
+
+TEST_CASE("attention bad input: clear errors and exit 2", "[attention-tool][bad-input]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("src.txt"), "red cat\nblue dog\n");
+  const std::string base = kAttention + " -c " + t.save + " -i " + t.ws.file("src.txt");
+  auto r = test::run(base + " --layers 9");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--layers 9") && Catch::Contains("valid: 0-1"));
+  r = test::run(base + " --heads 0,7");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("head 7") && Catch::Contains("valid: 0-3"));
+  r = test::run(base + " --kinds cross,values");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("unknown kind \"values\""));
+  test::write_file(t.ws.file("tgt.txt"), "cat red\n");
+  r = test::run(base + " -t " + t.ws.file("tgt.txt") + " -o " + t.ws.file("out.jsonl"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("differ in length"));
+  CHECK_FALSE(fs::exists(t.ws.file("out.jsonl")));  // no partial dump
+  std::string longline;
+  for (int i = 0; i < 200; ++i) longline += (i ? " " : "") + std::string("sun");
+  test::write_file(t.ws.file("long.txt"), longline + "\n");
+  r = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("long.txt") + " --kinds encoder");
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("truncated"));
+  r = test::run(kAttention + " -c " + t.ws.file("none") + " -i " + t.ws.file("src.txt"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("checkpoint not found"));
+}

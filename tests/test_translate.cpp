@@ -1,0 +1,197 @@
+// aiayn-translate end to end: a checkpoint trained here on the reversal
+// corpus, translation of files and of stdin as it arrives, n-best, scoring,
+// and every bad-input case.
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "src/checkpoint.h"
+#include "tests/test_util.h"
+#include "tests/train_fixture.h"
+
+using namespace aiayn;
+using test::trained;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTranslate = std::string(AIAYN_BIN_DIR) + "/aiayn-translate";
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("translations line up with the input, empty lines included", "[translate]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("in.txt"), "red cat sun\n\nblue dog\nsea sky hill moon\n");
+  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -o " +
+                     t.ws.file("out.txt"));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto out = lines_of(test::read_file(t.ws.file("out.txt")));
+  REQUIRE(out.size() == 4);
+  CHECK(out[1].empty());
+  // Real translations (the small fixture model is not trained to perfection,
+  // so their exact words are not asserted here; test_overfit covers learning).
+  CHECK_FALSE(out[0].empty());
+  CHECK_FALSE(out[2].empty());
+  CHECK_FALSE(out[3].empty());
+  CHECK_THAT(r.err, Catch::Contains("translated 4 sentences"));
+}
+
+TEST_CASE("stdin is translated line by line as it arrives", "[translate][stream]") {
+  auto& t = trained();
+  int to_child[2], from_child[2];
+  REQUIRE(pipe(to_child) == 0);
+  REQUIRE(pipe(from_child) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(to_child[0], 0);
+    dup2(from_child[1], 1);
+    close(to_child[1]);
+    close(from_child[0]);
+    execl(kTranslate.c_str(), kTranslate.c_str(), "-c", t.save.c_str(), "--greedy", nullptr);
+    _exit(127);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  auto read_line = [&](int timeout_ms) {
+    std::string line;
+    char c;
+    pollfd p{from_child[0], POLLIN, 0};
+    while (poll(&p, 1, timeout_ms) > 0 && read(from_child[0], &c, 1) == 1) {
+      if (c == '\n') return line + "\n";
+      line += c;
+    }
+    return line;
+  };
+  const std::string first = "green tree car\n";
+  REQUIRE(write(to_child[1], first.data(), first.size()) == static_cast<ssize_t>(first.size()));
+  // The answer comes while stdin is still open.
+  auto answer = read_line(60000);
+  CHECK(answer.size() > 1);
+  CHECK(answer.back() == '\n');
+  const std::string second = "moon sun\n";
+  REQUIRE(write(to_child[1], second.data(), second.size()) == static_cast<ssize_t>(second.size()));
+  auto again = read_line(60000);
+  CHECK(again.size() > 1);
+  CHECK(again.back() == '\n');
+  close(to_child[1]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(from_child[0]);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("n-best lists carry scores; ids output", "[translate][nbest]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\n");
+  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " --nbest 3 --beam 4");
+  REQUIRE(r.exit_code == 0);
+  auto out = lines_of(r.out);
+  REQUIRE(out.size() == 6);
+  CHECK(out[0].rfind("0 ||| ", 0) == 0);
+  CHECK(out[2].rfind("0 ||| ", 0) == 0);
+  CHECK(out[3].rfind("1 ||| ", 0) == 0);
+  auto pieces = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") +
+                          " --output-format ids");
+  REQUIRE(pieces.exit_code == 0);
+  for (const auto& line : lines_of(pieces.out)) CHECK(line.find_first_not_of("0123456789 ") == std::string::npos);
+}
+
+TEST_CASE("a reference gives BLEU and chrF with signatures", "[translate][bleu]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("in.txt"), "red cat sun hill\nblue dog moon\n");
+  // The model's own output as the reference must score 100.
+  auto own = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -o " +
+                       t.ws.file("ref.txt"));
+  REQUIRE(own.exit_code == 0);
+  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -r " +
+                     t.ws.file("ref.txt"));
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("BLEU = 100.00") && Catch::Contains("tok:13a") &&
+                        Catch::Contains("chrF2 = 100.00"));
+  test::write_file(t.ws.file("short.txt"), "hill sun cat red\n");
+  r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -r " +
+                t.ws.file("short.txt"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("short.txt: 1 lines, but the input has 2"));
+}
+
+TEST_CASE("invalid UTF-8 and over-long lines warn and never shift lines", "[translate][bad-input]") {
+  auto& t = trained();
+  std::string longline;
+  for (int i = 0; i < 300; ++i) longline += (i ? " " : "") + std::string(i % 2 ? "sun" : "sea");
+  test::write_file(t.ws.file("in.txt"), "red cat\nbad \xC3\x28 byte\n" + longline + "\nblue dog\n");
+  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " --greedy");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto out = lines_of(r.out);
+  REQUIRE(out.size() == 4);
+  CHECK_FALSE(out[0].empty());
+  CHECK(out[1].empty());
+  CHECK_FALSE(out[3].empty());
+  CHECK_THAT(r.err, Catch::Contains("line 2: invalid UTF-8") && Catch::Contains("line 3:") &&
+                        Catch::Contains("truncated"));
+}
+
+TEST_CASE("translate bad input: clear errors and exit 2", "[translate][bad-input]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("in.txt"), "red cat\n");
+  const std::string base = " -i " + t.ws.file("in.txt");
+  SECTION("missing checkpoint") {
+    auto r = test::run(kTranslate + " -c " + t.ws.file("nowhere") + base);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("nowhere: checkpoint not found"));
+  }
+  SECTION("corrupt checkpoint") {
+    auto copy = t.ws.file("corrupt");
+    fs::copy(resolve_checkpoint(t.save), copy);
+    auto bytes = test::read_file(copy + "/model.pt");
+    test::write_file(copy + "/model.pt", bytes.substr(0, bytes.size() / 3));
+    auto r = test::run(kTranslate + " -c " + copy + base);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("model.pt"));
+    CHECK(test::count_lines(r.err) == 1);
+  }
+  SECTION("a tokenizer that does not match the checkpoint") {
+    auto copy = t.ws.file("swapped");
+    fs::copy(resolve_checkpoint(t.save), copy);
+    auto other = test::run(t.ws.command(t.ws.file("other"), "--set train.max_steps=1 --set data.vocab_size=48"));
+    REQUIRE(other.exit_code == 0);
+    fs::copy_file(t.ws.file("other/spm.model"), copy + "/spm.model", fs::copy_options::overwrite_existing);
+    auto r = test::run(kTranslate + " -c " + copy + base);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("spm.model: does not match the checkpoint"));
+  }
+  SECTION("averaging checkpoints of different architectures") {
+    auto other = test::run(t.ws.command(t.ws.file("wide"), "--set train.max_steps=1 --set model.d_ff=96"));
+    REQUIRE(other.exit_code == 0);
+    auto r = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("different architecture"));
+  }
+  SECTION("averaging works for one model") {
+    auto dirs = last_checkpoints(t.save, 3);
+    REQUIRE(dirs.size() == 3);
+    auto r = test::run(kTranslate + " -c " + dirs[0] + " -c " + dirs[1] + " -c " + dirs[2] + base);
+    CHECK(r.exit_code == 0);
+    CHECK(lines_of(r.out).size() == 1);
+  }
+  SECTION("nbest above beam") {
+    auto r = test::run(kTranslate + " -c " + t.save + base + " --nbest 5 --beam 2");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--nbest 5 exceeds --beam 2"));
+  }
+}

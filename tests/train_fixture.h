@@ -1,0 +1,81 @@
+// A small generated parallel corpus and the aiayn-train command for it,
+// shared by the tests that need a trained checkpoint.
+#pragma once
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace aiayn::test {
+
+inline const std::string kTrain = std::string(AIAYN_BIN_DIR) + "/aiayn-train";
+
+// A word-reversal corpus: learnable, and made here.
+struct Workspace {
+  TempDir dir;
+  Workspace(int pairs = 300) {
+    std::mt19937 rng(5);
+    const char* words[] = {"red", "green", "blue", "cat", "dog", "sun", "moon", "tree",
+                           "car", "sea", "sky", "hill"};
+    std::string src, tgt;
+    for (int i = 0; i < pairs; ++i) {
+      int n = 2 + static_cast<int>(rng() % 6);
+      std::vector<std::string> w;
+      for (int k = 0; k < n; ++k) w.push_back(words[rng() % 12]);
+      for (int k = 0; k < n; ++k) src += (k ? " " : "") + w[k];
+      for (int k = n - 1; k >= 0; --k) tgt += (k != n - 1 ? " " : "") + w[k];
+      src += "\n";
+      tgt += "\n";
+    }
+    write_file(file("train.src"), src);
+    write_file(file("train.tgt"), tgt);
+    write_file(file("valid.src"), src.substr(0, src.find('\n', 200) + 1));
+    write_file(file("valid.tgt"), tgt.substr(0, tgt.find('\n', 200) + 1));
+  }
+  std::string file(const std::string& name) const { return dir.file(name); }
+  // The training command with the tiny model and a quick recipe.
+  std::string command(const std::string& save_dir, const std::string& extra = "") const {
+    return kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --threads 2" +
+           " --save-dir " + save_dir + " --set data.train_src=" + file("train.src") +
+           " --set data.train_tgt=" + file("train.tgt") + " --set data.valid_src=" +
+           file("valid.src") + " --set data.valid_tgt=" + file("valid.tgt") +
+           " --set data.vocab_size=40 --set train.max_tokens=300 --set train.warmup_steps=50" +
+           " --set train.log_every=1 --set train.valid_every=5 --set train.save_every=5" +
+           " --set model.p_drop=0.1 " + extra;
+  }
+};
+
+// One checkpoint trained on the reversal corpus. ctest runs every test case
+// in a process of its own, so the run is kept in the build tree (keyed by the
+// aiayn-train binary's time stamp) and trained only by the first test.
+struct Trained {
+  Workspace ws;
+  std::string save;
+  Trained() {
+    namespace fs = std::filesystem;
+    const auto stamp = fs::last_write_time(kTrain).time_since_epoch().count();
+    const fs::path root = fs::path(AIAYN_BIN_DIR) / ".." / "test-fixtures";
+    save = (root / ("reversal-" + std::to_string(stamp))).string();
+    if (fs::exists(fs::path(save) / "complete")) return;
+    fs::create_directories(root);
+    const std::string tmp = save + ".tmp-" + std::to_string(getpid());
+    fs::remove_all(tmp);
+    auto r = run(ws.command(tmp, "--set train.max_steps=300 --set train.valid_every=1000 "
+                                 "--set train.save_every=100 --set model.p_drop=0.0"));
+    if (r.exit_code != 0) throw std::runtime_error("training failed: " + r.err);
+    // Corpus files live in the temporary workspace; the fixture needs only the checkpoints.
+    write_file(tmp + "/complete", "");
+    fs::rename(tmp, save);
+  }
+};
+
+inline Trained& trained() {
+  static Trained instance;
+  return instance;
+}
+
+}  // namespace aiayn::test
