@@ -76,6 +76,19 @@ std::map<std::string, torch::Tensor> unpickle(const fs::path& path) {
   return out;
 }
 
+// Puts the finished directory `tmp` in place as `final_dir`. An existing
+// one (a step saved again) is moved aside first and removed only once the
+// new one is in place.
+void install_directory(const fs::path& tmp, const fs::path& final_dir) {
+  const fs::path old = final_dir.parent_path() /
+                       (".old-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
+  if (fs::exists(final_dir)) fs::rename(final_dir, old);
+  fs::rename(tmp, final_dir);
+  sync_dir(final_dir.parent_path());
+  std::error_code ec;
+  fs::remove_all(old, ec);
+}
+
 std::string step_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "checkpoint_%08lld", static_cast<long long>(step));
@@ -122,14 +135,7 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
     };
     write_synced(tmp / "meta.json", meta.dump(2) + "\n");
     sync_dir(tmp);
-    // Re-saving a step: the old directory is moved aside first and removed
-    // only once the new one is in place.
-    const fs::path old = fs::path(save_dir) / (".old-" + step_name(state.step) + "-" +
-                                               std::to_string(getpid()));
-    if (fs::exists(final_dir)) fs::rename(final_dir, old);
-    fs::rename(tmp, final_dir);
-    sync_dir(save_dir);
-    fs::remove_all(old, ec);
+    install_directory(tmp, final_dir);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
     throw InputError(save_dir + ": cannot write checkpoint: " + e.what());
@@ -329,7 +335,6 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
   const std::string& newest = dirs.back();
   const fs::path final_dir = fs::path(save_dir) / name;
   const fs::path tmp = fs::path(save_dir) / (".tmp-" + name + "-" + std::to_string(getpid()));
-  const fs::path old = fs::path(save_dir) / (".old-" + name + "-" + std::to_string(getpid()));
   std::error_code ec;
   fs::remove_all(tmp, ec);
   try {
@@ -344,10 +349,7 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
     for (const auto& d : dirs) sources.push_back(fs::path(d).filename().string());
     write_synced(tmp / "averaged_from.json", sources.dump(2) + "\n");
     sync_dir(tmp);
-    if (fs::exists(final_dir)) fs::rename(final_dir, old);
-    fs::rename(tmp, final_dir);
-    sync_dir(save_dir);
-    fs::remove_all(old, ec);
+    install_directory(tmp, final_dir);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
     throw InputError(save_dir + ": cannot write the averaged checkpoint: " + e.what());

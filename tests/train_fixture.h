@@ -69,7 +69,13 @@ struct Trained {
     if (r.exit_code != 0) throw std::runtime_error("training failed: " + r.err);
     // Corpus files live in the temporary workspace; the fixture needs only the checkpoints.
     write_file(tmp + "/complete", "");
-    fs::rename(tmp, save);
+    // Under `ctest -j` another test process may have finished first.
+    std::error_code ec;
+    fs::rename(tmp, save, ec);
+    if (ec) {
+      fs::remove_all(tmp);
+      if (!fs::exists(fs::path(save) / "complete")) throw std::runtime_error("fixture: " + ec.message());
+    }
   }
 };
 
