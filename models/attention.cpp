@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "models/attention_kernel.h"
+
 namespace aiayn {
 
 namespace F = torch::nn::functional;
@@ -27,6 +29,17 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
                                            const torch::Tensor& v, const torch::Tensor& mask,
                                            double dropout, bool training,
                                            torch::Tensor* weights) {
+  if (attention_core_applies(q, k, v, dropout, training)) {
+    return attention_core(q, k, v, mask, weights);  // [B, h, T, d_v]
+  }
+  if (q.size(0) != k.size(0)) {  // beams sharing their sentence's memory: replicate it here
+    const int64_t group = q.size(0) / k.size(0);
+    auto per_row = [&](const torch::Tensor& t) {
+      return t.defined() && t.dim() == 4 && t.size(0) == k.size(0) ? t.repeat_interleave(group, 0) : t;
+    };
+    return scaled_dot_product_attention(q, per_row(k), per_row(v), per_row(mask), dropout, training,
+                                        weights);  // [B, h, T, d_v]
+  }
   // Scaling q rather than the scores touches T*d_k numbers instead of T*S.
   auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))),
                               k.transpose(-2, -1));  // [B, h, T, S]
@@ -50,14 +63,18 @@ MultiHeadAttentionImpl::MultiHeadAttentionImpl(const MultiHeadAttentionOptions& 
 
 void MultiHeadAttentionImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
-  // Xavier-uniform per projection matrix W^Q, W^K, W^V (not over the fused
-  // block, whose fan-out would be three times too large).
+  // The paper gives no initialisation. Xavier-uniform per projection matrix
+  // W^Q, W^K, W^V with gain 1/sqrt(2), as fairseq initialises them (and as
+  // torch.nn.MultiheadAttention's Xavier over the fused block works out for
+  // d_k = d_model / h); with gain 1, Multi30k training learned markedly
+  // slower than the torch.nn reference (bench/train_reference.py).
   const int64_t hk = options.heads() * options.d_k();
   for (auto& w : in_proj_weight.split_with_sizes({hk, hk, options.heads() * options.d_v()}, 0)) {
-    torch::nn::init::xavier_uniform_(w);
+    torch::nn::init::xavier_uniform_(w, 1.0 / std::sqrt(2.0));
   }
   in_proj_bias.zero_();
-  torch::nn::init::xavier_uniform_(out_proj->weight);
+  // W^O keeps torch::nn::Linear's U(+-1/sqrt(fan_in)), as in torch.nn.MultiheadAttention.
+  out_proj->reset_parameters();
   out_proj->bias.zero_();
 }
 

@@ -35,7 +35,8 @@ torch::Tensor key_mask(const torch::Tensor& padding);
 torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& device);
 
 // softmax(Q K^T / sqrt(d_k)) V, section 3.2.1. With `weights`, stores the
-// attention weights that multiplied V ([B, h, T, S]).
+// attention weights that multiplied V ([B, h, T, S]). q may have r times the
+// rows of k and v (beams sharing their sentence's memory; see attention_core).
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& mask,
                                            double dropout, bool training,

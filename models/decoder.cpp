@@ -2,10 +2,12 @@
 
 namespace aiayn {
 
-void DecoderState::select(const torch::Tensor& index) {
+void DecoderState::select(const torch::Tensor& index) { select(index, index); }
+
+void DecoderState::select(const torch::Tensor& rows, const torch::Tensor& sentences) {
   for (auto& layer : layers) {
-    layer.self = layer.self.select(index);
-    layer.memory = layer.memory.select(index);
+    layer.self = layer.self.select(rows);
+    if (sentences.defined() && layer.memory.defined()) layer.memory = layer.memory.select(sentences);
   }
 }
 
@@ -24,7 +26,7 @@ DecoderLayerImpl::DecoderLayerImpl(const LayerOptions& o) : options(o) {
   norm1 = register_module("norm1", make_norm(o));
   norm2 = register_module("norm2", make_norm(o));
   norm3 = register_module("norm3", make_norm(o));
-  dropout = register_module("dropout", torch::nn::Dropout(o.p_drop()));
+  dropout = register_module("dropout", Dropout(o.p_drop()));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,

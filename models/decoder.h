@@ -25,13 +25,18 @@ struct DecoderState {
   int64_t steps = 0;
   // Keeps batch rows `index` (beam reordering, dropping finished sentences).
   void select(const torch::Tensor& index);
+  // Beam search, where the encoder-decoder keys/values are kept once per
+  // sentence: keeps hypothesis rows `rows` and sentences `sentences`
+  // (undefined = all sentences stay).
+  void select(const torch::Tensor& rows, const torch::Tensor& sentences);
 };
 
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const LayerOptions& options);
   // x: [B, T, d_model]; memory: [B, S, d_model]; self_mask: broadcastable to
-  // [B, 1, T, past + T]; memory_mask: [B, 1, 1, S]. With a state, x holds the
+  // [B, 1, T, past + T]; memory_mask: [B, 1, 1, S]. For beam search, x may
+  // hold r rows (beams) per memory row. With a state, x holds the
   // newest positions only and the state is updated.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory,
                         const torch::Tensor& self_mask, const torch::Tensor& memory_mask,
@@ -42,7 +47,7 @@ class DecoderLayerImpl : public torch::nn::Module {
   MultiHeadAttention multihead_attn{nullptr};  // encoder-decoder attention
   FeedForward feed_forward{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(DecoderLayer);
 

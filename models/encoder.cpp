@@ -24,7 +24,7 @@ EncoderLayerImpl::EncoderLayerImpl(const LayerOptions& o) : options(o) {
                                       .activation_dropout(o.activation_dropout())));
   norm1 = register_module("norm1", make_norm(o));
   norm2 = register_module("norm2", make_norm(o));
-  dropout = register_module("dropout", torch::nn::Dropout(o.p_drop()));
+  dropout = register_module("dropout", Dropout(o.p_drop()));
 }
 
 torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,

@@ -20,7 +20,7 @@ class EncoderLayerImpl : public torch::nn::Module {
   MultiHeadAttention self_attn{nullptr};
   FeedForward feed_forward{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(EncoderLayer);
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "models/config.h"
+#include "models/dropout.h"
 
 namespace aiayn {
 
@@ -41,7 +42,7 @@ struct LayerOptions {
 // residual dropout of section 5.4; pre-LN: x + Dropout(Sublayer(LayerNorm(x))).
 template <typename Sublayer>
 torch::Tensor residual(const torch::Tensor& x, torch::nn::LayerNorm& norm,
-                       torch::nn::Dropout& dropout, bool norm_first, Sublayer&& sublayer) {
+                       Dropout& dropout, bool norm_first, Sublayer&& sublayer) {
   if (norm_first) return x + dropout(sublayer(norm(x)));
   return norm(x + dropout(sublayer(x)));
 }

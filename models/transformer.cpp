@@ -31,7 +31,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c) {
     torch::NoGradGuard no_grad;
     torch::nn::init::xavier_uniform_(generator->weight);
   }
-  dropout = register_module("dropout", torch::nn::Dropout(c.p_drop));
+  dropout = register_module("dropout", Dropout(c.p_drop));
 }
 
 torch::Tensor TransformerImpl::embed(TokenEmbedding& tokens, PositionalEncoding& positions,

@@ -46,7 +46,7 @@ class TransformerImpl : public torch::nn::Module {
   Encoder encoder{nullptr};
   Decoder decoder{nullptr};
   torch::nn::Linear generator{nullptr};  // absent when tie_output
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 
  private:
   // Dropout(Embedding * sqrt(d_model) + PE), sections 3.4, 3.5 and 5.4.

@@ -13,7 +13,8 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // The decoder as search sees it: next-token log-probabilities for a set of
-// rows (hypotheses), rows that can be kept or reordered between steps.
+// rows (hypotheses), rows that can be kept or reordered between steps. The
+// memory is kept once per sentence; its `beam` consecutive rows share it.
 class Stepper {
  public:
   Stepper(TransformerImpl& model, torch::Tensor memory, torch::Tensor padding, bool use_cache)
@@ -37,16 +38,19 @@ class Stepper {
     return lprobs;
   }
 
-  // Keeps rows `index` (in that order) for the next step.
-  void select(const torch::Tensor& index) {
-    memory_ = memory_.index_select(0, index);
-    padding_ = padding_.index_select(0, index);
-    if (use_cache_) state_.select(index);
+  // Keeps hypothesis rows `rows` (in that order) for the next step, and the
+  // memory of sentences `sentences` (undefined: every sentence stays).
+  void select(const torch::Tensor& rows, const torch::Tensor& sentences) {
+    if (sentences.defined()) {
+      memory_ = memory_.index_select(0, sentences);
+      padding_ = padding_.index_select(0, sentences);
+    }
+    if (use_cache_) state_.select(rows, sentences);
   }
 
  private:
   TransformerImpl& model_;
-  torch::Tensor memory_, padding_;
+  torch::Tensor memory_, padding_;  // [sentences, S, d_model], [sentences, S]
   bool use_cache_;
   DecoderState state_;
 };
@@ -104,13 +108,15 @@ std::vector<std::vector<Hypothesis>> greedy_search(TransformerImpl& model,
       }
     }
     auto [best, token] = lprobs.max(1);  // [rows], [rows]
-    auto best_cpu = best.to(torch::kCPU, torch::kDouble);
-    auto token_cpu = token.cpu();
+    auto best_cpu = best.to(torch::kCPU, torch::kDouble).contiguous();
+    auto token_cpu = token.cpu().contiguous();
+    const double* best_of = best_cpu.data_ptr<double>();
+    const int64_t* token_of = token_cpu.data_ptr<int64_t>();
     std::vector<int64_t> keep, still_active;
     for (size_t r = 0; r < active.size(); ++r) {
       const int64_t s = active[r];
-      log_prob[s] += best_cpu[r].item<double>();
-      if (token_cpu[r].item<int64_t>() == kEosId) {
+      log_prob[s] += best_of[r];
+      if (token_of[r] == kEosId) {
         auto& h = out[s][0];
         h.tokens = row_tokens(history[r]);
         h.log_prob = log_prob[s];
@@ -125,7 +131,7 @@ std::vector<std::vector<Hypothesis>> greedy_search(TransformerImpl& model,
     if (keep.size() != active.size() && !keep.empty()) {
       auto index = torch::tensor(keep, torch::dtype(torch::kLong).device(device));
       history = history.index_select(0, index);
-      stepper.select(index);
+      stepper.select(index, index);
     }
     active = std::move(still_active);
   }
@@ -139,10 +145,8 @@ std::vector<std::vector<Hypothesis>> beam_search(TransformerImpl& model, const t
   const auto device = src.device();
   const auto lengths = source_lengths(src);
   auto padding = padding_mask(src, kPadId);                            // [B, S]
-  auto memory = model.encode(src, padding);                            // [B, S, d_model]
-  auto rows = torch::arange(batch, torch::dtype(torch::kLong).device(device))
-                  .repeat_interleave(k);                                // [B*K]
-  Stepper stepper(model, memory.index_select(0, rows), padding.index_select(0, rows), o.use_cache);
+  // The K beams of a sentence share its memory: no copy per beam.
+  Stepper stepper(model, model.encode(src, padding), padding, o.use_cache);  // memory [B, S, d_model]
 
   std::vector<int64_t> active(static_cast<size_t>(batch));  // block of K rows -> sentence
   for (int64_t i = 0; i < batch; ++i) active[i] = i;
@@ -174,7 +178,7 @@ std::vector<std::vector<Hypothesis>> beam_search(TransformerImpl& model, const t
     const auto* ti = top_index_cpu.data_ptr<int64_t>();
     const int64_t width = top_index.size(1);
 
-    std::vector<int64_t> next_rows, next_tokens, next_active;
+    std::vector<int64_t> next_rows, next_tokens, next_active, kept;  // kept: surviving sentences' slots
     std::vector<float> next_scores;
     for (int64_t s = 0; s < n; ++s) {
       const int64_t sentence = active[s];
@@ -218,12 +222,14 @@ std::vector<std::vector<Hypothesis>> beam_search(TransformerImpl& model, const t
         live_scores.push_back(kNegInf);
       }
       next_active.push_back(sentence);
+      kept.push_back(s);
       for (int64_t b = 0; b < k; ++b) {
         next_rows.push_back(live[b].first);
         next_tokens.push_back(live[b].second);
         next_scores.push_back(live_scores[b]);
       }
     }
+    const bool sentences_left = next_active.size() != active.size();
     active = std::move(next_active);
     if (active.empty()) break;
     auto index = torch::tensor(next_rows, torch::dtype(torch::kLong).device(device));
@@ -231,7 +237,8 @@ std::vector<std::vector<Hypothesis>> beam_search(TransformerImpl& model, const t
     history = torch::cat({history.index_select(0, index), tokens.unsqueeze(1)}, 1);  // [rows, t + 1]
     scores = torch::tensor(next_scores, torch::dtype(torch::kFloat).device(device))
                  .view({static_cast<int64_t>(active.size()), k});  // [n', K]
-    stepper.select(index);
+    stepper.select(index, sentences_left ? torch::tensor(kept, torch::dtype(torch::kLong).device(device))
+                                         : torch::Tensor());
   }
   for (auto& done : finished) {
     if (static_cast<int64_t>(done.size()) > o.nbest) done.resize(static_cast<size_t>(o.nbest));

@@ -56,6 +56,7 @@ void Tokenizer::train(const std::vector<std::string>& inputs, const std::string&
                       " --vocab_size=" + std::to_string(o.vocab_size) +
                       " --character_coverage=" + std::to_string(o.character_coverage) +
                       " --input_sentence_size=" + std::to_string(o.input_sentence_size) +
+                      " --split_digits=" + (o.split_digits ? "true" : "false") +
                       " --shuffle_input_sentence=true --num_threads=" + std::to_string(threads) +
                       " --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3"
                       " --pad_piece=<pad> --unk_piece=<unk> --bos_piece=<s> --eos_piece=</s>"

@@ -15,6 +15,7 @@ struct TokenizerTrainOptions {
   std::string model_type = "bpe";  // or "unigram"
   int64_t vocab_size = 8000;
   double character_coverage = 1.0;  // 1.0 keeps every character of European scripts
+  bool split_digits = false;        // every digit its own piece (numbers copy digit by digit)
   int64_t input_sentence_size = 2000000;  // sentences sampled for training (0 = all)
   uint64_t seed = 1;
   int threads = 0;  // 0 = all cores

@@ -19,6 +19,7 @@ DataConfig read_data(JsonObjectReader& r) {
   d.vocab_size = r.integer("vocab_size", d.vocab_size, 8, int64_t{1} << 24);
   d.spm_type = r.choice("spm_type", d.spm_type, {"bpe", "unigram"});
   d.character_coverage = r.number("character_coverage", d.character_coverage, 0.9, 1.0);
+  d.split_digits = r.boolean("split_digits", d.split_digits);
   d.max_length = r.integer("max_length", d.max_length, 1, 1 << 20);
   d.max_ratio = r.number("max_ratio", d.max_ratio, 0.0, 1e6);
   d.skip_invalid_utf8 = r.boolean("skip_invalid_utf8", d.skip_invalid_utf8);
@@ -87,6 +88,7 @@ nlohmann::json ExperimentConfig::to_json() const {
        {{"train_src", d.train_src}, {"train_tgt", d.train_tgt}, {"valid_src", d.valid_src},
         {"valid_tgt", d.valid_tgt}, {"spm_model", d.spm_model}, {"vocab_size", d.vocab_size},
         {"spm_type", d.spm_type}, {"character_coverage", d.character_coverage},
+        {"split_digits", d.split_digits},
         {"max_length", d.max_length}, {"max_ratio", d.max_ratio},
         {"skip_invalid_utf8", d.skip_invalid_utf8}}},
       {"train",

@@ -18,6 +18,7 @@ struct DataConfig {
   int64_t vocab_size = 8000;         // when training the SentencePiece model
   std::string spm_type = "bpe";      // "bpe" or "unigram"
   double character_coverage = 1.0;
+  bool split_digits = false;
   int64_t max_length = 256;          // pieces per side; longer pairs are dropped
   double max_ratio = 0.0;            // length-ratio filter; 0 = off
   bool skip_invalid_utf8 = false;

@@ -172,6 +172,7 @@ void Trainer::setup_tokenizer() {
     o.model_type = d.spm_type;
     o.vocab_size = d.vocab_size;
     o.character_coverage = d.character_coverage;
+    o.split_digits = d.split_digits;
     o.seed = config_.train.seed;
     o.threads = options_.threads;
     Tokenizer::train({d.train_src, d.train_tgt}, prefix, o);

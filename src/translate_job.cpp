@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -144,7 +145,17 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
     report.bleu = bleu.format() + "\n" + bleu.signature();
     report.chrf = chrf.format() + "\n" + chrf.signature();
     report.bleu_score = bleu.score;
+    // Whole-sentence accuracy, for tasks with one right answer (the demo's dates).
+    for (size_t i = 0; i < hypotheses.size(); ++i) {
+      const bool same = job.lowercase ? lowercase_utf8(hypotheses[i]) == lowercase_utf8(references[i])
+                                      : hypotheses[i] == references[i];
+      report.exact_matches += same ? 1 : 0;
+    }
     log << report.bleu << "\n" << report.chrf << "\n";
+    log << "exact match = " << std::fixed << std::setprecision(2)
+        << 100.0 * static_cast<double>(report.exact_matches) / static_cast<double>(std::max<size_t>(hypotheses.size(), 1))
+        << "% (" << report.exact_matches << " of " << hypotheses.size() << " lines)\n";
+    log.unsetf(std::ios::floatfield);
   }
   return report;
 }

@@ -29,6 +29,7 @@ struct TranslateReport {
   double seconds = 0;
   std::string bleu, chrf;  // formatted scores with signatures, when a reference was given
   double bleu_score = 0;
+  int64_t exact_matches = 0;  // hypotheses equal to their reference line
 };
 
 // Translates as the job says, writing translations to job.output and

@@ -208,3 +208,37 @@ TEST_CASE("attention capture returns every map and changes nothing", "[model][ca
   for (const auto& w : maps.cross) CHECK(w.index({1, torch::indexing::Ellipsis, 4}).abs().max()
                                              .item<float>() == 0.0f);
 }
+
+TEST_CASE("dropout: rate, scaling, gradient, and repeatable for any thread count", "[dropout]") {
+  const double p = 0.1;
+  Dropout dropout(p);
+  auto x = torch::rand({1000, 1000}) + 0.5;  // no zeros, so a zero in the output means dropped
+  dropout->eval();
+  CHECK(dropout(x).equal(x));
+  dropout->train();
+
+  torch::manual_seed(7);
+  auto leaf = x.clone().requires_grad_();
+  auto out = dropout(leaf);
+  auto dropped = out.eq(0);
+  const double rate = dropped.to(torch::kDouble).mean().item<double>();
+  CHECK(std::abs(rate - p) < 0.002);  // 1e6 draws: the standard deviation is 0.0003
+  auto kept = ~dropped;
+  CHECK(max_abs_diff(out.masked_select(kept), x.masked_select(kept) / (1 - p)) < 1e-5);
+  // Neighbouring elements and rows are not correlated (a broken counter would repeat patterns).
+  auto d = dropped.to(torch::kDouble);
+  CHECK(std::abs((d.narrow(1, 0, 999) * d.narrow(1, 1, 999)).mean().item<double>() - p * p) < 0.002);
+  CHECK(std::abs((d.narrow(0, 0, 999) * d.narrow(0, 1, 999)).mean().item<double>() - p * p) < 0.002);
+
+  auto w = torch::randn({1000, 1000});
+  auto grad = torch::autograd::grad({(out * w).sum()}, {leaf})[0];
+  CHECK(max_abs_diff(grad, w * kept.to(torch::kFloat) / (1 - p)) < 1e-5);
+
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  torch::manual_seed(7);
+  auto again = dropout(x);
+  torch::set_num_threads(threads);
+  CHECK(again.equal(out.detach()));
+  CHECK(!dropout(x).equal(again));  // the next call draws a new mask
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Training speed: ours against the PyTorch reference, one session.
+
+Trains the `small` model (configs/small.json) on Multi30k for --steps updates
+with aiayn-train and with bench/train_reference.py (torch.nn.Transformer, the
+same tokens, batching, loss, optimizer and schedule, the same thread count),
+alternating, --repeat times; no validation or checkpoints inside the timed
+window. Reports the median over runs of the median steady-state target
+tokens/s (logged windows after --warmup updates), peak RSS, the ratio, the
+first losses of each side, this machine's sgemm peak through LibTorch, and
+model-FLOP utilisation: the model's matmul FLOPs per update (forward and
+backward = 3x forward) times updates/s, over that peak.
+
+    /usr/bin/python3 bench/train_bench.py --spm runs/multi30k-en-de/spm.model \
+        [--data ../shared/data/multi30k] [--steps 120] [--repeat 2] [--threads 2]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def run(cmd, cwd=None):
+    """Runs cmd -> peak RSS of the child in MiB; exits on failure."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.seek(0)
+            sys.exit(f"train_bench: {' '.join(cmd)} failed:\n{log.read()[-3000:]}")
+    return usage.ru_maxrss / 1024
+
+
+def train_records(path):
+    with open(path, encoding="utf-8") as f:
+        return [r for r in map(json.loads, f) if r["kind"] == "train"]
+
+
+def ours(args, out):
+    d = args.data
+    cmd = [os.path.join(ROOT, "build/bin/aiayn-train"), "--config", os.path.join(ROOT, "configs/small.json"),
+           "--save-dir", out, "--threads", str(args.threads),
+           "--set", f"data.train_src={d}/train.{args.src}", "--set", f"data.train_tgt={d}/train.{args.tgt}",
+           "--set", f"data.valid_src={d}/val.{args.src}", "--set", f"data.valid_tgt={d}/val.{args.tgt}",
+           "--set", f"data.spm_model={os.path.abspath(args.spm)}", "--set", f"train.max_steps={args.steps}",
+           "--set", "train.valid_every=1000000", "--set", "train.save_every=1000000",
+           "--set", "train.max_minutes=0", "--set", "train.log_every=10"]
+    rss = run(cmd)
+    return train_records(os.path.join(out, "metrics.jsonl")), rss
+
+
+def reference(args, out):
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "train_reference.py"), "--data", args.data, "--src", args.src,
+           "--tgt", args.tgt, "--spm", args.spm, "--out", out, "--max-steps", str(args.steps),
+           "--minutes", "1000", "--threads", str(args.threads), "--valid-every", "1000000",
+           "--save-every", "1000000", "--log-every", "10", "--no-test"]
+    rss = run(cmd)
+    return train_records(os.path.join(out, "metrics.jsonl")), rss
+
+
+def sgemm_peak(threads):
+    """Best GFLOP/s of a 2048^2 float32 matmul through LibTorch (python3-torch, same kernels)."""
+    code = (f"import torch, time\ntorch.set_num_threads({threads})\n"
+            "a = torch.randn(2048, 2048); b = torch.randn(2048, 2048); best = 0\n"
+            "for _ in range(12):\n"
+            "    t = time.perf_counter(); torch.mm(a, b); dt = time.perf_counter() - t\n"
+            "    best = max(best, 2 * 2048 ** 3 / dt / 1e9)\n"
+            "print(best)\n")
+    return float(subprocess.check_output(["/usr/bin/python3", "-c", code], text=True))
+
+
+def flops_per_update(src_tokens, tgt_tokens, config):
+    """Matmul FLOPs of one update, forward x 3 (backward costs twice the forward)."""
+    m = config["model"]
+    d, ff, vocab = m["d_model"], m["d_ff"], 8000
+    enc = src_tokens * m["encoder_layers"] * (4 * d * d + 2 * d * ff)
+    dec = tgt_tokens * m["decoder_layers"] * (4 * d * d + 2 * d * d + 2 * d * ff)
+    cross_kv = src_tokens * m["decoder_layers"] * 2 * d * d
+    output = tgt_tokens * d * vocab
+    return 3 * 2 * (enc + dec + cross_kv + output)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(ROOT, "../shared/data/multi30k"))
+    ap.add_argument("--src", default="en")
+    ap.add_argument("--tgt", default="de")
+    ap.add_argument("--spm", required=True, help="a SentencePiece model both sides use")
+    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--warmup", type=int, default=20, help="updates left out of the throughput")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+    with open(os.path.join(ROOT, "configs/small.json")) as f:
+        config = json.load(f)
+
+    peak = sgemm_peak(args.threads)
+    print(f"sgemm peak (2048^2, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
+    sides = {"ours": ours, "torch": reference}
+    figures = {name: dict(rates=[], rss=[], flops_s=[], loss=None) for name in sides}
+    for i in range(args.repeat):
+        for name, fn in sides.items():
+            with tempfile.TemporaryDirectory(prefix="train_bench.") as out:
+                records, rss = fn(args, os.path.join(out, "run"))
+            steady = [r for r in records if r["step"] > args.warmup]
+            rate = statistics.median(r["tgt_tok_s"] for r in steady)
+            src_per_tgt = statistics.median(r["src_tok_s"] / r["tgt_tok_s"] for r in steady)
+            # FLOPs per target token at this batch mix, times target tokens/s.
+            per_tgt = flops_per_update(src_per_tgt, 1.0, config)
+            fig = figures[name]
+            fig["rates"].append(rate)
+            fig["rss"].append(rss)
+            fig["flops_s"].append(per_tgt * rate)
+            fig["loss"] = [round(r["loss"], 3) for r in records[:12]]
+            print(f"  {name:5s} run {i + 1}: {rate:.0f} target tokens/s, {per_tgt * rate / 1e9:.1f} GFLOP/s, "
+                  f"peak RSS {rss:.0f} MiB", flush=True)
+    print()
+    for name, fig in figures.items():
+        rate, flops = statistics.median(fig["rates"]), statistics.median(fig["flops_s"])
+        print(f"{name:5s}: {rate:7.0f} target tokens/s  MFU {100 * flops / 1e9 / peak:4.1f}%  "
+              f"peak RSS {max(fig['rss']):.0f} MiB  losses {fig['loss']}")
+    ratio = statistics.median(figures["ours"]["rates"]) / statistics.median(figures["torch"]["rates"])
+    print(f"ours / torch: {ratio:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(date=time.strftime("%Y-%m-%d"), threads=args.threads, sgemm_gflops=peak,
+                           ratio=ratio, figures=figures), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

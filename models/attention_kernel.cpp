@@ -1,0 +1,227 @@
+#include "models/attention_kernel.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace aiayn {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The loops below are compiled twice, for AVX2+FMA and for the baseline,
+// and the CPU picks at load time: Debian builds for plain x86-64 (SSE2).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AIAYN_VECTOR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define AIAYN_VECTOR_CLONES
+#endif
+
+// Sixteen partial sums, so the compiler can vectorise the reduction (two
+// AVX registers in flight) without reassociating floating point on its own.
+inline float dot(const float* a, const float* b, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float sum = 0;
+  for (int j = 0; j < 16; ++j) sum += acc[j];
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+inline void axpy(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+// Element strides of a [B, h, rows, width] tensor whose last dimension is contiguous.
+struct View {
+  const float* data;
+  int64_t b, h, row;
+  explicit View(const torch::Tensor& t)
+      : data(t.data_ptr<float>()), b(t.stride(0)), h(t.stride(1)), row(t.stride(2)) {}
+  const float* at(int64_t bi, int64_t hi, int64_t r) const { return data + bi * b + hi * h + r * row; }
+};
+
+// A mask's batch dimension runs over the queries' rows, over the keys'
+// sentences (beams sharing one memory), or is broadcast.
+struct MaskView {
+  const bool* data = nullptr;
+  int64_t b = 0, h = 0, t = 0, s = 0;
+  bool per_row = true;
+  MaskView(const torch::Tensor& mask, int64_t rows, int64_t H, int64_t T, int64_t S) {
+    if (!mask.defined()) return;
+    const int64_t batch = mask.dim() == 4 ? mask.size(0) : 1;
+    per_row = batch == rows;
+    auto m = mask.expand({batch, H, T, S});  // stride 0 along broadcast dimensions
+    data = m.data_ptr<bool>();
+    b = batch == 1 ? 0 : m.stride(0), h = m.stride(1), t = m.stride(2), s = m.stride(3);
+  }
+  bool masked(int64_t row, int64_t sentence, int64_t hi, int64_t ti, int64_t si) const {
+    return data != nullptr && data[(per_row ? row : sentence) * b + hi * h + ti * t + si * s];
+  }
+};
+
+// Work per parallel chunk: enough (batch, head) pairs for ~32k multiply-adds.
+int64_t grain(int64_t T, int64_t S, int64_t width) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, T * S * width));
+}
+
+// Everything a kernel reads and writes, for the range functions below.
+struct Problem {
+  int64_t B, H, T, S, dk, dv, group;  // group: query rows per key/value row
+  float scale;
+  View Q, K, V;
+  MaskView M;
+};
+
+Problem problem(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                const torch::Tensor& mask) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2);
+  return {B, H, T, S, q.size(3), v.size(3), B / k.size(0),
+          static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(3)))),
+          View(q), View(k), View(v), MaskView(mask, B, H, T, S)};
+}
+
+// Forward for (batch, head) pairs [begin, end): probs P and out O, contiguous.
+AIAYN_VECTOR_CLONES
+void forward_range(const Problem& x, float* P, float* O, int64_t begin, int64_t end) {
+  const int64_t T = x.T, S = x.S, dk = x.dk, dv = x.dv;
+  constexpr float kMinus = -std::numeric_limits<float>::infinity();
+  for (int64_t bh = begin; bh < end; ++bh) {
+    const int64_t b = bh / x.H, h = bh % x.H, kv = b / x.group;
+    for (int64_t t = 0; t < T; ++t) {
+      float* p = P + (bh * T + t) * S;
+      float* o = O + (bh * T + t) * dv;
+      const float* qt = x.Q.at(b, h, t);
+      float top = kMinus;
+      for (int64_t s = 0; s < S; ++s) {
+        p[s] = x.M.masked(b, kv, h, t, s) ? kMinus : x.scale * dot(qt, x.K.at(kv, h, s), dk);
+        top = std::max(top, p[s]);
+      }
+      std::fill(o, o + dv, 0.0f);
+      if (top == kMinus) {  // every key masked
+        std::fill(p, p + S, 0.0f);
+        continue;
+      }
+      float sum = 0;
+      for (int64_t s = 0; s < S; ++s) sum += (p[s] = std::exp(p[s] - top));
+      const float inv = 1.0f / sum;
+      for (int64_t s = 0; s < S; ++s) {
+        p[s] *= inv;
+        if (p[s] != 0.0f) axpy(p[s], x.V.at(kv, h, s), o, dv);
+      }
+    }
+  }
+}
+
+// Forward: probs [B, h, T, S] and out [B, h, T, d_v], both contiguous.
+void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                    const torch::Tensor& mask, torch::Tensor& probs, torch::Tensor& out) {
+  const Problem x = problem(q, k, v, mask);
+  float* P = probs.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  at::parallel_for(0, x.B * x.H, grain(x.T, x.S, x.dk + x.dv),
+                   [&](int64_t begin, int64_t end) { forward_range(x, P, O, begin, end); });
+}
+
+// Backward of out = P V with P = softmax(scale * Q K^T) (masked entries have
+// P = 0) for (batch, head) pairs [begin, end); ds is scratch of S floats.
+AIAYN_VECTOR_CLONES
+void backward_range(const Problem& x, const float* P, const float* G, float* dQ, float* dK,
+                    float* dV, float* ds, int64_t begin, int64_t end) {
+  const int64_t T = x.T, S = x.S, dk = x.dk, dv = x.dv;
+  for (int64_t bh = begin; bh < end; ++bh) {
+    const int64_t b = bh / x.H, h = bh % x.H;
+    float* dk_bh = dK + bh * S * dk;
+    float* dv_bh = dV + bh * S * dv;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* p = P + (bh * T + t) * S;
+      const float* g = G + (bh * T + t) * dv;
+      float* dq_t = dQ + (bh * T + t) * dk;
+      // dP = g V^T; dS = P * (dP - <P, dP>), the softmax's Jacobian.
+      float row = 0;
+      for (int64_t s = 0; s < S; ++s) {
+        ds[s] = p[s] != 0.0f ? dot(g, x.V.at(b, h, s), dv) : 0.0f;
+        row += p[s] * ds[s];
+      }
+      for (int64_t s = 0; s < S; ++s) {
+        if (p[s] == 0.0f) continue;
+        const float d = p[s] * (ds[s] - row) * x.scale;
+        axpy(d, x.K.at(b, h, s), dq_t, dk);
+        axpy(d, x.Q.at(b, h, t), dk_bh + s * dk, dk);
+        axpy(p[s], g, dv_bh + s * dv, dv);
+      }
+    }
+  }
+}
+
+void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     const torch::Tensor& probs, const torch::Tensor& grad_out,
+                     torch::Tensor& dq, torch::Tensor& dk, torch::Tensor& dv) {
+  const Problem x = problem(q, k, v, torch::Tensor());
+  const float* P = probs.data_ptr<float>();
+  const float* G = grad_out.data_ptr<float>();
+  float *dQ = dq.data_ptr<float>(), *dK = dk.data_ptr<float>(), *dV = dv.data_ptr<float>();
+  at::parallel_for(0, x.B * x.H, grain(x.T, x.S, 2 * (x.dk + x.dv)), [&](int64_t begin, int64_t end) {
+    std::vector<float> ds(static_cast<size_t>(x.S));
+    backward_range(x, P, G, dQ, dK, dV, ds.data(), begin, end);
+  });
+}
+
+struct AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunction> {
+  // The mask travels as an optional: LibTorch 1.13's Function::apply cannot
+  // take an undefined tensor argument.
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const c10::optional<torch::Tensor>& mask) {
+    auto probs = torch::empty({q.size(0), q.size(1), q.size(2), k.size(2)}, q.options());  // [B, h, T, S]
+    auto out = torch::empty({q.size(0), q.size(1), q.size(2), v.size(3)}, q.options());    // [B, h, T, d_v]
+    forward_kernel(q, k, v, mask.has_value() ? *mask : torch::Tensor(), probs, out);
+    ctx->save_for_backward({q, k, v, probs});
+    ctx->mark_non_differentiable({probs});
+    return {out, probs};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    TORCH_CHECK(q.size(0) == k.size(0), "attention_core: no backward for rows sharing keys (decoding only)");
+    if (!grads[0].defined()) return {torch::zeros_like(q), torch::zeros_like(k), torch::zeros_like(v), {}};
+    auto g = grads[0].contiguous();  // [B, h, T, d_v]
+    auto dq = torch::zeros({q.size(0), q.size(1), q.size(2), q.size(3)}, q.options());  // [B, h, T, d_k]
+    auto dk = torch::zeros({k.size(0), k.size(1), k.size(2), k.size(3)}, k.options());  // [B, h, S, d_k]
+    auto dv = torch::zeros({v.size(0), v.size(1), v.size(2), v.size(3)}, v.options());  // [B, h, S, d_v]
+    backward_kernel(q, k, v, probs, g, dq, dk, dv);
+    return {dq, dk, dv, torch::Tensor()};
+  }
+};
+
+bool usable(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.dim() == 4 && t.stride(3) == 1;
+}
+
+}  // namespace
+
+bool attention_core_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                            double dropout, bool training) {
+  return usable(q) && usable(k) && usable(v) && !(dropout > 0.0 && training);
+}
+
+torch::Tensor attention_core(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& mask, torch::Tensor* weights) {
+  TORCH_CHECK(k.size(0) > 0 && q.size(0) % k.size(0) == 0 && k.size(0) == v.size(0) && q.size(1) == k.size(1) &&
+                  k.size(1) == v.size(1) && q.size(3) == k.size(3) && k.size(2) == v.size(2),
+              "attention_core: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(), " do not fit");
+  c10::optional<torch::Tensor> m;
+  if (mask.defined()) m = mask.to(torch::kBool);
+  auto outputs = AttentionCoreFunction::apply(q, k, v, m);
+  if (weights != nullptr) *weights = outputs[1];
+  return outputs[0];  // [B, h, T, d_v]
+}
+
+}  // namespace aiayn

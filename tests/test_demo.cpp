@@ -1,0 +1,160 @@
+// The demo's corpus generator, and the demo itself end to end (README's
+// main-job command, minus the build): it must reach >= 98% exact match on
+// its held-out dates and its cross-attention must align the parts.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <regex>
+#include <set>
+
+#include "src/dates_corpus.h"
+#include "src/error.h"
+#include "tests/test_util.h"
+
+using namespace aiayn;
+
+TEST_CASE("dates: weekdays and renderings are right", "[demo]") {
+  CHECK(Date{2026, 11, 22}.weekday() == 6);  // a Sunday
+  CHECK(Date{2000, 2, 29}.weekday() == 1);   // a Tuesday
+  CHECK(Date{1969, 7, 20}.weekday() == 6);   // the Moon landing, a Sunday
+  CHECK(Date{2026, 11, 22}.iso() == "2026-11-22");
+  CHECK(Date{1950, 1, 5}.iso() == "1950-01-05");
+  const Date d{2026, 11, 22};
+  std::vector<std::string> got;
+  for (size_t s = 0; s < date_styles().size(); ++s) got.push_back(render_date(d, s));
+  CHECK(got == std::vector<std::string>{
+                   "Sunday, 22 November 2026", "November 22, 2026", "nov. 22nd 2026",
+                   "the 22nd of November 2026", "22 NOV 2026", "22/11/26",
+                   "Sonntag, 22. November 2026", "22.11.2026", "22. Nov. 2026",
+                   "dimanche 22 novembre 2026", "le 22 novembre 2026",
+                   "domingo, 22 de noviembre de 2026", "2026/11/22"});
+  CHECK(render_date({2021, 3, 1}, 9) == "lundi 1er mars 2021");
+  CHECK(render_date({2021, 3, 1}, 8) == "1. März 2021");
+  CHECK(render_date({2021, 3, 13}, 2) == "mar. 13th 2021");
+  CHECK(render_date({2021, 3, 23}, 3) == "the 23rd of March 2021");
+  CHECK_THROWS(render_date(d, date_styles().size()));
+}
+
+TEST_CASE("dates corpus: deterministic, valid dates, held-out splits unseen", "[demo]") {
+  DatesCorpusOptions o;
+  o.train = 3000;
+  o.valid = 200;
+  o.test = 300;
+  auto a = make_dates_corpus(o), b = make_dates_corpus(o);
+  REQUIRE(a.train.size() == 3000);
+  REQUIRE(a.valid.size() == 200);
+  REQUIRE(a.test.size() == 300);
+  for (size_t i = 0; i < a.test.size(); ++i) CHECK(a.test[i].source == b.test[i].source);
+  std::set<std::string> train_sources, styles_seen;
+  const std::regex iso(R"((\d{4})-(\d{2})-(\d{2}))");
+  for (const auto& p : a.train) {
+    train_sources.insert(p.source);
+    std::smatch m;
+    REQUIRE(std::regex_match(p.target, m, iso));
+    const int year = std::stoi(m[1]);
+    CHECK(year >= o.first_year);
+    CHECK(year <= o.last_year);
+  }
+  std::set<std::string> held_out;
+  for (const auto* split : {&a.valid, &a.test}) {
+    for (const auto& p : *split) {
+      CHECK(train_sources.count(p.source) == 0);
+      CHECK(held_out.insert(p.source).second);
+    }
+  }
+  o.seed = 2;
+  CHECK(make_dates_corpus(o).train[0].source != a.train[0].source);
+  o.first_year = 1900;  // a 150-year window makes "dd/mm/yy" ambiguous
+  o.last_year = 2049;
+  CHECK_THROWS_AS(make_dates_corpus(o), InputError);
+}
+
+TEST_CASE("aiayn-dates: writes the splits; bad options exit 2", "[demo][bad-input]") {
+  test::TempDir dir;
+  const std::string bin = std::string(AIAYN_BIN_DIR) + "/aiayn-dates";
+  auto r = test::run(bin + " --out " + dir.file("d") + " --train 50 --valid 5 --test 7");
+  REQUIRE(r.exit_code == 0);
+  CHECK(test::count_lines(test::read_file(dir.file("d/train.src"))) == 50);
+  CHECK(test::count_lines(test::read_file(dir.file("d/test.tgt"))) == 7);
+  r = test::run(bin + " --out " + dir.file("d") + " --first-year 1800 --last-year 2000");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("window of at most 100 years"));
+  test::write_file(dir.file("file"), "x");
+  r = test::run(bin + " --out " + dir.file("file") + "/sub");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains(dir.file("file") + "/sub"));
+  CHECK(test::read_file(dir.file("file")) == "x");
+}
+
+namespace {
+
+// The source pieces (positions) that spell the year, when the source holds
+// it in full: the pieces whose digits, concatenated, read the year.
+std::set<size_t> year_pieces(const std::vector<std::string>& pieces, const std::string& year) {
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    std::string text;
+    for (size_t j = i; j < pieces.size(); ++j) {
+      std::string p = pieces[j];
+      if (p.rfind("\xe2\x96\x81", 0) == 0) p = p.substr(3);  // the "▁" word marker
+      if (p.empty() || p.find_first_not_of("0123456789") != std::string::npos) break;
+      text += p;
+      if (text == year) {
+        std::set<size_t> span;
+        for (size_t k = i; k <= j; ++k) span.insert(k);
+        return span;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("demo end to end: >= 98% exact match, aligned cross-attention", "[demo][e2e]") {
+  test::TempDir dir;
+  const std::string out = dir.file("demo");
+  auto r = test::run("DEMO_SKIP_BUILD=1 AIAYN_BIN=" + std::string(AIAYN_BIN_DIR) + " bash " +
+                     std::string(AIAYN_SOURCE_DIR) + "/scripts/demo.sh " + out);
+  INFO(r.out + r.err);
+  REQUIRE(r.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, std::regex(R"(exact match = ([0-9.]+)% \((\d+) of 1000 lines\))")));
+  CHECK(std::stod(m[1]) >= 98.0);
+  CHECK(test::count_lines(test::read_file(out + "/test.hyp")) == 1000);
+  CHECK(test::read_file(out + "/attention.html").find("<html") != std::string::npos);
+
+  // Encoder-decoder attention: the decoder query that emits the year's
+  // pieces attends most to the source's year pieces, in at least one layer
+  // (mean over heads), for most examples.
+  std::istringstream dump(test::read_file(out + "/attention.jsonl"));
+  std::string line;
+  int examples = 0, aligned = 0;
+  while (std::getline(dump, line)) {
+    auto e = nlohmann::json::parse(line);
+    const auto target = e["target"].get<std::string>();
+    const auto src = e["encoder_tokens"].get<std::vector<std::string>>();
+    const auto dec = e["decoder_tokens"].get<std::vector<std::string>>();
+    const auto span = year_pieces(src, target.substr(0, 4));
+    if (span.empty()) continue;  // "dd/mm/yy": the year is not spelled out
+    ++examples;
+    // Queries 0.. emit the target's pieces; the year is what comes before the first "-".
+    size_t year_outputs = 0;
+    for (size_t q = 1; q < dec.size() && dec[q].find('-') == std::string::npos; ++q) ++year_outputs;
+    bool any_layer = false;
+    for (const auto& layer : e["cross_attention"]) {
+      size_t hits = 0;
+      for (size_t q = 0; q < year_outputs; ++q) {
+        std::vector<double> mean(src.size(), 0.0);
+        for (const auto& head : layer) {
+          for (size_t k = 0; k < src.size(); ++k) mean[k] += head[q][k].get<double>();
+        }
+        const auto best = static_cast<size_t>(std::max_element(mean.begin(), mean.end()) - mean.begin());
+        hits += span.count(best);
+      }
+      any_layer = any_layer || (year_outputs > 0 && hits == year_outputs);
+    }
+    aligned += any_layer ? 1 : 0;
+  }
+  CHECK(examples >= 4);
+  CHECK(aligned >= examples - 1);
+}
