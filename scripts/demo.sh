@@ -42,8 +42,8 @@ steps=()
   --set data.valid_src="$out/data/valid.src" --set data.valid_tgt="$out/data/valid.tgt" \
   "${steps[@]}" 2>&1 | grep -v "config: {" | sed 's/^/   /'
 
-echo "== 3/4 translating the held-out test split (beam 4)"
-"$bin/aiayn-translate" --checkpoint "$out/model" --beam 4 --input "$out/data/test.src" \
+echo "== 3/4 translating the held-out test split (beam 4, best checkpoint by validation BLEU)"
+"$bin/aiayn-translate" --checkpoint "$out/model/best" --beam 4 --input "$out/data/test.src" \
   --output "$out/test.hyp" --reference "$out/data/test.tgt" 2>&1 | tee "$out/test.score" | sed 's/^/   /'
 paste "$out/data/test.src" "$out/test.hyp" | awk 'NR <= 5' | sed 's/^/   /; s/\t/  ->  /'
 
@@ -53,7 +53,7 @@ awk 'NR <= 200' "$out/data/test.src" | awk '
   /^[A-Z][a-z]+day, / && !a++ || /^[0-9][0-9]\.[0-9][0-9]\./ && !b++ || /^le / && !c++ ||
   / de / && !d++ || /^[a-z]+\. / && !e++ || /^[0-9][0-9]\/[0-9][0-9]\/[0-9][0-9]$/ && !f++' \
   > "$out/examples.src"
-"$bin/aiayn-attention" --checkpoint "$out/model" --source "$out/examples.src" \
+"$bin/aiayn-attention" --checkpoint "$out/model/best" --source "$out/examples.src" \
   --output "$out/attention.jsonl" --html "$out/attention.html" 2>&1 | sed 's/^/   /'
 
 echo
