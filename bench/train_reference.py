@@ -44,7 +44,7 @@ def noam(step, d_model, warmup, scale):
     return scale * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
 
 
-def validate(model, valid, sp, valid_refs, max_length):
+def validate(model, valid, sp, valid_refs):
     """Validation NLL per token, and greedy BLEU of the source side."""
     model.eval()
     nll, tokens = 0.0, 0
@@ -142,7 +142,7 @@ def main():
             saved.append(state)
         if step % args.valid_every == 0:
             t0 = time.monotonic()
-            valid_nll, bleu = validate(model, valid, sp, valid_refs, 128)
+            valid_nll, bleu = validate(model, valid, sp, valid_refs)
             metrics.write(json.dumps(dict(kind="valid", step=step, loss=valid_nll, ppl=math.exp(valid_nll),
                                           bleu=bleu, time=time.monotonic() - start)) + "\n")
             metrics.flush()
