@@ -1,13 +1,17 @@
 // aiayn-train: trains a Transformer with the paper's recipe (section 5).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <memory>
+#include <thread>
 
 #include "models/transformer.h"
 #include "src/app.h"
 #include "src/cli.h"
 #include "src/checkpoint.h"
+#include "src/distributed.h"
 #include "src/error.h"
 #include "src/trainer.h"
 
@@ -51,8 +55,35 @@ int main(int argc, char** argv) {
                    "average the last N checkpoints of --save-dir into <save-dir>/averaged "
                    "and exit (paper: 5 for base, 20 for big)")
         ->check(CLI::PositiveNumber);
+    int nproc = 1;
+    double dist_timeout = 300;
+    app.add_option("--nproc", nproc,
+                   "data-parallel: start N local worker processes (ranks) on 127.0.0.1, each "
+                   "with cores/N threads by default; launchers such as torchrun set RANK, "
+                   "WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT instead")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--dist-timeout", dist_timeout,
+                   "data-parallel: seconds a rank may go silent (dead or hung) before the others "
+                   "stop with an error naming it; must exceed a validation plus a checkpoint")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
+    auto dist = aiayn::distributed_from_environment();
+    dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000));
+    if (nproc > 1 && std::getenv("RANK") == nullptr && !summary && average == 0) {
+      if (!aiayn::distributed_available()) {
+        throw aiayn::InputError("--nproc " + std::to_string(nproc) +
+                                ": this build has no c10d/Gloo (install libgloo-dev and rebuild)");
+      }
+      return aiayn::spawn_local_workers(nproc, argv);
+    }
+    // Ranks on one machine share its cores.
+    if (threads == 0 && dist.local_world_size > 1) {
+      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                dist.local_world_size);
+    }
     const int used_threads = aiayn::set_threads(threads);
     auto device = aiayn::parse_device(device_name);
     if (summary) {
@@ -82,8 +113,11 @@ int main(int argc, char** argv) {
     run.config_path = config_path;
     run.progress_bar = isatty(STDOUT_FILENO) != 0;
     run.stop_requested = &g_stop;
+    std::unique_ptr<aiayn::Communicator> communicator;
+    if (dist.enabled()) communicator = std::make_unique<aiayn::Communicator>(dist);
+    run.communicator = communicator.get();
     auto result = aiayn::train(config, run);
-    std::cout << "last checkpoint: " << result.last_checkpoint << std::endl;
+    if (dist.rank == 0) std::cout << "last checkpoint: " << result.last_checkpoint << std::endl;
     return 0;
   });
 }

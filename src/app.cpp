@@ -1,10 +1,14 @@
 #include "src/app.h"
 
+#include <dlfcn.h>
 #include <spdlog/spdlog.h>
+#include <strings.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
+#include "src/distributed.h"
 #include "src/error.h"
 
 namespace aiayn {
@@ -15,6 +19,9 @@ int run_app(const std::string& name, const std::function<int()>& body) {
   } catch (const InputError& e) {
     std::cerr << name << ": error: " << e.what() << "\n";
     return 2;
+  } catch (const DistributedError& e) {
+    std::cerr << name << ": error: " << e.what() << "\n";
+    return 1;
   } catch (const c10::Error& e) {
     std::cerr << name << ": internal error: " << e.what_without_backtrace() << "\n";
     return 1;
@@ -24,11 +31,55 @@ int run_app(const std::string& name, const std::function<int()>& body) {
   }
 }
 
+namespace {
+
+// OpenBLAS reports how it runs its pool: 0 sequential, 1 pthreads, 2 OpenMP.
+// -1: the BLAS is not OpenBLAS (an official LibTorch uses MKL on OpenMP).
+int openblas_parallel() {
+  using Getter = int (*)();
+  auto get = reinterpret_cast<Getter>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  return get ? get() : -1;
+}
+
+bool user_chose_passive_wait() {
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  return wait != nullptr && strcasecmp(wait, "passive") == 0;
+}
+
+}  // namespace
+
+void set_blas_threads(int threads) {
+  // OpenBLAS keeps a thread pool of its own, which set_num_threads leaves alone.
+  using Setter = void (*)(int);
+  if (auto set = reinterpret_cast<Setter>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(threads);
+  }
+}
+
+std::string describe_threads() {
+  using Getter = int (*)();
+  auto blas = reinterpret_cast<Getter>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  return "LibTorch intra-op " + std::to_string(torch::get_num_threads()) +
+         (blas ? ", OpenBLAS " + std::to_string(blas()) : std::string()) +
+         " (OMP_WAIT_POLICY " + (wait ? wait : "unset") + ")";
+}
+
 int set_threads(int threads) {
   if (threads < 0) throw InputError("--threads must be >= 0 (0 = all cores), got " +
                                     std::to_string(threads));
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
+  // Debian's LibTorch multiplies matrices with OpenBLAS on a pthread pool,
+  // while its other kernels run on libgomp's OpenMP pool, whose workers spin
+  // after each parallel region by default. Two pools as large as the machine
+  // then fight for its cores: here (2 cores) that cost 1.4x in training and
+  // 4x in decoding one batch at a time (README, Performance). So OpenBLAS gets
+  // the cores and the OpenMP pool one thread -- unless the user set
+  // OMP_WAIT_POLICY=PASSIVE (read by libgomp before main, so only the user
+  // can), which lets both pools have every core without the fight.
+  const bool pools_fight = openblas_parallel() == 1 && !user_chose_passive_wait();
+  torch::set_num_threads(pools_fight ? 1 : threads);
+  set_blas_threads(threads);
   return threads;
 }
 

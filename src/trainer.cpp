@@ -14,9 +14,12 @@
 #include <sstream>
 
 #include "models/transformer.h"
+#include "src/app.h"
 #include "src/batching.h"
 #include "src/checkpoint.h"
+#include "src/distributed.h"
 #include "src/error.h"
+#include "src/hash.h"
 #include "src/loss.h"
 #include "src/optimizer.h"
 #include "src/token_cache.h"
@@ -70,6 +73,13 @@ class Trainer {
   void prepare_save_dir();
   void setup_logging();
   void setup_tokenizer();
+  void load_data();
+  // With several ranks, rank 0 prepares the save directory, tokenizer and
+  // token caches first; the others then open what it made.
+  void prepare();
+  bool leader() const { return comm_ == nullptr || comm_->rank() == 0; }
+  // Every rank stops when any rank has a reason to (limits, signals).
+  std::optional<std::string> agree_on_stop(std::optional<std::string> reason, bool* interrupted);
   Corpus load_corpus(const std::string& src, const std::string& tgt, const std::string& name);
   void restore(const std::string& dir);
   Tally forward_backward(const std::vector<int64_t>& pairs);
@@ -89,6 +99,7 @@ class Trainer {
 
   ExperimentConfig config_;
   RunOptions options_;
+  Communicator* comm_ = options_.communicator;
   std::shared_ptr<spdlog::logger> log_;
   std::ofstream metrics_;
   std::optional<Tokenizer> tokenizer_;
@@ -139,6 +150,14 @@ void Trainer::prepare_save_dir() {
 }
 
 void Trainer::setup_logging() {
+  if (!leader()) {
+    // The other ranks see the same (all-reduced) numbers: they report errors only.
+    log_ = std::make_shared<spdlog::logger>(
+        "train", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    log_->set_pattern("[%Y-%m-%d %H:%M:%S] [rank " + std::to_string(comm_->rank()) + "] %v");
+    log_->set_level(spdlog::level::err);
+    return;
+  }
   auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
   auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(
       (fs::path(options_.save_dir) / "train.log").string());
@@ -149,6 +168,7 @@ void Trainer::setup_logging() {
 }
 
 void Trainer::metric(nlohmann::json record) {
+  if (!leader()) return;
   record["time"] = elapsed();
   metrics_ << record.dump() << "\n";
   metrics_.flush();
@@ -164,6 +184,8 @@ void Trainer::setup_tokenizer() {
     }
   } else if (!d.spm_model.empty()) {
     tokenizer_ = Tokenizer::load(d.spm_model);
+  } else if (!leader()) {
+    tokenizer_ = Tokenizer::load((fs::path(options_.save_dir) / "spm.model").string());
   } else {
     const auto prefix = (fs::path(options_.save_dir) / "spm").string();
     log_->info("training a {} SentencePiece model ({} pieces, joint) on {} and {}", d.spm_type,
@@ -276,12 +298,33 @@ bool inject_nan(int64_t step) {
   return true;
 }
 
+// Batch j of the update `step` draws its dropout masks from a generator
+// seeded by (seed, step, j) alone, so training is the same whichever rank
+// (or how many ranks) computes the batch.
+uint64_t batch_seed(int64_t seed, int64_t step, int64_t j) {
+  const int64_t key[3] = {seed, step, j};
+  return hash_bytes(key, sizeof key) >> 1;
+}
+
 bool Trainer::update() {
+  // An update is update_freq x world_size consecutive batches of the stream;
+  // rank r computes every world_size-th of them, starting at r.
+  const int world = comm_ ? comm_->world_size() : 1, rank = comm_ ? comm_->rank() : 0;
   Tally tally;
-  for (int64_t k = 0; k < config_.train.update_freq; ++k) {
-    tally.add(forward_backward(stream_->next()));
+  for (int64_t j = 0; j < config_.train.update_freq * world; ++j) {
+    const auto& pairs = stream_->next();
+    if (j % world != rank) continue;
+    torch::manual_seed(batch_seed(config_.train.seed, state_.step + 1, j));
+    tally.add(forward_backward(pairs));
   }
   if (inject_nan(state_.step + 1)) tally.loss = std::nan("");
+  if (comm_ != nullptr) {  // the update's sums over all ranks
+    auto sums = torch::tensor({tally.loss, tally.nll, static_cast<double>(tally.src_tokens),
+                               static_cast<double>(tally.tgt_tokens)}, torch::kDouble);  // [4]
+    comm_->all_reduce_sum({sums}, "loss all-reduce at step " + std::to_string(state_.step + 1));
+    tally = {sums[0].item<double>(), sums[1].item<double>(), sums[2].item<int64_t>(),
+             sums[3].item<int64_t>()};
+  }
   if (!std::isfinite(tally.loss)) {
     adam_->zero_grad();
     ++state_.skipped_updates;
@@ -296,6 +339,14 @@ bool Trainer::update() {
   }
   bad_in_a_row_ = 0;
   update_tally_ = tally;
+  if (comm_ != nullptr) {
+    std::vector<torch::Tensor> grads;
+    for (auto& p : params_) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    comm_->all_reduce_sum(grads, "gradient all-reduce at step " + std::to_string(state_.step + 1));
+  }
   // Gradients of the summed loss, divided by the target tokens of the whole
   // update: the mean per-token loss, however the update was split.
   {
@@ -427,11 +478,7 @@ std::optional<std::string> Trainer::stop_reason() const {
   return std::nullopt;
 }
 
-TrainResult Trainer::run() {
-  start_ = Clock::now();
-  prepare_save_dir();
-  setup_logging();
-  setup_tokenizer();
+void Trainer::load_data() {
   config_.model.validate("model");
   const auto& d = config_.data;
   if (d.train_src.empty() || d.train_tgt.empty()) {
@@ -439,7 +486,7 @@ TrainResult Trainer::run() {
                      ": key \"data.train_src\" and \"data.train_tgt\" must name the training files");
   }
   train_ = load_corpus(d.train_src, d.train_tgt, "training data");
-  if (!d.valid_src.empty()) {
+  if (!d.valid_src.empty() && leader()) {  // rank 0 alone validates
     valid_ = load_corpus(d.valid_src, d.valid_tgt, "validation data");
     if (config_.train.valid_bleu) {
       for (auto [path, lines] : {std::pair{d.valid_src, &valid_src_text_}, {d.valid_tgt, &valid_tgt_text_}}) {
@@ -449,6 +496,51 @@ TrainResult Trainer::run() {
       }
     }
   }
+}
+
+void Trainer::prepare() {
+  if (comm_ == nullptr) {
+    prepare_save_dir();
+    setup_logging();
+    setup_tokenizer();
+    load_data();
+    return;
+  }
+  if (leader()) {
+    try {
+      prepare_save_dir();
+      setup_logging();
+      setup_tokenizer();
+      load_data();
+    } catch (const std::exception& e) {
+      comm_->publish("setup", e.what());
+      throw;
+    }
+    comm_->publish("setup", "ok");
+    return;
+  }
+  setup_logging();
+  auto status = comm_->await("setup", "waiting for rank 0 to prepare the data");
+  if (status != "ok") throw InputError("rank 0 could not start: " + status);
+  setup_tokenizer();
+  load_data();
+}
+
+std::optional<std::string> Trainer::agree_on_stop(std::optional<std::string> reason,
+                                                  bool* interrupted) {
+  if (comm_ == nullptr) return reason;
+  auto flags = torch::tensor({reason ? 1.0 : 0.0, *interrupted ? 1.0 : 0.0}, torch::kDouble);  // [2]
+  comm_->all_reduce_sum({flags}, "stop agreement before step " + std::to_string(state_.step + 1));
+  *interrupted = flags[1].item<double>() > 0;
+  if (!reason && flags[0].item<double>() > 0) {
+    reason = *interrupted ? "interrupted" : "another rank reached a limit";
+  }
+  return reason;
+}
+
+TrainResult Trainer::run() {
+  start_ = Clock::now();
+  prepare();
 
   torch::manual_seed(config_.train.seed);
   model_ = Transformer(config_.model);
@@ -458,9 +550,18 @@ TrainResult Trainer::run() {
                 config_.train.adam_eps);
   for (auto& p : model_->parameters()) params_.push_back(p);
   if (options_.resume) restore(resolve_checkpoint(options_.save_dir));
+  // The same seed gives every rank the same weights; the broadcast makes
+  // sure of it (and of resumed weights) before the first update.
+  if (comm_ != nullptr) comm_->broadcast(params_, "broadcast of rank 0's weights");
   steps_at_start_ = state_.step;
   log_->info("{}", model_->summary());
+  log_->info("threads: {} on {}", describe_threads(), options_.device.str());
   log_->info("config: {}", config_.to_json().dump());
+  if (comm_ != nullptr) {
+    log_->info("data-parallel over {} ranks: an update is {} batches of up to {} tokens",
+               comm_->world_size(), comm_->world_size() * config_.train.update_freq,
+               config_.train.max_tokens);
+  }
 
   BatchingOptions b;
   b.max_tokens = config_.train.max_tokens;
@@ -472,14 +573,18 @@ TrainResult Trainer::run() {
   Tally since_log;
   auto log_start = Clock::now();
   std::optional<std::string> reason;
-  while (!(reason = stop_reason())) {
-    if (options_.stop_requested && options_.stop_requested->load()) {
-      result.interrupted = true;
-      reason = "interrupted";
+  while (true) {
+    reason = stop_reason();
+    bool interrupted = options_.stop_requested && options_.stop_requested->load();
+    if (!reason && interrupted) reason = "interrupted";
+    reason = agree_on_stop(reason, &interrupted);
+    if (reason) {
+      result.interrupted = interrupted;
       break;
     }
     if (!update()) continue;  // skipped: the same step is tried with the next batch
     since_log.add(update_tally_);
+    if (!leader()) continue;
     const auto& c = config_.train;
     if (options_.progress_bar) draw_progress_bar();
     if (state_.step % c.log_every == 0 && since_log.tgt_tokens > 0) {
@@ -505,12 +610,16 @@ TrainResult Trainer::run() {
       checkpoint(validated);
     }
   }
-  const auto last = resolve_checkpoint_or_empty();
-  if (last.empty() || read_checkpoint_meta(last).state.step != state_.step) {
-    checkpoint(false);
-  } else if (last_checkpoint_.empty()) {
-    last_checkpoint_ = last;  // resumed and stopped at once: nothing new to save
+  if (leader()) {
+    const auto last = resolve_checkpoint_or_empty();
+    if (last.empty() || read_checkpoint_meta(last).state.step != state_.step) {
+      checkpoint(false);
+    } else if (last_checkpoint_.empty()) {
+      last_checkpoint_ = last;  // resumed and stopped at once: nothing new to save
+    }
   }
+  // No rank leaves (taking the store or its group with it) before rank 0 has saved.
+  if (comm_ != nullptr) comm_->barrier("final checkpoint");
   result.steps = state_.step;
   result.last_checkpoint = last_checkpoint_;
   result.stop_reason = *reason;

@@ -9,6 +9,8 @@
 
 namespace aiayn {
 
+class Communicator;
+
 struct RunOptions {
   std::string save_dir;           // checkpoints, logs, metrics, tokenizer, token caches
   bool resume = false;            // continue from save_dir/last
@@ -18,6 +20,9 @@ struct RunOptions {
   bool progress_bar = false;      // redraw a status line (stdout is a terminal)
   // Set by a signal handler: finish the update, checkpoint, return.
   const std::atomic<bool>* stop_requested = nullptr;
+  // Data-parallel training (src/distributed.h): this rank's process group, or
+  // null for one process. Rank 0 alone writes checkpoints, logs and metrics.
+  Communicator* communicator = nullptr;
 };
 
 struct TrainResult {

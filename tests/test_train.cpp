@@ -49,6 +49,19 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
 
 }  // namespace
 
+TEST_CASE("OpenBLAS gets the cores unless OpenMP workers are told to sleep", "[train][threads]") {
+  Workspace ws;
+  auto plain = test::run("env -u OMP_WAIT_POLICY " + ws.command(ws.file("a"), "--set train.max_steps=1"));
+  INFO(plain.err);
+  REQUIRE(plain.exit_code == 0);
+  CHECK_THAT(test::read_file(ws.file("a/train.log")),
+             Catch::Contains("LibTorch intra-op 1, OpenBLAS 2 (OMP_WAIT_POLICY unset)"));
+  auto passive = test::run("OMP_WAIT_POLICY=passive " + ws.command(ws.file("b"), "--set train.max_steps=1"));
+  REQUIRE(passive.exit_code == 0);
+  CHECK_THAT(test::read_file(ws.file("b/train.log")),
+             Catch::Contains("LibTorch intra-op 2, OpenBLAS 2 (OMP_WAIT_POLICY passive)"));
+}
+
 TEST_CASE("a resumed run logs the same losses as an uninterrupted one", "[train][resume]") {
   Workspace ws;
   auto whole = test::run(ws.command(ws.file("whole"), "--set train.max_steps=12"));
