@@ -44,12 +44,22 @@ int main(int argc, char** argv) {
     app.add_option("-r,--reference", job.reference, "print BLEU and chrF2 against this file");
     app.add_flag("--lowercase", job.lowercase, "case-insensitive BLEU and chrF");
     app.add_flag("--no-cache", no_cache, "recompute the decoder over the whole prefix (slow; for comparison)");
-    app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
+    app.add_option("--threads", threads, "threads in all; 0 = all cores")->capture_default_str();
+    int64_t workers = 0;
+    app.add_option("--workers", workers,
+                   "batches decoded in parallel, one thread each (the rest of --threads splits "
+                   "each matrix product instead); 0 = one per thread for a file, 1 for stdin")
+        ->check(CLI::Range(0, 1024))
+        ->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
-    aiayn::set_threads(threads);
+    const int total = aiayn::set_threads(threads);
     job.device = aiayn::parse_device(device_name);
+    if (workers == 0) workers = job.input == "-" || job.device.is_cuda() ? 1 : total;
+    job.options.workers = workers;
+    // Each worker multiplies on its own thread; one worker uses them all.
+    if (workers > 1) aiayn::set_threads(1);
     if (greedy) search.beam = 1;
     if (search.nbest > 1) job.scores = true;
     search.use_cache = !no_cache;

@@ -2,10 +2,16 @@
 """Translation speed: ours against the PyTorch references, one session.
 
 Translates a test set with one of our checkpoints, greedy and beam 4, with
-  ours           build/bin/aiayn-translate (incremental decoding)
+  ours           build/bin/aiayn-translate (incremental decoding; its default
+                 --workers: one batch per thread, each thread single-threaded)
+  ours-1worker   the same with --workers 1 (one batch at a time, every thread
+                 splitting its matrix products, as the references do)
   ours-nocache   the same with --no-cache (whole prefix every step)
   torch-cache    bench/decode_reference.py --mode cache    (reference b)
   torch-nocache  bench/decode_reference.py --mode nocache  (reference a)
+  torch-cache-passive  reference b with OMP_WAIT_POLICY=PASSIVE, its fastest
+                 setting here (libgomp's workers no longer spin against
+                 OpenBLAS's thread pool)
 all on the same weights and thread count, repeated, and prints medians
 (sentences/s, target tokens/s, peak RSS), the ratios of ours to each, whether
 greedy outputs agree token for token, and each beam-4 output's BLEU.
@@ -32,10 +38,11 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 
-def peak_rss(cmd):
+def peak_rss(cmd, env=None):
     """Runs cmd through wait4 -> (stdout, stderr, the child's own peak RSS in MiB)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True,
+                                env=dict(os.environ, **(env or {})))
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -46,12 +53,14 @@ def peak_rss(cmd):
     return o, e, usage.ru_maxrss / 1024
 
 
-def ours(args, beam, output, no_cache):
+def ours(args, beam, output, no_cache, workers=0):
     cmd = [os.path.join(ROOT, "build/bin/aiayn-translate"), "--checkpoint", args.checkpoint,
            "--input", args.input, "--output", output, "--beam", str(beam), "--threads", str(args.threads),
            "--output-format", "ids" if beam == 1 else "text"]
     if no_cache:
         cmd.append("--no-cache")
+    if workers:
+        cmd += ["--workers", str(workers)]
     _, err, rss = peak_rss(cmd)
     m = re.search(r"translated (\d+) sentences \((\d+) tokens\) in ([0-9.e+-]+) s", err)
     if not m:
@@ -60,20 +69,24 @@ def ours(args, beam, output, no_cache):
     return dict(sentences=sentences, tokens=tokens, seconds=seconds, rss=rss)
 
 
-def torch_side(args, beam, output, mode):
+def torch_side(args, beam, output, mode, env=None):
     cmd = ["/usr/bin/python3", os.path.join(HERE, "decode_reference.py"), "--checkpoint", args.checkpoint,
            "--input", args.input, "--output", output, "--beam", str(beam), "--mode", mode,
            "--threads", str(args.threads), "--output-format", "ids" if beam == 1 else "text"]
-    out, _, rss = peak_rss(cmd)
+    out, _, rss = peak_rss(cmd, env)
     r = json.loads(out.strip().splitlines()[-1])
     return dict(sentences=r["sentences"], tokens=r["tokens"], seconds=r["seconds"], rss=rss)
 
 
 SIDES = {
     "ours": (lambda a, b, o: ours(a, b, o, False), False),
+    "ours-1worker": (lambda a, b, o: ours(a, b, o, False, workers=1), False),
     "ours-nocache": (lambda a, b, o: ours(a, b, o, True), True),
     "torch-cache": (lambda a, b, o: torch_side(a, b, o, "cache"), False),
     "torch-nocache": (lambda a, b, o: torch_side(a, b, o, "nocache"), True),
+    # Reference (b) at its best here: libgomp's workers sleep instead of
+    # spinning against OpenBLAS's pool (see src/app.cpp).
+    "torch-cache-passive": (lambda a, b, o: torch_side(a, b, o, "cache", {"OMP_WAIT_POLICY": "PASSIVE"}), False),
 }
 
 
@@ -107,7 +120,7 @@ def main():
                 output = os.path.join(work, f"{side}.beam{beam}.txt")
                 r = fn(args, beam, output)
                 runs.append(r)
-                print(f"  {side:14s} beam {beam} run {i + 1}: {r['sentences'] / r['seconds']:.2f} sent/s, "
+                print(f"  {side:19s} beam {beam} run {i + 1}: {r['sentences'] / r['seconds']:.2f} sent/s, "
                       f"{r['tokens'] / r['seconds']:.0f} tok/s, {r['rss']:.0f} MiB", flush=True)
             entry = dict(sent_s=statistics.median(r["sentences"] / r["seconds"] for r in runs),
                          tok_s=statistics.median(r["tokens"] / r["seconds"] for r in runs),
@@ -116,14 +129,14 @@ def main():
                 entry["bleu"] = ref.corpus_bleu(read(output), refs)
             results[f"{side}.beam{beam}"] = entry
 
-    print(f"\n{'side':14s} {'beam':>4s} {'sent/s':>8s} {'tok/s':>8s} {'RSS MiB':>8s} {'BLEU':>6s} "
+    print(f"\n{'side':19s} {'beam':>4s} {'sent/s':>8s} {'tok/s':>8s} {'RSS MiB':>8s} {'BLEU':>6s} "
           f"{'ours/x':>7s}  runs")
     for key, e in results.items():
         side, beam = key.rsplit(".beam", 1)
         mine = results.get(f"ours.beam{beam}")
         ratio = f"{mine['sent_s'] / e['sent_s']:7.2f}" if mine else "      -"
         bleu = f"{e['bleu']:6.2f}" if "bleu" in e else "     -"
-        print(f"{side:14s} {beam:>4s} {e['sent_s']:8.2f} {e['tok_s']:8.0f} {e['rss_mib']:8.0f} {bleu} {ratio}  {e['runs']}")
+        print(f"{side:19s} {beam:>4s} {e['sent_s']:8.2f} {e['tok_s']:8.0f} {e['rss_mib']:8.0f} {bleu} {ratio}  {e['runs']}")
     for side in sides:
         if side == "ours" or f"ours.beam1" not in results:
             continue

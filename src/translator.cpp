@@ -1,7 +1,11 @@
 #include "src/translator.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "models/config.h"
 #include "src/text_reader.h"
@@ -43,15 +47,22 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   }
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return ids[a].size() > ids[b].size(); });
-  std::vector<Translation> out(static_cast<size_t>(n));
-  size_t at = 0;
-  while (at < order.size()) {
+  // Batches as [begin, end) ranges of `order`.
+  std::vector<std::pair<size_t, size_t>> batches;
+  for (size_t at = 0; at < order.size();) {
     const int64_t width = static_cast<int64_t>(ids[order[at]].size()) + 1;
     size_t end = at;
     while (end < order.size() && static_cast<int64_t>(end - at) < options.batch_sentences &&
            static_cast<int64_t>(end - at + 1) * width <= std::max(options.batch_tokens, width)) {
       ++end;
     }
+    batches.emplace_back(at, end);
+    at = end;
+  }
+  std::vector<Translation> out(static_cast<size_t>(n));
+  auto run_batch = [&](size_t b) {
+    const auto [at, end] = batches[b];
+    const int64_t width = static_cast<int64_t>(ids[order[at]].size()) + 1;
     auto src = torch::full({static_cast<int64_t>(end - at), width}, kPadId, torch::kLong);  // [B, S]
     for (size_t r = at; r < end; ++r) {
       const auto& x = ids[order[r]];
@@ -60,14 +71,38 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
       row[static_cast<int64_t>(x.size())] = kEosId;
     }
     auto results = search(*model_, src.to(device_), options.search);
-    for (size_t r = at; r < end; ++r) {
-      auto& t = out[order[r]];
-      t.hypotheses = std::move(results[r - at]);
-      for (const auto& h : t.hypotheses) {
-        t.texts.push_back(tokenizer_.decode(std::vector<int32_t>(h.tokens.begin(), h.tokens.end())));
-      }
+    for (size_t r = at; r < end; ++r) out[order[r]].hypotheses = std::move(results[r - at]);
+  };
+  const size_t workers = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(1, options.workers)),
+                                          batches.size());
+  if (workers <= 1) {
+    for (size_t b = 0; b < batches.size(); ++b) run_batch(b);
+  } else {
+    // Longest batches first (the order above), taken by whichever worker is free.
+    std::atomic<size_t> next{0};
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    std::vector<std::thread> pool;
+    for (size_t w = 0; w < workers; ++w) {
+      pool.emplace_back([&] {
+        try {
+          torch::set_num_threads(1);  // OpenMP's thread count is per thread
+          for (size_t b; (b = next.fetch_add(1)) < batches.size();) run_batch(b);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failure_mutex);
+          if (!failure) failure = std::current_exception();
+          next = batches.size();
+        }
+      });
     }
-    at = end;
+    for (auto& t : pool) t.join();
+    if (failure) std::rethrow_exception(failure);
+  }
+  // Detokenized here, on one thread: the tokenizer is not shared across threads.
+  for (auto& t : out) {
+    for (const auto& h : t.hypotheses) {
+      t.texts.push_back(tokenizer_.decode(std::vector<int32_t>(h.tokens.begin(), h.tokens.end())));
+    }
   }
   return out;
 }

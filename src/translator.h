@@ -17,6 +17,11 @@ struct TranslateOptions {
   SearchOptions search;
   int64_t batch_sentences = 64;  // at most this many sentences per batch
   int64_t batch_tokens = 4096;   // and at most this many source tokens (padded shape)
+  // Batches decoded at once, each by its own thread (as CTranslate2's
+  // inter_threads). With several, each worker should run single-threaded
+  // (set_threads(1)): on small decoding matrices that beats splitting each
+  // matrix product across cores.
+  int64_t workers = 1;
 };
 
 struct Translation {

@@ -195,3 +195,25 @@ TEST_CASE("translate bad input: clear errors and exit 2", "[translate][bad-input
     CHECK_THAT(r.err, Catch::Contains("--nbest 5 exceeds --beam 2"));
   }
 }
+
+TEST_CASE("parallel workers translate exactly as one worker, in input order", "[translate][workers]") {
+  auto& t = trained();
+  std::string text;
+  const char* words[] = {"red", "cat", "sun", "blue", "dog", "sea", "sky", "hill", "moon"};
+  for (int i = 0; i < 40; ++i) {
+    for (int w = 0; w <= i % 7; ++w) text += std::string(w ? " " : "") + words[(i + 3 * w) % 9];
+    text += "\n";
+  }
+  test::write_file(t.ws.file("many.txt"), text);
+  // Batches of 3 sentences, so that the workers share out many batches.
+  auto with = [&](const std::string& workers) {
+    auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("many.txt") +
+                       " --beam 4 --nbest 2 --batch-size 3 --threads 2 --workers " + workers);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+  };
+  const auto one = with("1"), two = with("2");
+  CHECK(lines_of(one).size() == 80);
+  CHECK(one == two);
+}
