@@ -7,7 +7,7 @@ same tokens, batching, loss, optimizer and schedule, the same thread count),
 alternating, --repeat times; no validation or checkpoints inside the timed
 window. Reports the median over runs of the median steady-state target
 tokens/s (logged windows after --warmup updates), peak RSS, the ratio, the
-first losses of each side, this machine's sgemm peak through LibTorch, and
+first losses of each side (each also with OMP_WAIT_POLICY=PASSIVE), this machine's sgemm peak through LibTorch, and
 model-FLOP utilisation: the model's matmul FLOPs per update (forward and
 backward = 3x forward) times updates/s, over that peak.
 
@@ -27,10 +27,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def run(cmd, cwd=None):
-    """Runs cmd -> peak RSS of the child in MiB; exits on failure."""
+def run(cmd, env=None):
+    """Runs cmd with env added -> peak RSS of the child in MiB; exits on failure."""
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                env=dict(os.environ, **(env or {})))
         _, status, usage = os.wait4(proc.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             log.seek(0)
@@ -43,7 +44,7 @@ def train_records(path):
         return [r for r in map(json.loads, f) if r["kind"] == "train"]
 
 
-def ours(args, out):
+def ours(args, out, env=None):
     d = args.data
     cmd = [os.path.join(ROOT, "build/bin/aiayn-train"), "--config", os.path.join(ROOT, "configs/small.json"),
            "--save-dir", out, "--threads", str(args.threads),
@@ -52,17 +53,30 @@ def ours(args, out):
            "--set", f"data.spm_model={os.path.abspath(args.spm)}", "--set", f"train.max_steps={args.steps}",
            "--set", "train.valid_every=1000000", "--set", "train.save_every=1000000",
            "--set", "train.max_minutes=0", "--set", "train.log_every=10"]
-    rss = run(cmd)
+    rss = run(cmd, env)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
 
-def reference(args, out):
+def reference(args, out, env=None):
     cmd = ["/usr/bin/python3", os.path.join(HERE, "train_reference.py"), "--data", args.data, "--src", args.src,
            "--tgt", args.tgt, "--spm", args.spm, "--out", out, "--max-steps", str(args.steps),
            "--minutes", "1000", "--threads", str(args.threads), "--valid-every", "1000000",
            "--save-every", "1000000", "--log-every", "10", "--no-test"]
-    rss = run(cmd)
+    rss = run(cmd, env)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
+
+
+# Each side as it starts by default, and with libgomp's workers sleeping
+# between regions (OMP_WAIT_POLICY=PASSIVE), the fastest setting of both
+# here: by default the spinning OpenMP workers fight OpenBLAS's thread pool
+# (README, Threads).
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
+SIDES = {
+    "ours": lambda a, o: ours(a, o, {}),
+    "ours-passive": lambda a, o: ours(a, o, PASSIVE),
+    "torch": lambda a, o: reference(a, o, {}),
+    "torch-passive": lambda a, o: reference(a, o, PASSIVE),
+}
 
 
 def sgemm_peak(threads):
@@ -97,14 +111,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=20, help="updates left out of the throughput")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--sides", default=",".join(SIDES))
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
+    os.environ.pop("OMP_WAIT_POLICY", None)  # each side sets its own
     with open(os.path.join(ROOT, "configs/small.json")) as f:
         config = json.load(f)
 
     peak = sgemm_peak(args.threads)
     print(f"sgemm peak (2048^2, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
-    sides = {"ours": ours, "torch": reference}
+    sides = {name: SIDES[name] for name in args.sides.split(",")}
     figures = {name: dict(rates=[], rss=[], flops_s=[], loss=None) for name in sides}
     for i in range(args.repeat):
         for name, fn in sides.items():
@@ -120,19 +136,23 @@ def main():
             fig["rss"].append(rss)
             fig["flops_s"].append(per_tgt * rate)
             fig["loss"] = [round(r["loss"], 3) for r in records[:12]]
-            print(f"  {name:5s} run {i + 1}: {rate:.0f} target tokens/s, {per_tgt * rate / 1e9:.1f} GFLOP/s, "
+            print(f"  {name:13s} run {i + 1}: {rate:.0f} target tokens/s, {per_tgt * rate / 1e9:.1f} GFLOP/s, "
                   f"peak RSS {rss:.0f} MiB", flush=True)
     print()
     for name, fig in figures.items():
         rate, flops = statistics.median(fig["rates"]), statistics.median(fig["flops_s"])
-        print(f"{name:5s}: {rate:7.0f} target tokens/s  MFU {100 * flops / 1e9 / peak:4.1f}%  "
+        print(f"{name:13s}: {rate:7.0f} target tokens/s  MFU {100 * flops / 1e9 / peak:4.1f}%  "
               f"peak RSS {max(fig['rss']):.0f} MiB  losses {fig['loss']}")
-    ratio = statistics.median(figures["ours"]["rates"]) / statistics.median(figures["torch"]["rates"])
-    print(f"ours / torch: {ratio:.2f}x")
+    ratios = {}
+    for mine in (n for n in figures if n.startswith("ours")):
+        for other in (n for n in figures if n.startswith("torch")):
+            ratios[f"{mine}/{other}"] = r = (statistics.median(figures[mine]["rates"]) /
+                                             statistics.median(figures[other]["rates"]))
+            print(f"{mine} / {other}: {r:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(date=time.strftime("%Y-%m-%d"), threads=args.threads, sgemm_gflops=peak,
-                           ratio=ratio, figures=figures), f, indent=1)
+                           ratios=ratios, figures=figures), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -207,15 +207,25 @@ std::vector<std::vector<Hypothesis>> beam_search(TransformerImpl& model, const t
       }
       std::sort(done.begin(), done.end(),
                 [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
-      // Stop when K hypotheses have finished, or when no live beam can beat
-      // the nbest-th finished one: log-probs only fall, so a live beam's best
-      // possible score is its current log-prob over the longest length's penalty.
-      bool stop = static_cast<int64_t>(done.size()) >= k || live.empty();
+      // Stop when no live beam can beat the nbest-th finished one: log-probs
+      // only fall, so a live beam's best possible score is its current
+      // log-prob over the longest length's penalty. Or, once K have finished
+      // (fairseq stops there), when the best finished one also beats the
+      // best live beam as it stands (at this step's length, so beam 1 stops
+      // at the first eos, as greedy): a confident model ranks eos among the
+      // top K at step after step with scores far below its best beam (the
+      // demo's model did), and stopping at K finished returned those
+      // truncated outputs.
+      bool stop = live.empty();
       if (!stop && static_cast<int64_t>(done.size()) >= o.nbest) {
         const int64_t longest = max_output_length(o, lengths[sentence], model.config().max_positions);
         const double bound = live_scores[0] / length_penalty(longest + 1, o.length_penalty);
-        stop = done[static_cast<size_t>(o.nbest - 1)].score >= bound;
+        stop = done[static_cast<size_t>(o.nbest - 1)].score >= bound ||
+               (static_cast<int64_t>(done.size()) >= k &&
+                done[0].score >= live_scores[0] / length_penalty(t, o.length_penalty));
       }
+      // Only the best K finished can be returned (nbest <= K).
+      if (static_cast<int64_t>(done.size()) > k) done.resize(static_cast<size_t>(k));
       if (stop) continue;
       while (static_cast<int64_t>(live.size()) < k) {  // tiny vocabularies only
         live.push_back(live.back());

@@ -1,5 +1,5 @@
 // The demo's corpus generator, and the demo itself end to end (README's
-// main-job command, minus the build): it must reach >= 96% exact match (the issue asks 98%) on
+// main-job command, minus the build): it must reach the issue's >= 98% exact match on
 // its held-out dates and its cross-attention must align the parts.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -110,7 +110,7 @@ std::set<size_t> year_pieces(const std::vector<std::string>& pieces, const std::
 
 }  // namespace
 
-TEST_CASE("demo end to end: >= 96% exact match, aligned cross-attention", "[demo][e2e]") {
+TEST_CASE("demo end to end: >= 98% exact match, aligned cross-attention", "[demo][e2e]") {
   test::TempDir dir;
   const std::string out = dir.file("demo");
   auto r = test::run("DEMO_SKIP_BUILD=1 AIAYN_BIN=" + std::string(AIAYN_BIN_DIR) + " bash " +
@@ -119,8 +119,8 @@ TEST_CASE("demo end to end: >= 96% exact match, aligned cross-attention", "[demo
   REQUIRE(r.exit_code == 0);
   std::smatch m;
   REQUIRE(std::regex_search(r.out, m, std::regex(R"(exact match = ([0-9.]+)% \((\d+) of 1000 lines\))")));
-  // The issue asks for >= 98%; this config reaches 97.9-98.9% here (README, Notes).
-  CHECK(std::stod(m[1]) >= 96.0);
+  // 100% here (README, Notes); 98% leaves room for another machine's arithmetic.
+  CHECK(std::stod(m[1]) >= 98.0);
   CHECK(test::count_lines(test::read_file(out + "/test.hyp")) == 1000);
   CHECK(test::read_file(out + "/attention.html").find("<html") != std::string::npos);
 
