@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
     app.add_option("-r,--reference", job.reference, "print BLEU and chrF2 against this file");
     app.add_flag("--lowercase", job.lowercase, "case-insensitive BLEU and chrF");
     app.add_flag("--no-cache", no_cache, "recompute the decoder over the whole prefix (slow; for comparison)");
+    app.add_flag("--int8", job.int8,
+                 "int8 weights and dynamically quantized inputs for every linear layer "
+                 "(CPU; faster, BLEU within a few tenths)");
     app.add_option("--threads", threads, "threads in all; 0 = all cores")->capture_default_str();
     int64_t workers = 0;
     app.add_option("--workers", workers,

@@ -10,8 +10,7 @@ sinusoidal positions), our token batching, and two decoders:
       keys/values computed once per sentence, beams reordered with
       index_select, finished sentences dropped from the batch.
 Both use the same beam rule as our search (2K candidates, eos among the top
-K, stop when no live beam can beat the best finished one), so given the same
-weights they translate alike.
+K, our stopping rule), so given the same weights they translate alike.
 
 Run with Debian's /usr/bin/python3 (python3-torch 1.13, python3-sentencepiece).
 Never imported by the toolkit itself.
@@ -268,10 +267,15 @@ def translate_batch(model, src, beam, stepper_class, alpha=0.6):
                     continue
                 live.append((row, token, score))
             done.sort(key=lambda h: -h[0])
-            stop = len(done) >= k or not live
+            # Ours: stop when no live beam can beat the best finished one, or
+            # when K have finished and the best of them beats the best live
+            # beam as it stands (fairseq stops at K finished alone).
+            stop = not live
             if not stop and done:
                 longest = max_output_length(lengths[active[s]], max_pos)
-                stop = done[0][0] >= live[0][2] / length_penalty(longest + 1, alpha)
+                stop = (done[0][0] >= live[0][2] / length_penalty(longest + 1, alpha)
+                        or (len(done) >= k and done[0][0] >= live[0][2] / length_penalty(t, alpha)))
+            del done[k:]
             if stop:
                 continue
             while len(live) < k:

@@ -7,6 +7,7 @@ Translates a test set with one of our checkpoints, greedy and beam 4, with
   ours-1worker   the same with --workers 1 (one batch at a time, every thread
                  splitting its matrix products, as the references do)
   ours-nocache   the same with --no-cache (whole prefix every step)
+  ours-int8      the same with --int8 (int8 linear layers)
   torch-cache    bench/decode_reference.py --mode cache    (reference b)
   torch-nocache  bench/decode_reference.py --mode nocache  (reference a)
   torch-cache-passive  reference b with OMP_WAIT_POLICY=PASSIVE, its fastest
@@ -53,7 +54,7 @@ def peak_rss(cmd, env=None):
     return o, e, usage.ru_maxrss / 1024
 
 
-def ours(args, beam, output, no_cache, workers=0):
+def ours(args, beam, output, no_cache, workers=0, extra=()):
     cmd = [os.path.join(ROOT, "build/bin/aiayn-translate"), "--checkpoint", args.checkpoint,
            "--input", args.input, "--output", output, "--beam", str(beam), "--threads", str(args.threads),
            "--output-format", "ids" if beam == 1 else "text"]
@@ -61,6 +62,7 @@ def ours(args, beam, output, no_cache, workers=0):
         cmd.append("--no-cache")
     if workers:
         cmd += ["--workers", str(workers)]
+    cmd += list(extra)
     _, err, rss = peak_rss(cmd)
     m = re.search(r"translated (\d+) sentences \((\d+) tokens\) in ([0-9.e+-]+) s", err)
     if not m:
@@ -82,6 +84,7 @@ SIDES = {
     "ours": (lambda a, b, o: ours(a, b, o, False), False),
     "ours-1worker": (lambda a, b, o: ours(a, b, o, False, workers=1), False),
     "ours-nocache": (lambda a, b, o: ours(a, b, o, True), True),
+    "ours-int8": (lambda a, b, o: ours(a, b, o, False, extra=["--int8"]), False),
     "torch-cache": (lambda a, b, o: torch_side(a, b, o, "cache"), False),
     "torch-nocache": (lambda a, b, o: torch_side(a, b, o, "nocache"), True),
     # Reference (b) at its best here: libgomp's workers sleep instead of

@@ -8,6 +8,8 @@
 
 #include <vector>
 
+#include "models/int8_linear.h"
+
 namespace aiayn {
 
 // Keys and values of one attention sub-layer, split into heads.
@@ -81,6 +83,14 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   torch::Tensor in_proj_weight;  // [h*(2 d_k + d_v), d_model]: W^Q; W^K; W^V
   torch::Tensor in_proj_bias;    // [h*(2 d_k + d_v)]
   torch::nn::Linear out_proj{nullptr};  // W^O: h*d_v -> d_model
+
+  // Int8 copies of the projections for decoding; once made, every
+  // projection uses them (the float weights stay, for saving).
+  void quantize_int8();
+  struct Int8Projections {
+    Int8Linear qkv, q, kv, out;  // [W^Q; W^K; W^V], W^Q, [W^K; W^V], W^O
+  };
+  std::shared_ptr<const Int8Projections> int8;
 
  private:
   torch::Tensor split_heads(const torch::Tensor& x, int64_t width) const;

@@ -14,11 +14,16 @@ FeedForwardImpl::FeedForwardImpl(const FeedForwardOptions& o) : options(o) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  auto h = torch::relu(linear1(x));  // [B, T, d_ff]
+  auto h = torch::relu(int8_1.defined() ? int8_1(x) : linear1(x));  // [B, T, d_ff]
   if (options.activation_dropout() > 0.0 && is_training()) {
     h = F::dropout(h, F::DropoutFuncOptions().p(options.activation_dropout()).training(true));
   }
-  return linear2(h);  // [B, T, d_model]
+  return int8_2.defined() ? int8_2(h) : linear2(h);  // [B, T, d_model]
+}
+
+void FeedForwardImpl::quantize_int8() {
+  int8_1 = Int8Linear(linear1->weight, linear1->bias);
+  int8_2 = Int8Linear(linear2->weight, linear2->bias);
 }
 
 }  // namespace aiayn

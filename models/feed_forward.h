@@ -2,6 +2,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "models/int8_linear.h"
+
 namespace aiayn {
 
 struct FeedForwardOptions {
@@ -22,6 +24,10 @@ class FeedForwardImpl : public torch::nn::Module {
   FeedForwardOptions options;
   torch::nn::Linear linear1{nullptr};  // W1: d_model -> d_ff
   torch::nn::Linear linear2{nullptr};  // W2: d_ff -> d_model
+
+  // Int8 copies of W1 and W2 for decoding (see models/int8_linear.h).
+  void quantize_int8();
+  Int8Linear int8_1, int8_2;
 };
 TORCH_MODULE(FeedForward);
 

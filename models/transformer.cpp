@@ -56,7 +56,23 @@ torch::Tensor TransformerImpl::decode(const torch::Tensor& tgt_in, const torch::
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   // Section 3.4: with tie_output the pre-softmax projection is the target
   // embedding matrix itself (without the sqrt(d_model) factor).
+  if (int8_output.defined()) return int8_output(hidden);  // [..., V]
   return generator ? generator(hidden) : F::linear(hidden, tgt_embed->weight);  // [..., V]
+}
+
+void TransformerImpl::quantize_int8() {
+  for (const auto& m : *encoder->layers) {
+    auto* layer = m->as<EncoderLayer>();
+    layer->self_attn->quantize_int8();
+    layer->feed_forward->quantize_int8();
+  }
+  for (const auto& m : *decoder->layers) {
+    auto* layer = m->as<DecoderLayer>();
+    layer->self_attn->quantize_int8();
+    layer->multihead_attn->quantize_int8();
+    layer->feed_forward->quantize_int8();
+  }
+  int8_output = Int8Linear(generator ? generator->weight : tgt_embed->weight, {});
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& src, const torch::Tensor& tgt_in) {

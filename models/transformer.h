@@ -35,6 +35,12 @@ class TransformerImpl : public torch::nn::Module {
   // Decoder output [..., d_model] -> logits [..., tgt_vocab].
   torch::Tensor logits(const torch::Tensor& hidden);
 
+  // Int8 copies of every linear layer's weight, the pre-softmax projection's
+  // included, for faster decoding on the CPU (models/int8_linear.h); the
+  // float parameters stay. Irreversible for this instance.
+  void quantize_int8();
+  bool is_int8() const { return int8_output.defined(); }
+
   int64_t parameter_count() const;
   // "Transformer: 6+6 layers, d_model 512, ... 63,082,496 parameters".
   std::string summary() const;
@@ -47,6 +53,7 @@ class TransformerImpl : public torch::nn::Module {
   Decoder decoder{nullptr};
   torch::nn::Linear generator{nullptr};  // absent when tie_output
   Dropout dropout{nullptr};
+  Int8Linear int8_output;  // the pre-softmax projection, once quantize_int8 ran
 
  private:
   // Dropout(Embedding * sqrt(d_model) + PE), sections 3.4, 3.5 and 5.4.

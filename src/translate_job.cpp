@@ -69,7 +69,15 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   std::vector<std::string> dirs;
   for (const auto& c : job.checkpoints) dirs.push_back(resolve_checkpoint(c));
   auto tokenizer = load_checkpoint_tokenizer(dirs.back());
-  Translator translator(load_averaged_model(dirs, job.device), tokenizer, job.device);
+  if (job.int8 && !job.device.is_cpu()) throw InputError("--int8: runs on --device cpu only");
+  auto model = load_averaged_model(dirs, job.device);
+  if (job.int8) {
+    const auto engine = select_int8_engine();
+    model->quantize_int8();
+    log << "int8: linear layers quantized (per-row int8 weights, dynamic 8-bit inputs; "
+        << engine << " engine)\n";
+  }
+  Translator translator(model, tokenizer, job.device);
 
   // A file is read (and checked against the reference) before anything is
   // translated or written; stdin is read as it arrives.

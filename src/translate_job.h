@@ -21,6 +21,7 @@ struct TranslateJob {
   std::string reference;                 // score the output against this file
   bool lowercase = false;                // case-insensitive BLEU/chrF
   torch::Device device = torch::kCPU;
+  bool int8 = false;                     // dynamic int8 linear layers (CPU)
 };
 
 struct TranslateReport {

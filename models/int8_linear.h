@@ -1,0 +1,33 @@
+// Dynamic int8 quantization of a linear layer for decoding: the weight is
+// stored as int8 with one scale per output row; each call quantizes its input
+// to 8 bits on the fly, multiplies in integers and rescales to float (as
+// torch.ao.quantization.quantize_dynamic and CTranslate2's int8). Inference
+// on the CPU only; training always uses the float weights.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+namespace aiayn {
+
+class Int8Linear {
+ public:
+  Int8Linear() = default;
+  // weight [out, in], bias [out] or undefined; copies them (the float
+  // parameters stay as they are).
+  Int8Linear(const torch::Tensor& weight, const torch::Tensor& bias);
+
+  bool defined() const { return !packed_.isNone(); }
+  torch::Tensor operator()(const torch::Tensor& x) const;  // [..., in] -> [..., out]
+
+ private:
+  c10::IValue packed_;  // the engine's packed weight (LinearPackedParamsBase)
+  int64_t out_features_ = 0;
+};
+
+// Selects LibTorch's quantized engine for int8 matrix products (onednn where
+// available: on this machine about twice as fast as fp32 per product, and
+// qnnpack slower than fp32) and returns its name; throws when none exists.
+std::string select_int8_engine();
+
+}  // namespace aiayn
