@@ -61,7 +61,7 @@ def decode_point(args, path, beam):
 
 def train_point(args, work, config, max_tokens, steps, warmup):
     d = args.data
-    out = os.path.join(work, f"{config}-{max_tokens}")
+    out = os.path.join(tempfile.mkdtemp(prefix=f"{config}-{max_tokens}.", dir=work), "run")
     cmd = [os.path.join(ROOT, "build/bin/aiayn-train"), "--config", os.path.join(ROOT, f"configs/{config}.json"),
            "--save-dir", out, "--threads", str(args.threads),
            "--set", f"data.train_src={d}/train.en", "--set", f"data.train_tgt={d}/train.de",

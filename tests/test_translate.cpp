@@ -218,7 +218,7 @@ TEST_CASE("parallel workers translate exactly as one worker, in input order", "[
   CHECK(one == two);
 }
 
-TEST_CASE("--int8 translates every line, the same with any number of workers", "[translate][int8]") {
+TEST_CASE("translate with int8 weights: every line, the same with any number of workers", "[translate][int8]") {
   auto& t = trained();
   std::string text;
   const char* words[] = {"red", "cat", "sun", "blue", "dog", "sea", "sky", "hill", "moon"};
