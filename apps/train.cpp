@@ -29,6 +29,8 @@ void on_signal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  aiayn::tune_environment(argv);
+  aiayn::keep_freed_memory();
   return aiayn::run_app("aiayn-train", [&] {
     CLI::App app{
         "Train a Transformer (Vaswani et al., 2017) on a parallel corpus.\n"

@@ -6,38 +6,16 @@
 #include <limits>
 #include <vector>
 
+#include "models/vector_math.h"
+
 namespace aiayn {
 
 namespace {
 
 using torch::autograd::AutogradContext;
+using vec::axpy;
+using vec::dot;
 using torch::autograd::variable_list;
-
-// The loops below are compiled twice, for AVX2+FMA and for the baseline,
-// and the CPU picks at load time: Debian builds for plain x86-64 (SSE2).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define AIAYN_VECTOR_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define AIAYN_VECTOR_CLONES
-#endif
-
-// Sixteen partial sums, so the compiler can vectorise the reduction (two
-// AVX registers in flight) without reassociating floating point on its own.
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float sum = 0;
-  for (int j = 0; j < 16; ++j) sum += acc[j];
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-inline void axpy(float alpha, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
-}
 
 // Element strides of a [B, h, rows, width] tensor whose last dimension is contiguous.
 struct View {

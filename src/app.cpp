@@ -1,11 +1,14 @@
 #include "src/app.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <thread>
 
 #include "src/distributed.h"
@@ -46,7 +49,42 @@ bool user_chose_passive_wait() {
   return wait != nullptr && strcasecmp(wait, "passive") == 0;
 }
 
+bool is_set(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0';
+}
+
 }  // namespace
+
+void tune_environment(char** argv) {
+#ifdef __linux__
+  if (is_set("AIAYN_NO_REEXEC") || is_set("AIAYN_TUNED") || openblas_parallel() != 1) return;
+  std::string tuned;
+  if (!is_set("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    tuned += "OMP_WAIT_POLICY";
+  }
+  if (!is_set("OPENBLAS_THREAD_TIMEOUT")) {
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    tuned += tuned.empty() ? "OPENBLAS_THREAD_TIMEOUT" : ",OPENBLAS_THREAD_TIMEOUT";
+  }
+  if (tuned.empty()) return;
+  // Which variables were ours, for describe_threads(); also stops a second exec.
+  setenv("AIAYN_TUNED", tuned.c_str(), 1);
+  execv("/proc/self/exe", argv);
+  // exec failed (no /proc?): go on untuned; the thread split below copes.
+  unsetenv("AIAYN_TUNED");
+#else
+  (void)argv;
+#endif
+}
+
+void keep_freed_memory() {
+#ifdef M_MMAP_MAX
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+#endif
+}
 
 void set_blas_threads(int threads) {
   // OpenBLAS keeps a thread pool of its own, which set_num_threads leaves alone.
@@ -60,9 +98,11 @@ std::string describe_threads() {
   using Getter = int (*)();
   auto blas = reinterpret_cast<Getter>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
   const char* wait = std::getenv("OMP_WAIT_POLICY");
+  const char* tuned = std::getenv("AIAYN_TUNED");
+  const bool ours = tuned != nullptr && std::string(tuned).find("OMP_WAIT_POLICY") != std::string::npos;
   return "LibTorch intra-op " + std::to_string(torch::get_num_threads()) +
          (blas ? ", OpenBLAS " + std::to_string(blas()) : std::string()) +
-         " (OMP_WAIT_POLICY " + (wait ? wait : "unset") + ")";
+         " (OMP_WAIT_POLICY " + (wait ? wait : "unset") + (ours ? ", set by aiayn" : "") + ")";
 }
 
 int set_threads(int threads) {
@@ -73,10 +113,10 @@ int set_threads(int threads) {
   // while its other kernels run on libgomp's OpenMP pool, whose workers spin
   // after each parallel region by default. Two pools as large as the machine
   // then fight for its cores: here (2 cores) that cost 1.4x in training and
-  // 4x in decoding one batch at a time (README, Performance). So OpenBLAS gets
-  // the cores and the OpenMP pool one thread -- unless the user set
-  // OMP_WAIT_POLICY=PASSIVE (read by libgomp before main, so only the user
-  // can), which lets both pools have every core without the fight.
+  // 4x in decoding one batch at a time (README, Threads). So OpenBLAS gets
+  // the cores and the OpenMP pool one thread -- unless OMP_WAIT_POLICY=PASSIVE
+  // (set by tune_environment, or by the user), which lets both pools have
+  // every core without the fight.
   const bool pools_fight = openblas_parallel() == 1 && !user_chose_passive_wait();
   torch::set_num_threads(pools_fight ? 1 : threads);
   set_blas_threads(threads);

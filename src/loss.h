@@ -13,7 +13,15 @@ struct LossSums {
 // logits [N, V] and targets [N] of real (non-padding) positions. The smoothed
 // target puts 1 - epsilon on the reference and epsilon spread uniformly over
 // the vocabulary (the form of torch.nn.CrossEntropyLoss(label_smoothing)).
+// On CPU float32 logits this runs as one fused kernel (two passes over the
+// logits, forward and backward; the sums are double, in row order); elsewhere
+// as label_smoothed_nll_composed.
 LossSums label_smoothed_nll(const torch::Tensor& logits, const torch::Tensor& targets,
                             double epsilon);
+
+// The same from LibTorch ops (log_softmax, gather, mean): any device and
+// dtype, and the definition the fused kernel is tested against.
+LossSums label_smoothed_nll_composed(const torch::Tensor& logits, const torch::Tensor& targets,
+                                     double epsilon);
 
 }  // namespace aiayn

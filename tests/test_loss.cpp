@@ -1,0 +1,83 @@
+// The fused label-smoothed cross-entropy (section 5.4) against its definition.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "src/loss.h"
+
+using aiayn::label_smoothed_nll;
+using aiayn::label_smoothed_nll_composed;
+
+namespace {
+
+struct Result {
+  double loss, nll;
+  torch::Tensor grad;
+};
+
+template <typename Loss>
+Result evaluate(Loss&& loss_fn, const torch::Tensor& logits, const torch::Tensor& targets,
+                double epsilon) {
+  auto z = logits.clone().requires_grad_(true);
+  auto sums = loss_fn(z, targets, epsilon);
+  (sums.loss * 0.5).backward();  // a non-unit upstream gradient
+  return {sums.loss.template item<double>(), sums.nll.template item<double>(), z.grad()};
+}
+
+}  // namespace
+
+TEST_CASE("fused label-smoothed loss equals log_softmax, gather and mean", "[loss]") {
+  torch::manual_seed(3);
+  // 101 pieces: the vector loops' 16-wide tails are exercised too.
+  auto logits = torch::randn({37, 101}) * 4;                  // [N, V]
+  auto targets = torch::randint(0, 101, {37}, torch::kLong);  // [N]
+  for (double epsilon : {0.0, 0.1, 0.3}) {
+    INFO("epsilon " << epsilon);
+    auto fused = evaluate(label_smoothed_nll, logits, targets, epsilon);
+    auto composed = evaluate(label_smoothed_nll_composed, logits, targets, epsilon);
+    CHECK(fused.loss == Approx(composed.loss).epsilon(1e-6));
+    CHECK(fused.nll == Approx(composed.nll).epsilon(1e-6));
+    CHECK((fused.grad - composed.grad).abs().max().item<float>() < 1e-6);
+  }
+}
+
+TEST_CASE("label-smoothed loss of a hand-computed case", "[loss]") {
+  // p = (1/4, 3/4), reference 1: nll = -ln 3/4; against the uniform
+  // distribution -(ln 1/4 + ln 3/4) / 2; smoothed 0.9 nll + 0.1 uniform.
+  auto logits = torch::tensor({0.0f, std::log(3.0f)}).view({1, 2});  // [1, 2]
+  auto targets = torch::tensor({int64_t{1}});                        // [1]
+  const double nll = -std::log(0.75), uniform = -(std::log(0.25) + std::log(0.75)) / 2;
+  auto r = evaluate(label_smoothed_nll, logits, targets, 0.1);
+  CHECK(r.nll == Approx(nll).epsilon(1e-6));
+  CHECK(r.loss == Approx(0.9 * nll + 0.1 * uniform).epsilon(1e-6));
+  // d loss / d z = 0.5 (p - 0.05 - 0.9 [j = 1]) with the upstream 0.5.
+  CHECK(r.grad[0][0].item<float>() == Approx(0.5 * (0.25 - 0.05)).margin(1e-6));
+  CHECK(r.grad[0][1].item<float>() == Approx(0.5 * (0.75 - 0.05 - 0.9)).margin(1e-6));
+}
+
+TEST_CASE("fused loss is stable for large logits and the same on any thread count", "[loss]") {
+  torch::manual_seed(5);
+  auto logits = torch::randn({64, 333}) + 1000;  // exp(1000) overflows a float
+  auto targets = torch::randint(0, 333, {64}, torch::kLong);
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  auto one = evaluate(label_smoothed_nll, logits, targets, 0.1);
+  torch::set_num_threads(2);
+  auto two = evaluate(label_smoothed_nll, logits, targets, 0.1);
+  torch::set_num_threads(threads);
+  auto composed = evaluate(label_smoothed_nll_composed, logits, targets, 0.1);
+  REQUIRE(std::isfinite(one.loss));
+  CHECK(one.loss == two.loss);
+  CHECK(torch::equal(one.grad, two.grad));
+  CHECK(one.loss == Approx(composed.loss).epsilon(1e-5));
+  // Logits near 1000 carry ~6e-5 of rounding each, on both sides.
+  CHECK((one.grad - composed.grad).abs().max().item<float>() < 1e-5);
+}
+
+TEST_CASE("a target outside the vocabulary is an error, not a wild read", "[loss]") {
+  auto logits = torch::zeros({2, 5});
+  CHECK_THROWS_WITH(label_smoothed_nll(logits, torch::tensor({int64_t{1}, int64_t{5}}), 0.1),
+                    Catch::Contains("outside the vocabulary"));
+  CHECK_THROWS(label_smoothed_nll(logits, torch::tensor({int64_t{1}}), 0.1));
+}
