@@ -7,8 +7,9 @@ same tokens, batching, loss, optimizer and schedule, the same thread count),
 alternating, --repeat times; no validation or checkpoints inside the timed
 window. Reports the median over runs of the median steady-state target
 tokens/s (logged windows after --warmup updates), peak RSS, the ratio, the
-first losses of each side (each also with OMP_WAIT_POLICY=PASSIVE), this machine's sgemm peak through LibTorch, and
-model-FLOP utilisation: the model's matmul FLOPs per update (forward and
+first losses of each side (the reference also with OMP_WAIT_POLICY=PASSIVE,
+and with all the process settings ours gives itself), this machine's sgemm
+peak through LibTorch, and model-FLOP utilisation: the model's matmul FLOPs per update (forward and
 backward = 3x forward) times updates/s, over that peak.
 
     /usr/bin/python3 bench/train_bench.py --spm runs/multi30k-en-de/spm.model \
@@ -66,16 +67,20 @@ def reference(args, out, env=None):
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
 
-# Each side as it starts by default, and with libgomp's workers sleeping
-# between regions (OMP_WAIT_POLICY=PASSIVE), the fastest setting of both
-# here: by default the spinning OpenMP workers fight OpenBLAS's thread pool
-# (README, Threads).
+# Each side as it starts by default, and with the process settings that
+# aiayn's executables give themselves (src/app.h: tune_environment,
+# keep_freed_memory): libgomp's workers sleeping between regions instead of
+# spinning against OpenBLAS's pool, OpenBLAS's idle threads sleeping soon,
+# and glibc keeping freed blocks instead of mapping every large one afresh.
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
+TUNED = dict(PASSIVE, OPENBLAS_THREAD_TIMEOUT="4",
+             GLIBC_TUNABLES="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647")
 SIDES = {
     "ours": lambda a, o: ours(a, o, {}),
-    "ours-passive": lambda a, o: ours(a, o, PASSIVE),
+    "ours-untuned": lambda a, o: ours(a, o, {"AIAYN_NO_REEXEC": "1"}),
     "torch": lambda a, o: reference(a, o, {}),
     "torch-passive": lambda a, o: reference(a, o, PASSIVE),
+    "torch-tuned": lambda a, o: reference(a, o, TUNED),
 }
 
 
@@ -114,7 +119,8 @@ def main():
     ap.add_argument("--sides", default=",".join(SIDES))
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
-    os.environ.pop("OMP_WAIT_POLICY", None)  # each side sets its own
+    for name in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GLIBC_TUNABLES", "AIAYN_TUNED", "AIAYN_NO_REEXEC"):
+        os.environ.pop(name, None)  # each side sets its own
     with open(os.path.join(ROOT, "configs/small.json")) as f:
         config = json.load(f)
 

@@ -17,14 +17,23 @@ using vec::axpy;
 using vec::dot;
 using torch::autograd::variable_list;
 
-// Element strides of a [B, h, rows, width] tensor whose last dimension is contiguous.
+// Element strides of a [B, h, rows, width] tensor whose last dimension is
+// contiguous: the kernel reads and writes heads in place, so the model's
+// [B, rows, h * width] activations need no copy per head layout.
 struct View {
-  const float* data;
+  float* data;
   int64_t b, h, row;
   explicit View(const torch::Tensor& t)
       : data(t.data_ptr<float>()), b(t.stride(0)), h(t.stride(1)), row(t.stride(2)) {}
-  const float* at(int64_t bi, int64_t hi, int64_t r) const { return data + bi * b + hi * h + r * row; }
+  float* at(int64_t bi, int64_t hi, int64_t r) const { return data + bi * b + hi * h + r * row; }
 };
+
+// [B, h, rows, width] in the memory order of [B, rows, h, width], which is
+// what merging the heads back (section 3.2.2's Concat) reads as a plain view.
+torch::Tensor empty_heads(int64_t B, int64_t H, int64_t rows, int64_t width,
+                          const torch::TensorOptions& options) {
+  return torch::empty({B, rows, H, width}, options).transpose(1, 2);  // [B, h, rows, width]
+}
 
 // A mask's batch dimension runs over the queries' rows, over the keys'
 // sentences (beams sharing one memory), or is broadcast.
@@ -66,16 +75,16 @@ Problem problem(const torch::Tensor& q, const torch::Tensor& k, const torch::Ten
           View(q), View(k), View(v), MaskView(mask, B, H, T, S)};
 }
 
-// Forward for (batch, head) pairs [begin, end): probs P and out O, contiguous.
+// Forward for (batch, head) pairs [begin, end): probs P (contiguous) and out O.
 AIAYN_VECTOR_CLONES
-void forward_range(const Problem& x, float* P, float* O, int64_t begin, int64_t end) {
+void forward_range(const Problem& x, float* P, const View& O, int64_t begin, int64_t end) {
   const int64_t T = x.T, S = x.S, dk = x.dk, dv = x.dv;
   constexpr float kMinus = -std::numeric_limits<float>::infinity();
   for (int64_t bh = begin; bh < end; ++bh) {
     const int64_t b = bh / x.H, h = bh % x.H, kv = b / x.group;
     for (int64_t t = 0; t < T; ++t) {
       float* p = P + (bh * T + t) * S;
-      float* o = O + (bh * T + t) * dv;
+      float* o = O.at(b, h, t);
       const float* qt = x.Q.at(b, h, t);
       float top = kMinus;
       for (int64_t s = 0; s < S; ++s) {
@@ -87,9 +96,9 @@ void forward_range(const Problem& x, float* P, float* O, int64_t begin, int64_t 
         std::fill(p, p + S, 0.0f);
         continue;
       }
-      float sum = 0;
-      for (int64_t s = 0; s < S; ++s) sum += (p[s] = std::exp(p[s] - top));
-      const float inv = 1.0f / sum;
+      // Masked keys (-inf) get exactly 0, which the loops below skip.
+      for (int64_t s = 0; s < S; ++s) p[s] = p[s] == kMinus ? 0.0f : vec::exp(p[s] - top);
+      const float inv = 1.0f / vec::sum(p, S);
       for (int64_t s = 0; s < S; ++s) {
         p[s] *= inv;
         if (p[s] != 0.0f) axpy(p[s], x.V.at(kv, h, s), o, dv);
@@ -98,30 +107,34 @@ void forward_range(const Problem& x, float* P, float* O, int64_t begin, int64_t 
   }
 }
 
-// Forward: probs [B, h, T, S] and out [B, h, T, d_v], both contiguous.
+// Forward: probs [B, h, T, S] (contiguous) and out [B, h, T, d_v].
 void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                     const torch::Tensor& mask, torch::Tensor& probs, torch::Tensor& out) {
   const Problem x = problem(q, k, v, mask);
   float* P = probs.data_ptr<float>();
-  float* O = out.data_ptr<float>();
+  const View O(out);
   at::parallel_for(0, x.B * x.H, grain(x.T, x.S, x.dk + x.dv),
                    [&](int64_t begin, int64_t end) { forward_range(x, P, O, begin, end); });
 }
 
 // Backward of out = P V with P = softmax(scale * Q K^T) (masked entries have
 // P = 0) for (batch, head) pairs [begin, end); ds is scratch of S floats.
+// dQ, dK and dV are written whole here (no zeroed buffers needed).
 AIAYN_VECTOR_CLONES
-void backward_range(const Problem& x, const float* P, const float* G, float* dQ, float* dK,
-                    float* dV, float* ds, int64_t begin, int64_t end) {
+void backward_range(const Problem& x, const float* P, const View& G, const View& dQ,
+                    const View& dK, const View& dV, float* ds, int64_t begin, int64_t end) {
   const int64_t T = x.T, S = x.S, dk = x.dk, dv = x.dv;
   for (int64_t bh = begin; bh < end; ++bh) {
     const int64_t b = bh / x.H, h = bh % x.H;
-    float* dk_bh = dK + bh * S * dk;
-    float* dv_bh = dV + bh * S * dv;
+    for (int64_t s = 0; s < S; ++s) {
+      std::fill(dK.at(b, h, s), dK.at(b, h, s) + dk, 0.0f);
+      std::fill(dV.at(b, h, s), dV.at(b, h, s) + dv, 0.0f);
+    }
     for (int64_t t = 0; t < T; ++t) {
       const float* p = P + (bh * T + t) * S;
-      const float* g = G + (bh * T + t) * dv;
-      float* dq_t = dQ + (bh * T + t) * dk;
+      const float* g = G.at(b, h, t);
+      float* dq_t = dQ.at(b, h, t);
+      std::fill(dq_t, dq_t + dk, 0.0f);
       // dP = g V^T; dS = P * (dP - <P, dP>), the softmax's Jacobian.
       float row = 0;
       for (int64_t s = 0; s < S; ++s) {
@@ -132,8 +145,8 @@ void backward_range(const Problem& x, const float* P, const float* G, float* dQ,
         if (p[s] == 0.0f) continue;
         const float d = p[s] * (ds[s] - row) * x.scale;
         axpy(d, x.K.at(b, h, s), dq_t, dk);
-        axpy(d, x.Q.at(b, h, t), dk_bh + s * dk, dk);
-        axpy(p[s], g, dv_bh + s * dv, dv);
+        axpy(d, x.Q.at(b, h, t), dK.at(b, h, s), dk);
+        axpy(p[s], g, dV.at(b, h, s), dv);
       }
     }
   }
@@ -144,8 +157,7 @@ void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch
                      torch::Tensor& dq, torch::Tensor& dk, torch::Tensor& dv) {
   const Problem x = problem(q, k, v, torch::Tensor());
   const float* P = probs.data_ptr<float>();
-  const float* G = grad_out.data_ptr<float>();
-  float *dQ = dq.data_ptr<float>(), *dK = dk.data_ptr<float>(), *dV = dv.data_ptr<float>();
+  const View G(grad_out), dQ(dq), dK(dk), dV(dv);
   at::parallel_for(0, x.B * x.H, grain(x.T, x.S, 2 * (x.dk + x.dv)), [&](int64_t begin, int64_t end) {
     std::vector<float> ds(static_cast<size_t>(x.S));
     backward_range(x, P, G, dQ, dK, dV, ds.data(), begin, end);
@@ -158,7 +170,7 @@ struct AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFun
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const c10::optional<torch::Tensor>& mask) {
     auto probs = torch::empty({q.size(0), q.size(1), q.size(2), k.size(2)}, q.options());  // [B, h, T, S]
-    auto out = torch::empty({q.size(0), q.size(1), q.size(2), v.size(3)}, q.options());    // [B, h, T, d_v]
+    auto out = empty_heads(q.size(0), q.size(1), q.size(2), v.size(3), q.options());       // [B, h, T, d_v]
     forward_kernel(q, k, v, mask.has_value() ? *mask : torch::Tensor(), probs, out);
     ctx->save_for_backward({q, k, v, probs});
     ctx->mark_non_differentiable({probs});
@@ -170,10 +182,12 @@ struct AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFun
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
     TORCH_CHECK(q.size(0) == k.size(0), "attention_core: no backward for rows sharing keys (decoding only)");
     if (!grads[0].defined()) return {torch::zeros_like(q), torch::zeros_like(k), torch::zeros_like(v), {}};
-    auto g = grads[0].contiguous();  // [B, h, T, d_v]
-    auto dq = torch::zeros({q.size(0), q.size(1), q.size(2), q.size(3)}, q.options());  // [B, h, T, d_k]
-    auto dk = torch::zeros({k.size(0), k.size(1), k.size(2), k.size(3)}, k.options());  // [B, h, S, d_k]
-    auto dv = torch::zeros({v.size(0), v.size(1), v.size(2), v.size(3)}, v.options());  // [B, h, S, d_v]
+    auto g = grads[0].stride(3) == 1 ? grads[0] : grads[0].contiguous();  // [B, h, T, d_v]
+    // In the heads' [B, rows, h, width] order, so the views that split them
+    // off the projections give their gradients back without a copy.
+    auto dq = empty_heads(q.size(0), q.size(1), q.size(2), q.size(3), q.options());  // [B, h, T, d_k]
+    auto dk = empty_heads(k.size(0), k.size(1), k.size(2), k.size(3), k.options());  // [B, h, S, d_k]
+    auto dv = empty_heads(v.size(0), v.size(1), v.size(2), v.size(3), v.options());  // [B, h, S, d_v]
     backward_kernel(q, k, v, probs, g, dq, dk, dv);
     return {dq, dk, dv, torch::Tensor()};
   }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -57,15 +58,22 @@ struct Trained {
   std::string save;
   Trained() {
     namespace fs = std::filesystem;
-    const auto stamp = fs::last_write_time(kTrain).time_since_epoch().count();
     const fs::path root = fs::path(AIAYN_BIN_DIR) / ".." / "test-fixtures";
+    // Wider than configs/tiny.json and with larger batches, so that 300 steps
+    // learn the reversal well enough for the tools' tests to see it.
+    const std::string settings =
+        "--set train.max_steps=300 --set train.valid_every=1000 --set train.save_every=100 "
+        "--set model.p_drop=0.0 --set model.d_model=64 --set model.d_ff=128 "
+        "--set train.max_tokens=1000 --set train.lr_scale=0.2";
+    // A new trainer binary or new settings train a new fixture.
+    const auto stamp = fs::last_write_time(kTrain).time_since_epoch().count() ^
+                       static_cast<int64_t>(std::hash<std::string>()(settings) >> 1);
     save = (root / ("reversal-" + std::to_string(stamp))).string();
     if (fs::exists(fs::path(save) / "complete")) return;
     fs::create_directories(root);
     const std::string tmp = save + ".tmp-" + std::to_string(getpid());
     fs::remove_all(tmp);
-    auto r = run(ws.command(tmp, "--set train.max_steps=300 --set train.valid_every=1000 "
-                                 "--set train.save_every=100 --set model.p_drop=0.0"));
+    auto r = run(ws.command(tmp, settings));
     if (r.exit_code != 0) throw std::runtime_error("training failed: " + r.err);
     // Corpus files live in the temporary workspace; the fixture needs only the checkpoints.
     write_file(tmp + "/complete", "");
