@@ -46,7 +46,13 @@ int main(int argc, char** argv) {
     app.add_option("-s,--save-dir", save_dir,
                    "directory for checkpoints, logs, metrics, tokenizer and token caches");
     app.add_option("--set", overrides, "override a setting: section.key=value (repeatable)");
-    app.add_flag("--resume", resume, "continue exactly from <save-dir>/last");
+    auto* resume_flag = app.add_flag("--resume", resume, "continue exactly from <save-dir>/last");
+    std::string init;
+    app.add_option("--init", init,
+                   "start from these weights: a checkpoint or save directory (its last, with its "
+                   "tokenizer) or a model.pt-style file (then set data.spm_model); optimizer, "
+                   "schedule and data start fresh (fine-tuning)")
+        ->excludes(resume_flag);
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
     app.add_flag("--summary", summary, "print the model summary and exit (no data needed)");
@@ -88,6 +94,11 @@ int main(int argc, char** argv) {
     }
     const int used_threads = aiayn::set_threads(threads);
     auto device = aiayn::parse_device(device_name);
+    // As torchrun's convention: rank r of a machine trains on its GPU LOCAL_RANK.
+    if (dist.enabled() && device.is_cuda() && !device.has_index()) {
+      device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(dist.local_rank));
+    }
+    dist.device = device;
     if (summary) {
       auto config = aiayn::load_model_config(config_path);
       if (vocab > 0) config.src_vocab = config.tgt_vocab = vocab;
@@ -110,6 +121,7 @@ int main(int argc, char** argv) {
     aiayn::RunOptions run;
     run.save_dir = save_dir;
     run.resume = resume;
+    run.init = init;
     run.device = device;
     run.threads = used_threads;
     run.config_path = config_path;

@@ -90,6 +90,19 @@ def from_ours(state):
     return out
 
 
+def to_ours(state):
+    """Reference names -> our model.pt names (what `aiayn-train --init` reads)."""
+    out = {}
+    for name, value in state.items():
+        if name == "positions":
+            continue  # a buffer: ours computes its sinusoids itself
+        if name == "embed.weight":
+            out["src_embed.weight"] = value
+        else:
+            out[name.replace(".linear1.", ".feed_forward.linear1.").replace(".linear2.", ".feed_forward.linear2.")] = value
+    return out
+
+
 def load_checkpoint(directory):
     """A Reference with the weights of one of our checkpoint directories."""
     import json

@@ -54,15 +54,19 @@ def ours(args, out, env=None):
            "--set", f"data.spm_model={os.path.abspath(args.spm)}", "--set", f"train.max_steps={args.steps}",
            "--set", "train.valid_every=1000000", "--set", "train.save_every=1000000",
            "--set", "train.max_minutes=0", "--set", "train.log_every=10"]
+    if args.init:
+        cmd += ["--init", args.init]
     rss = run(cmd, env)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
 
-def reference(args, out, env=None):
+def reference(args, out, env=None, extra=()):
     cmd = ["/usr/bin/python3", os.path.join(HERE, "train_reference.py"), "--data", args.data, "--src", args.src,
            "--tgt", args.tgt, "--spm", args.spm, "--out", out, "--max-steps", str(args.steps),
            "--minutes", "1000", "--threads", str(args.threads), "--valid-every", "1000000",
-           "--save-every", "1000000", "--log-every", "10", "--no-test"]
+           "--save-every", "1000000", "--log-every", "10", "--no-test", *extra]
+    if args.init:
+        cmd += ["--init", args.init]
     rss = run(cmd, env)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
@@ -81,7 +85,31 @@ SIDES = {
     "torch": lambda a, o: reference(a, o, {}),
     "torch-passive": lambda a, o: reference(a, o, PASSIVE),
     "torch-tuned": lambda a, o: reference(a, o, TUNED),
+    # Other dropout masks, same weights and batches: how far two runs of one
+    # side drift apart by chance (the noise the loss comparison is held to).
+    "torch-reseeded": lambda a, o: reference(a, o, TUNED, ["--dropout-seed", "2"]),
 }
+
+
+def compare_curves(figures):
+    """Mean and largest |loss difference| over the logged windows, against torch."""
+    base = figures.get("torch") or figures.get("torch-tuned")
+    if base is None:
+        return
+    print("\nloss curves from the same initial weights (windows of 10 updates), against torch:")
+    for name, fig in figures.items():
+        if fig is base or "curve" not in fig:
+            continue
+        diffs = [abs(fig["curve"][s] - base["curve"][s]) for s in base["curve"] if s in fig["curve"]]
+        if diffs:
+            print(f"  {name:14s}: mean |diff| {statistics.mean(diffs):.4f}, max {max(diffs):.4f} "
+                  f"over {len(diffs)} windows")
+    steps = sorted(base["curve"])
+    print("  step " + " ".join(f"{n:>14s}" for n in figures))
+    for s in steps[::max(1, len(steps) // 10)] + steps[-1:]:
+        print(f"  {s:4d} " + " ".join(f"{fig.get('curve', {}).get(s, float('nan')):14.4f}" for fig in figures.values()))
+    for fig in figures.values():
+        fig["curve"] = {str(k): v for k, v in fig.get("curve", {}).items()}
 
 
 def sgemm_peak(threads):
@@ -116,17 +144,29 @@ def main():
     ap.add_argument("--warmup", type=int, default=20, help="updates left out of the throughput")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--sides", default=",".join(SIDES))
+    ap.add_argument("--sides", help="comma-separated, of: " + ", ".join(SIDES) +
+                    " (default: all; torch-reseeded only with --same-init)")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--same-init", action="store_true",
+                    help="every side starts from the same weights (the reference's initialisation, "
+                         "through aiayn-train --init) and the loss curves are compared")
     args = ap.parse_args()
+    args.init = None
     for name in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GLIBC_TUNABLES", "AIAYN_TUNED", "AIAYN_NO_REEXEC"):
         os.environ.pop(name, None)  # each side sets its own
     with open(os.path.join(ROOT, "configs/small.json")) as f:
         config = json.load(f)
 
+    work = tempfile.TemporaryDirectory(prefix="train_bench.")
+    if args.same_init:
+        args.init = os.path.join(work.name, "init.pt")
+        steps, args.steps = args.steps, 1
+        reference(args, os.path.join(work.name, "init-run"), {}, ["--save-init", args.init])
+        args.steps = steps
     peak = sgemm_peak(args.threads)
     print(f"sgemm peak (2048^2, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
-    sides = {name: SIDES[name] for name in args.sides.split(",")}
+    names = args.sides.split(",") if args.sides else [n for n in SIDES if n != "torch-reseeded" or args.same_init]
+    sides = {name: SIDES[name] for name in names}
     figures = {name: dict(rates=[], rss=[], flops_s=[], loss=None) for name in sides}
     for i in range(args.repeat):
         for name, fn in sides.items():
@@ -142,6 +182,7 @@ def main():
             fig["rss"].append(rss)
             fig["flops_s"].append(per_tgt * rate)
             fig["loss"] = [round(r["loss"], 3) for r in records[:12]]
+            fig.setdefault("curve", {r["step"]: r["loss"] for r in records})
             print(f"  {name:13s} run {i + 1}: {rate:.0f} target tokens/s, {per_tgt * rate / 1e9:.1f} GFLOP/s, "
                   f"peak RSS {rss:.0f} MiB", flush=True)
     print()
@@ -149,6 +190,8 @@ def main():
         rate, flops = statistics.median(fig["rates"]), statistics.median(fig["flops_s"])
         print(f"{name:13s}: {rate:7.0f} target tokens/s  MFU {100 * flops / 1e9 / peak:4.1f}%  "
               f"peak RSS {max(fig['rss']):.0f} MiB  losses {fig['loss']}")
+    if args.same_init:
+        compare_curves(figures)
     ratios = {}
     for mine in (n for n in figures if n.startswith("ours")):
         for other in (n for n in figures if n.startswith("torch")):

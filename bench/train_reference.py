@@ -79,6 +79,11 @@ def main():
     ap.add_argument("--average", type=int, default=5)
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--no-test", action="store_true", help="stop after training (throughput runs)")
+    ap.add_argument("--save-init", help="write the initial weights here, in our model.pt names "
+                    "(for aiayn-train --init), and train on")
+    ap.add_argument("--init", help="start from these weights (our model.pt names)")
+    ap.add_argument("--dropout-seed", type=int, help="reseed dropout after initialisation "
+                    "(the batches stay those of --seed)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -94,6 +99,14 @@ def main():
     print(f"reference: {len(train)} training pairs, {len(valid)} validation pairs", flush=True)
 
     model = ref.Reference(sp.get_piece_size())
+    if args.init:
+        state = ref.from_ours(torch.load(args.init))
+        state["positions"] = model.positions
+        model.load_state_dict(state)
+    if args.save_init:
+        torch.save({k: v.detach().clone() for k, v in ref.to_ours(model.state_dict()).items()}, args.save_init)
+    if args.dropout_seed is not None:
+        torch.manual_seed(args.dropout_seed)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: noam(s + 1, 256, 400, 0.5))

@@ -10,9 +10,11 @@ Translates a test set with one of our checkpoints, greedy and beam 4, with
   ours-int8      the same with --int8 (int8 linear layers)
   torch-cache    bench/decode_reference.py --mode cache    (reference b)
   torch-nocache  bench/decode_reference.py --mode nocache  (reference a)
-  torch-cache-passive  reference b with OMP_WAIT_POLICY=PASSIVE, its fastest
-                 setting here (libgomp's workers no longer spin against
-                 OpenBLAS's thread pool)
+  torch-cache-passive  reference b with OMP_WAIT_POLICY=PASSIVE (libgomp's
+                 workers no longer spin against OpenBLAS's thread pool)
+  torch-cache-tuned    reference b with every process setting ours gives
+                 itself (also OPENBLAS_THREAD_TIMEOUT=4, glibc keeping freed
+                 blocks): its fastest setting here
 all on the same weights and thread count, repeated, and prints medians
 (sentences/s, target tokens/s, peak RSS), the ratios of ours to each, whether
 greedy outputs agree token for token, and each beam-4 output's BLEU.
@@ -80,6 +82,8 @@ def torch_side(args, beam, output, mode, env=None):
     return dict(sentences=r["sentences"], tokens=r["tokens"], seconds=r["seconds"], rss=rss)
 
 
+TUNED = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4",
+         "GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"}
 SIDES = {
     "ours": (lambda a, b, o: ours(a, b, o, False), False),
     "ours-1worker": (lambda a, b, o: ours(a, b, o, False, workers=1), False),
@@ -90,6 +94,7 @@ SIDES = {
     # Reference (b) at its best here: libgomp's workers sleep instead of
     # spinning against OpenBLAS's pool (see src/app.cpp).
     "torch-cache-passive": (lambda a, b, o: torch_side(a, b, o, "cache", {"OMP_WAIT_POLICY": "PASSIVE"}), False),
+    "torch-cache-tuned": (lambda a, b, o: torch_side(a, b, o, "cache", TUNED), False),
 }
 
 
@@ -109,6 +114,8 @@ def main():
     ap.add_argument("--sides", default=",".join(SIDES))
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
+    for name in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GLIBC_TUNABLES", "AIAYN_TUNED", "AIAYN_NO_REEXEC"):
+        os.environ.pop(name, None)  # each side sets its own
     import reference as ref
 
     refs = read(args.reference)

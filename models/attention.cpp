@@ -12,6 +12,59 @@ KeyValue KeyValue::select(const torch::Tensor& index) const {
   return {keys.index_select(0, index), values.index_select(0, index)};
 }
 
+namespace {
+
+// Room for `length` positions and then some: capacity doubles, so appending
+// one position per step copies the history O(log T) times, not T times.
+int64_t grown_capacity(int64_t length) {
+  int64_t capacity = 16;
+  while (capacity < length) capacity *= 2;
+  return capacity;
+}
+
+torch::Tensor empty_store(const torch::Tensor& like, int64_t rows, int64_t capacity) {
+  return torch::empty({rows, like.size(1), capacity, like.size(3)}, like.options());  // [B, h, capacity, d]
+}
+
+}  // namespace
+
+KeyValue KeyValueCache::view() const {
+  return {key_store.narrow(2, 0, length), value_store.narrow(2, 0, length)};  // [B, h, length, d]
+}
+
+void KeyValueCache::append(const KeyValue& kv) {
+  const int64_t needed = length + kv.keys.size(2);
+  if (!defined() || needed > key_store.size(2)) {
+    KeyValueCache grown;
+    grown.key_store = empty_store(kv.keys, kv.keys.size(0), grown_capacity(needed));
+    grown.value_store = empty_store(kv.values, kv.values.size(0), grown_capacity(needed));
+    grown.length = length;
+    if (length > 0) {
+      auto old = view();
+      grown.key_store.narrow(2, 0, length).copy_(old.keys);
+      grown.value_store.narrow(2, 0, length).copy_(old.values);
+    }
+    *this = std::move(grown);
+  }
+  key_store.narrow(2, length, kv.keys.size(2)).copy_(kv.keys);
+  value_store.narrow(2, length, kv.values.size(2)).copy_(kv.values);
+  length = needed;
+}
+
+KeyValueCache KeyValueCache::select(const torch::Tensor& index) const {
+  if (!defined()) return {};
+  KeyValueCache kept;
+  const int64_t capacity = key_store.size(2), rows = index.size(0);
+  kept.key_store = empty_store(key_store, rows, capacity);
+  kept.value_store = empty_store(value_store, rows, capacity);
+  kept.length = length;
+  auto held = view(), into = kept.view();
+  // Gathered straight into the new stores' leading positions: one copy.
+  at::index_select_out(into.keys, held.keys, 0, index);
+  at::index_select_out(into.values, held.values, 0, index);
+  return kept;
+}
+
 torch::Tensor padding_mask(const torch::Tensor& ids, int64_t pad_id) {
   return ids.eq(pad_id);  // [B, S]
 }
@@ -101,10 +154,12 @@ void MultiHeadAttentionImpl::quantize_int8() {
   p->kv = Int8Linear(in_proj_weight.narrow(0, hk, rest), in_proj_bias.narrow(0, hk, rest));
   p->out = Int8Linear(out_proj->weight, out_proj->bias);
   int8 = std::move(p);
+  release_float_weight(in_proj_weight);
+  release_float_weight(out_proj->weight);
 }
 
 torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
-                                                     const torch::Tensor& mask, KeyValue* cache,
+                                                     const torch::Tensor& mask, KeyValueCache* cache,
                                                      torch::Tensor* weights) {
   const int64_t hk = options.heads() * options.d_k();
   auto qkv = int8 ? int8->qkv(x)
@@ -114,20 +169,17 @@ torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
   KeyValue kv{split_heads(parts[1], options.d_k()),         // [B, h, T, d_k]
               split_heads(parts[2], options.d_v())};        // [B, h, T, d_v]
   if (cache != nullptr) {
-    if (cache->defined()) {
-      kv.keys = torch::cat({cache->keys, kv.keys}, 2);        // [B, h, past + T, d_k]
-      kv.values = torch::cat({cache->values, kv.values}, 2);  // [B, h, past + T, d_v]
-    }
-    *cache = kv;
+    cache->append(kv);
+    kv = cache->view();  // [B, h, past + T, d_k|d_v]
   }
   return attend_and_merge(q, kv, mask, weights);
 }
 
 KeyValue MultiHeadAttentionImpl::project_memory(const torch::Tensor& memory) {
   const int64_t hk = options.heads() * options.d_k();
-  auto w = in_proj_weight.narrow(0, hk, in_proj_weight.size(0) - hk);  // [W^K; W^V]
-  auto b = in_proj_bias.narrow(0, hk, in_proj_bias.size(0) - hk);
-  auto kv = int8 ? int8->kv(memory) : F::linear(memory, w, b);  // [B, S, h*(d_k + d_v)]
+  auto kv = int8 ? int8->kv(memory)
+                 : F::linear(memory, in_proj_weight.narrow(0, hk, in_proj_weight.size(0) - hk),
+                             in_proj_bias.narrow(0, hk, in_proj_bias.size(0) - hk));  // [B, S, h*(d_k + d_v)]
   auto parts = kv.split_with_sizes({hk, options.heads() * options.d_v()}, -1);
   return {split_heads(parts[0], options.d_k()),   // [B, h, S, d_k]
           split_heads(parts[1], options.d_v())};  // [B, h, S, d_v]

@@ -21,6 +21,22 @@ struct KeyValue {
   KeyValue select(const torch::Tensor& index) const;
 };
 
+// The self-attention keys and values of every position decoded so far, in
+// buffers with room to grow: a step writes its one new position instead of
+// copying the whole history, as torch::cat would.
+struct KeyValueCache {
+  torch::Tensor key_store, value_store;  // [B, h, capacity, d_k|d_v]
+  int64_t length = 0;                    // positions held
+  bool defined() const { return key_store.defined(); }
+  // The positions held: [B, h, length, d] views of the stores.
+  KeyValue view() const;
+  // Appends kv's positions ([B, h, T, d]), growing the stores when full.
+  void append(const KeyValue& kv);
+  // Keeps the rows of `index` (beam reordering, dropping finished sentences),
+  // copying each kept position once, into stores with room to grow.
+  KeyValueCache select(const torch::Tensor& index) const;
+};
+
 // Attention weights captured during one forward pass, one entry per layer,
 // each [B, h, T, S]; filled only when a pointer to it is passed down.
 struct AttentionMaps {
@@ -72,7 +88,7 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // only the newest positions: their keys/values are appended to *cache and
   // the queries attend over everything cached.
   torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& mask,
-                               KeyValue* cache = nullptr, torch::Tensor* weights = nullptr);
+                               KeyValueCache* cache = nullptr, torch::Tensor* weights = nullptr);
   // Keys and values of the encoder output, computed once per sentence.
   KeyValue project_memory(const torch::Tensor& memory);
   // Queries from x [B, T, d_model] over projected memory (section 3.2.3).
@@ -85,7 +101,7 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   torch::nn::Linear out_proj{nullptr};  // W^O: h*d_v -> d_model
 
   // Int8 copies of the projections for decoding; once made, every
-  // projection uses them (the float weights stay, for saving).
+  // projection uses them and the float weight matrices are released.
   void quantize_int8();
   struct Int8Projections {
     Int8Linear qkv, q, kv, out;  // [W^Q; W^K; W^V], W^Q, [W^K; W^V], W^O

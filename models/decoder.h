@@ -14,7 +14,7 @@ namespace aiayn {
 
 // What one decoder layer remembers between decoding steps.
 struct DecoderLayerState {
-  KeyValue self;    // self-attention keys/values of all positions so far
+  KeyValueCache self;  // self-attention keys/values of all positions so far
   KeyValue memory;  // encoder-decoder keys/values, projected once per sentence
 };
 

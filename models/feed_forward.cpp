@@ -24,6 +24,8 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
 void FeedForwardImpl::quantize_int8() {
   int8_1 = Int8Linear(linear1->weight, linear1->bias);
   int8_2 = Int8Linear(linear2->weight, linear2->bias);
+  release_float_weight(linear1->weight);
+  release_float_weight(linear2->weight);
 }
 
 }  // namespace aiayn

@@ -25,7 +25,8 @@ class FeedForwardImpl : public torch::nn::Module {
   torch::nn::Linear linear1{nullptr};  // W1: d_model -> d_ff
   torch::nn::Linear linear2{nullptr};  // W2: d_ff -> d_model
 
-  // Int8 copies of W1 and W2 for decoding (see models/int8_linear.h).
+  // Int8 copies of W1 and W2 for decoding (see models/int8_linear.h); the
+  // float matrices are released.
   void quantize_int8();
   Int8Linear int8_1, int8_2;
 };

@@ -59,6 +59,11 @@ std::string select_int8_engine() {
   throw std::runtime_error("int8: this LibTorch has no quantized engine (onednn, fbgemm or qnnpack)");
 }
 
+void release_float_weight(torch::Tensor& weight) {
+  torch::NoGradGuard no_grad;
+  weight.set_data(torch::empty({0}, weight.options()));
+}
+
 Int8Linear::Int8Linear(const torch::Tensor& weight, const torch::Tensor& bias)
     : out_features_(weight.size(0)) {
   TORCH_CHECK(weight.device().is_cpu(), "int8 decoding runs on the CPU only");

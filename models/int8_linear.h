@@ -30,4 +30,8 @@ class Int8Linear {
 // qnnpack slower than fp32) and returns its name; throws when none exists.
 std::string select_int8_engine();
 
+// Drops a float weight whose int8 copy replaced it (decoding-only models):
+// the parameter stays registered, with no elements.
+void release_float_weight(torch::Tensor& weight);
+
 }  // namespace aiayn

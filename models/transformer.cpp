@@ -73,6 +73,7 @@ void TransformerImpl::quantize_int8() {
     layer->feed_forward->quantize_int8();
   }
   int8_output = Int8Linear(generator ? generator->weight : tgt_embed->weight, {});
+  if (generator) release_float_weight(generator->weight);
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& src, const torch::Tensor& tgt_in) {

@@ -36,8 +36,9 @@ class TransformerImpl : public torch::nn::Module {
   torch::Tensor logits(const torch::Tensor& hidden);
 
   // Int8 copies of every linear layer's weight, the pre-softmax projection's
-  // included, for faster decoding on the CPU (models/int8_linear.h); the
-  // float parameters stay. Irreversible for this instance.
+  // included, for faster decoding on the CPU (models/int8_linear.h). The
+  // float matrices they replace are released (the embedding stays: it is
+  // also the lookup table), so the instance can only decode from then on.
   void quantize_int8();
   bool is_int8() const { return int8_output.defined(); }
 

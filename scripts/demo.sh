@@ -14,9 +14,6 @@
 # they are; DEMO_STEPS overrides the number of training updates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# libgomp's workers sleep between regions instead of spinning against
-# OpenBLAS's pool, so both may use every core (README, Threads).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 out=${1:-runs/demo}
 bin=${AIAYN_BIN:-build/bin}
 start=$SECONDS

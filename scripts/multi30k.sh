@@ -5,9 +5,6 @@
 #   defaults: ../shared/data/multi30k en de runs/multi30k-en-de
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# libgomp's workers sleep between regions instead of spinning against
-# OpenBLAS's pool, so both may use every core (README, Threads).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 data=${1:-../shared/data/multi30k}
 src=${2:-en}
 tgt=${3:-de}

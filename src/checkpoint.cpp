@@ -223,7 +223,11 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir) {
 }
 
 void load_weights(TransformerImpl& model, const std::string& dir) {
-  const auto path = fs::path(dir) / "model.pt";
+  load_weights_file(model, (fs::path(dir) / "model.pt").string());
+}
+
+void load_weights_file(TransformerImpl& model, const std::string& file) {
+  const fs::path path = file;
   auto weights = unpickle(path);
   torch::NoGradGuard no_grad;
   for (auto& p : model.named_parameters()) {

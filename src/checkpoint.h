@@ -65,6 +65,9 @@ std::string resolve_checkpoint(const std::string& path);
 ExperimentConfig read_checkpoint_config(const std::string& dir);
 CheckpointMeta read_checkpoint_meta(const std::string& dir);
 void load_weights(TransformerImpl& model, const std::string& dir);
+// The same from a weights file: a checkpoint's model.pt, or any torch.save'd
+// {name: tensor} dict with the model's names (Python's torch.load format).
+void load_weights_file(TransformerImpl& model, const std::string& path);
 void load_optimizer(Adam& adam, const std::string& dir, int64_t steps);
 void load_rng(const std::string& dir);
 // The tokenizer stored with the checkpoint, checked against its recorded hash.

@@ -11,8 +11,12 @@
 #include "src/error.h"
 
 #ifdef AIAYN_WITH_C10D
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef AIAYN_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace aiayn {
@@ -54,6 +58,12 @@ DistributedOptions distributed_from_environment() {
   return o;
 }
 
+#ifdef AIAYN_WITH_NCCL
+bool nccl_available() { return true; }
+#else
+bool nccl_available() { return false; }
+#endif
+
 #ifdef AIAYN_WITH_C10D
 
 bool distributed_available() { return true; }
@@ -83,7 +93,28 @@ bool is_loopback(const std::string& addr) {
 
 struct Communicator::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;  // CPU tensors
+#ifdef AIAYN_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // CUDA tensors, when training on CUDA
+#endif
+  // Runs a collective on the group that can take `t` in place: NCCL for a
+  // CUDA tensor when there is NCCL, else Gloo (then t must be on the CPU).
+  template <typename Collective>
+  void run(const torch::Tensor& t, Collective&& collective) {
+#ifdef AIAYN_WITH_NCCL
+    if (nccl && t.is_cuda()) return collective(*nccl);
+#endif
+    collective(*group);
+  }
+  // Whether a group can take t where it is (else it goes through the CPU).
+  bool takes(const torch::Tensor& t) const {
+    if (t.is_cpu()) return true;
+#ifdef AIAYN_WITH_NCCL
+    return nccl && t.is_cuda();
+#else
+    return false;
+#endif
+  }
   // The heartbeat: a counter per rank in the store, bumped by its own thread
   // (and its own store connection: a store client is not thread-safe).
   std::thread heartbeat;
@@ -137,8 +168,23 @@ Communicator::Communicator(const DistributedOptions& options)
     } else {
       group_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     }
+    // Each group gets its own key space in the one store.
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(
-        impl_->store, options_.rank, options_.world_size, group_options);
+        c10::make_intrusive<c10d::PrefixStore>("gloo", impl_->store), options_.rank,
+        options_.world_size, group_options);
+#ifdef AIAYN_WITH_NCCL
+    if (options_.device.is_cuda()) {
+      // Without blocking waits an NCCL collective that a lost rank never
+      // joins would hang instead of failing after the timeout.
+      setenv("NCCL_BLOCKING_WAIT", "1", 0);
+      setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = options_.timeout;
+      impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("nccl", impl_->store), options_.rank,
+          options_.world_size, nccl_options);
+    }
+#endif
   } catch (const std::exception& e) {
     throw DistributedError("rendezvous of rank " + std::to_string(options_.rank) + " of " +
                            std::to_string(options_.world_size) + " at " + options_.master_addr +
@@ -186,10 +232,11 @@ void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors,
     }
     std::vector<torch::Tensor> views;
     for (size_t i = begin; i < end; ++i) views.push_back(tensors[i].reshape({-1}));
-    // Gloo reduces CPU buffers here; a CUDA build would use NCCL instead.
-    std::vector<torch::Tensor> flat{torch::cat(views).to(torch::kCPU)};  // [sum of numel]
+    auto packed = torch::cat(views);  // [sum of numel]
+    // NCCL reduces on the device; Gloo on the CPU.
+    std::vector<torch::Tensor> flat{impl_->takes(packed) ? packed : packed.to(torch::kCPU)};
     try {
-      impl_->group->allreduce(flat)->wait();
+      impl_->run(flat[0], [&](auto& group) { group.allreduce(flat)->wait(); });
     } catch (const std::exception& e) {
       fail(what, e.what());
     }
@@ -205,9 +252,10 @@ void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors,
 
 void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what) {
   for (const auto& t : tensors) {
-    std::vector<torch::Tensor> buffer{t.detach().to(torch::kCPU).contiguous()};
+    auto data = t.detach().contiguous();
+    std::vector<torch::Tensor> buffer{impl_->takes(data) ? data : data.to(torch::kCPU)};
     try {
-      impl_->group->broadcast(buffer)->wait();
+      impl_->run(buffer[0], [&](auto& group) { group.broadcast(buffer)->wait(); });
     } catch (const std::exception& e) {
       fail(what, e.what());
     }

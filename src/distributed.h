@@ -1,6 +1,7 @@
-// Data-parallel training across processes on LibTorch's c10d (Gloo): the
-// rendezvous, the collectives the trainer needs, and errors that name a lost
-// rank instead of hanging.
+// Data-parallel training across processes on LibTorch's c10d: the rendezvous,
+// the collectives the trainer needs, and errors that name a lost rank instead
+// of hanging. CPU tensors go through Gloo; CUDA tensors through NCCL when the
+// LibTorch build has it (official CUDA builds), else through Gloo via the CPU.
 #pragma once
 #include <torch/torch.h>
 
@@ -24,6 +25,8 @@ struct DistributedOptions {
   int master_port = 29500;
   // A rank that does not take part in a collective within this time stops the run.
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // The device the ranks train on; with CUDA, NCCL carries the gradients.
+  torch::Device device = torch::kCPU;
   bool enabled() const { return world_size > 1; }
 };
 
@@ -33,6 +36,8 @@ DistributedOptions distributed_from_environment();
 
 // True when this build has c10d with Gloo (see CMakeLists.txt).
 bool distributed_available();
+// True when CUDA tensors are reduced with NCCL (a CUDA LibTorch with c10d's NCCL).
+bool nccl_available();
 
 // A collective failed: a rank died, hung, or the network broke. The message
 // names the lost rank(s) when the heartbeats tell which.

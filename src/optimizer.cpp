@@ -1,7 +1,10 @@
 #include "src/optimizer.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 
+#include "models/vector_math.h"
 #include "src/error.h"
 
 namespace aiayn {
@@ -33,15 +36,56 @@ void Adam::zero_grad() {
   }
 }
 
+namespace {
+
+// The scalars of one update, rounded to float as LibTorch's kernels round them.
+struct AdamStep {
+  float beta1, one_minus_beta1, beta2, one_minus_beta2, bias2_sqrt, eps, minus_step;
+};
+
+// torch.optim.Adam's float arithmetic, operation for operation (LibTorch's
+// vector kernels fuse some multiply-adds, so the two agree to rounding), in
+// one pass instead of its eight over the parameters:
+//   m = m b1 + (1 - b1) g;  v = v b2 + (1 - b2) g g;
+//   p = p + (-lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).
+AIAYN_VECTOR_CLONES
+void adam_range(float* p, const float* g, float* m, float* v, const AdamStep& a, int64_t begin,
+                int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    m[i] = m[i] * a.beta1 + a.one_minus_beta1 * g[i];
+    v[i] = v[i] * a.beta2 + a.one_minus_beta2 * g[i] * g[i];
+    const float denom = __builtin_sqrtf(v[i]) / a.bias2_sqrt + a.eps;
+    p[i] = p[i] + a.minus_step * m[i] / denom;
+  }
+}
+
+bool fusable(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
+}
+
+}  // namespace
+
 void Adam::step(double lr) {
   torch::NoGradGuard no_grad;
   ++steps_;
   // The arithmetic of torch.optim.Adam, so both agree step for step.
   const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
   const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
+  const AdamStep a{static_cast<float>(beta1_), static_cast<float>(1.0 - beta1_),
+                   static_cast<float>(beta2_), static_cast<float>(1.0 - beta2_),
+                   static_cast<float>(std::sqrt(bias2)), static_cast<float>(eps_),
+                   static_cast<float>(-lr / bias1)};
   for (auto& s : slots_) {
     const auto& g = s.param.grad();
     if (!g.defined()) continue;
+    if (fusable(s.param) && fusable(g) && fusable(s.exp_avg) && fusable(s.exp_avg_sq)) {
+      float* p = s.param.data_ptr<float>();
+      const float* gd = g.data_ptr<float>();
+      float *m = s.exp_avg.data_ptr<float>(), *v = s.exp_avg_sq.data_ptr<float>();
+      at::parallel_for(0, s.param.numel(), 16384,
+                       [&](int64_t begin, int64_t end) { adam_range(p, gd, m, v, a, begin, end); });
+      continue;
+    }
     s.exp_avg.mul_(beta1_).add_(g, 1.0 - beta1_);
     s.exp_avg_sq.mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
     auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(eps_);

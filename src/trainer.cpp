@@ -82,6 +82,9 @@ class Trainer {
   std::optional<std::string> agree_on_stop(std::optional<std::string> reason, bool* interrupted);
   Corpus load_corpus(const std::string& src, const std::string& tgt, const std::string& name);
   void restore(const std::string& dir);
+  // --init as a checkpoint directory, or "" (a weights file, or no --init).
+  std::string init_checkpoint() const;
+  void initialise_weights();
   Tally forward_backward(const std::vector<int64_t>& pairs);
   // One optimizer step over update_freq batches; false when it was skipped
   // for a non-finite loss (the step count does not advance).
@@ -182,8 +185,18 @@ void Trainer::setup_tokenizer() {
       throw InputError(d.spm_model + ": differs from the tokenizer the checkpoints in " +
                        options_.save_dir + " were trained with; resume with the same one");
     }
+  } else if (const auto dir = init_checkpoint(); !dir.empty()) {
+    // The weights' embeddings are only meaningful with their own tokenizer.
+    tokenizer_ = load_checkpoint_tokenizer(dir);
+    if (!d.spm_model.empty() && Tokenizer::load(d.spm_model).hash() != tokenizer_->hash()) {
+      throw InputError(d.spm_model + ": differs from the tokenizer " + dir +
+                       " was trained with; --init needs the same one (or no data.spm_model)");
+    }
   } else if (!d.spm_model.empty()) {
     tokenizer_ = Tokenizer::load(d.spm_model);
+  } else if (!options_.init.empty()) {
+    throw InputError("--init " + options_.init + ": a weights file needs the tokenizer it was "
+                     "trained with: set data.spm_model");
   } else if (!leader()) {
     tokenizer_ = Tokenizer::load((fs::path(options_.save_dir) / "spm.model").string());
   } else {
@@ -220,6 +233,18 @@ Corpus Trainer::load_corpus(const std::string& src, const std::string& tgt,
   auto pairs = filter_pairs(cache, f, &report, src + " / " + tgt);
   log_->info("{}: {}", name, report.describe());
   return {std::move(cache), std::move(pairs)};
+}
+
+std::string Trainer::init_checkpoint() const {
+  if (options_.init.empty() || !fs::is_directory(options_.init)) return "";
+  return resolve_checkpoint(options_.init);
+}
+
+void Trainer::initialise_weights() {
+  const auto dir = init_checkpoint();
+  const auto file = dir.empty() ? options_.init : (fs::path(dir) / "model.pt").string();
+  load_weights_file(*model_, file);
+  log_->info("initialised from {} (weights only: optimizer, schedule and data start fresh)", file);
 }
 
 void Trainer::restore(const std::string& dir) {
@@ -540,6 +565,9 @@ std::optional<std::string> Trainer::agree_on_stop(std::optional<std::string> rea
 
 TrainResult Trainer::run() {
   start_ = Clock::now();
+  if (!options_.init.empty() && !fs::exists(options_.init)) {
+    throw InputError("--init " + options_.init + ": no such file or checkpoint directory");
+  }
   prepare();
 
   torch::manual_seed(config_.train.seed);
@@ -550,6 +578,7 @@ TrainResult Trainer::run() {
                 config_.train.adam_eps);
   for (auto& p : model_->parameters()) params_.push_back(p);
   if (options_.resume) restore(resolve_checkpoint(options_.save_dir));
+  if (!options_.resume && !options_.init.empty() && leader()) initialise_weights();
   // The same seed gives every rank the same weights; the broadcast makes
   // sure of it (and of resumed weights) before the first update.
   if (comm_ != nullptr) comm_->broadcast(params_, "broadcast of rank 0's weights");

@@ -87,10 +87,11 @@ TEST_CASE("a self-attention cache grows by one position per step", "[attention][
   torch::NoGradGuard no_grad;
   auto x = torch::randn({2, 4, 16});
   auto full = mha->self_attention(x, causal_mask(4, 0, torch::kCPU));
-  KeyValue cache;
+  KeyValueCache cache;
   for (int64_t t = 0; t < 4; ++t) {
     auto step = mha->self_attention(x.narrow(1, t, 1), {}, &cache);
-    CHECK(cache.keys.size(2) == t + 1);
+    CHECK(cache.length == t + 1);
+    CHECK(cache.view().keys.size(2) == t + 1);
     CHECK(max_abs_diff(step, full.narrow(1, t, 1)) < 1e-5);
   }
 }
@@ -109,6 +110,27 @@ torch::Tensor attention_by_definition(const torch::Tensor& q, const torch::Tenso
 }
 
 }  // namespace
+
+TEST_CASE("the key/value cache grows past its capacity and reorders rows", "[attention][cache]") {
+  torch::manual_seed(4);
+  // 40 single steps: the stores grow from 16 to 32 to 64 positions.
+  auto keys = torch::randn({3, 2, 40, 8}), values = torch::randn({3, 2, 40, 6});
+  KeyValueCache cache;
+  for (int64_t t = 0; t < 40; ++t) cache.append({keys.narrow(2, t, 1), values.narrow(2, t, 1)});
+  REQUIRE(cache.length == 40);
+  CHECK(cache.key_store.size(2) == 64);
+  CHECK(torch::equal(cache.view().keys, keys));
+  CHECK(torch::equal(cache.view().values, values));
+  // Beam reordering: rows 2, 0, 0 (a row may be kept twice), then more steps.
+  auto index = torch::tensor({int64_t{2}, int64_t{0}, int64_t{0}});
+  auto kept = cache.select(index);
+  auto more_k = torch::randn({3, 2, 2, 8}), more_v = torch::randn({3, 2, 2, 6});
+  kept.append({more_k, more_v});
+  CHECK(kept.length == 42);
+  CHECK(torch::equal(kept.view().keys, torch::cat({keys.index_select(0, index), more_k}, 2)));
+  CHECK(torch::equal(kept.view().values, torch::cat({values.index_select(0, index), more_v}, 2)));
+  CHECK(torch::equal(cache.view().keys, keys));  // the original is untouched
+}
 
 TEST_CASE("the fused attention kernel equals the definition, gradients included", "[attention][kernel]") {
   torch::manual_seed(3);

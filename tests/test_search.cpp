@@ -143,6 +143,11 @@ TEST_CASE("int8 linear layers approximate the float ones", "[search][int8]") {
   auto f = random_model(4), q = random_model(4);
   q->quantize_int8();
   CHECK(q->is_int8());
+  // The float matrices the int8 copies replace are gone (peak RSS of --int8).
+  auto params = q->named_parameters();
+  CHECK(params["encoder.layers.0.self_attn.in_proj_weight"].numel() == 0);
+  CHECK(params["decoder.layers.0.feed_forward.linear2.weight"].numel() == 0);
+  CHECK(params["src_embed.weight"].numel() > 0);  // the embedding is also the lookup table
   auto src = random_sources(6, 4);
   auto tgt = torch::randint(4, 24, {6, 7});
   torch::NoGradGuard no_grad;

@@ -275,3 +275,51 @@ print(len(w), "tensors ok")
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("tensors ok"));
 }
+
+TEST_CASE("training from given weights (--init), also from a file written by Python", "[train][init]") {
+  Workspace ws;
+  REQUIRE(test::run(ws.command(ws.file("base"), "--set train.max_steps=30")).exit_code == 0);
+  // From the checkpoint directory: its tokenizer, its weights, a fresh schedule.
+  auto r = test::run(ws.command(ws.file("tuned"), "--init " + ws.file("base") + " --set train.max_steps=3"));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("initialised from"));
+  auto base = losses(ws.file("base")), tuned = losses(ws.file("tuned"));
+  REQUIRE(tuned.size() == 3);
+  // It goes on from where base ended, far below base's own start.
+  CHECK(tuned[1] < base[1] - 0.5);
+  CHECK(std::abs(tuned[1] - base[30]) < 0.5);
+  // The same weights through torch.save in Python train identically.
+  test::write_file(ws.file("resave.py"), R"(import sys, torch
+torch.save(dict(torch.load(sys.argv[1])), sys.argv[2])
+)");
+  auto py = test::run("/usr/bin/python3 " + ws.file("resave.py") + " " +
+                      resolve_checkpoint(ws.file("base")) + "/model.pt " + ws.file("python.pt"));
+  INFO(py.err);
+  REQUIRE(py.exit_code == 0);
+  r = test::run(ws.command(ws.file("from-file"), "--init " + ws.file("python.pt") + " --set data.spm_model=" +
+                                                     ws.file("base/spm.model") + " --set train.max_steps=3"));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto from_file = losses(ws.file("from-file"));
+  for (int64_t step = 1; step <= 3; ++step) CHECK(from_file[step] == tuned[step]);
+}
+
+TEST_CASE("bad input to --init: each a one-line error, exit 2", "[train][init][bad-input]") {
+  Workspace ws;
+  REQUIRE(test::run(ws.command(ws.file("base"), "--set train.max_steps=2")).exit_code == 0);
+  auto r = test::run(ws.command(ws.file("a"), "--init " + ws.file("nowhere")));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("nowhere") && Catch::Contains("no such file"));
+  CHECK_FALSE(fs::exists(ws.file("a")));
+  r = test::run(ws.command(ws.file("b"), "--init " + ws.file("base") + " --set model.d_ff=128"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("model.pt") && Catch::Contains("linear1.weight has shape"));
+  CHECK(test::count_lines(r.err) == 1);
+  r = test::run(ws.command(ws.file("c"), "--init " + ws.file("base/last/model.pt")));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("set data.spm_model"));
+  r = test::run(ws.command(ws.file("base"), "--init " + ws.file("base") + " --resume"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--init") && Catch::Contains("--resume"));
+}

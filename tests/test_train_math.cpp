@@ -1,10 +1,12 @@
-// The fused label-smoothed cross-entropy (section 5.4) against its definition.
+// The fused training kernels against their definitions: the label-smoothed
+// cross-entropy (section 5.4) and Adam (section 5.3).
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include <cmath>
 
 #include "src/loss.h"
+#include "src/optimizer.h"
 
 using aiayn::label_smoothed_nll;
 using aiayn::label_smoothed_nll_composed;
@@ -80,4 +82,37 @@ TEST_CASE("a target outside the vocabulary is an error, not a wild read", "[loss
   CHECK_THROWS_WITH(label_smoothed_nll(logits, torch::tensor({int64_t{1}, int64_t{5}}), 0.1),
                     Catch::Contains("outside the vocabulary"));
   CHECK_THROWS(label_smoothed_nll(logits, torch::tensor({int64_t{1}}), 0.1));
+}
+
+TEST_CASE("fused Adam follows torch::optim::Adam step for step", "[optimizer]") {
+  torch::manual_seed(11);
+  // Odd sizes exercise the vector loops' tails; the 1-d one is a bias.
+  std::vector<torch::Tensor> ours{torch::randn({37, 29}), torch::randn({41})};
+  std::vector<torch::Tensor> theirs, initial;
+  torch::OrderedDict<std::string, torch::Tensor> named;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    theirs.push_back(ours[i].clone().requires_grad_(true));
+    initial.push_back(ours[i].clone());
+    ours[i].requires_grad_(true);
+    named.insert("p" + std::to_string(i), ours[i]);
+  }
+  aiayn::Adam adam(named, 0.9, 0.98, 1e-9);
+  torch::optim::Adam reference(theirs, torch::optim::AdamOptions(1.0).betas({0.9, 0.98}).eps(1e-9));
+  for (int step = 1; step <= 6; ++step) {
+    const double lr = 1e-3 * step;  // a schedule: the rate changes every step
+    static_cast<torch::optim::AdamOptions&>(reference.param_groups()[0].options()).lr(lr);
+    for (size_t i = 0; i < ours.size(); ++i) {
+      auto g = torch::randn(ours[i].sizes()) * static_cast<double>(i + 1);
+      ours[i].mutable_grad() = g.clone();
+      theirs[i].mutable_grad() = g.clone();
+    }
+    adam.step(lr);
+    reference.step();
+  }
+  for (size_t i = 0; i < ours.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK((ours[i] - theirs[i]).abs().max().item<float>() < 1e-6);
+    CHECK((ours[i] - initial[i]).abs().max().item<float>() > 1e-3);  // it moved
+  }
+  CHECK(adam.steps() == 6);
 }
