@@ -7,7 +7,6 @@
 #include "src/translate_job.h"
 
 int main(int argc, char** argv) {
-  aiayn::tune_environment(argv);
   return aiayn::run_app("aiayn-translate", [&] {
     CLI::App app{
         "Translate text with a Transformer checkpoint written by aiayn-train.\n"

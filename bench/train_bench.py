@@ -159,10 +159,10 @@ def main():
 
     work = tempfile.TemporaryDirectory(prefix="train_bench.")
     if args.same_init:
-        args.init = os.path.join(work.name, "init.pt")
+        init = os.path.join(work.name, "init.pt")
         steps, args.steps = args.steps, 1
-        reference(args, os.path.join(work.name, "init-run"), {}, ["--save-init", args.init])
-        args.steps = steps
+        reference(args, os.path.join(work.name, "init-run"), {}, ["--save-init", init])
+        args.steps, args.init = steps, init
     peak = sgemm_peak(args.threads)
     print(f"sgemm peak (2048^2, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
     names = args.sides.split(",") if args.sides else [n for n in SIDES if n != "torch-reseeded" or args.same_init]

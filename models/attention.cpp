@@ -54,7 +54,9 @@ void KeyValueCache::append(const KeyValue& kv) {
 KeyValueCache KeyValueCache::select(const torch::Tensor& index) const {
   if (!defined()) return {};
   KeyValueCache kept;
-  const int64_t capacity = key_store.size(2), rows = index.size(0);
+  // Room for the next step only: beam search selects at every step, and
+  // stores as large as the old ones cost memory without saving any copy.
+  const int64_t capacity = length + 1, rows = index.size(0);
   kept.key_store = empty_store(key_store, rows, capacity);
   kept.value_store = empty_store(value_store, rows, capacity);
   kept.length = length;

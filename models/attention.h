@@ -33,7 +33,7 @@ struct KeyValueCache {
   // Appends kv's positions ([B, h, T, d]), growing the stores when full.
   void append(const KeyValue& kv);
   // Keeps the rows of `index` (beam reordering, dropping finished sentences),
-  // copying each kept position once, into stores with room to grow.
+  // copying each kept position once, into stores with room for one more.
   KeyValueCache select(const torch::Tensor& index) const;
 };
 

@@ -19,6 +19,9 @@ int run_app(const std::string& name, const std::function<int()>& body);
 // OPENBLAS_THREAD_TIMEOUT=4 (OpenBLAS's idle threads sleep after ~16 cycles
 // of polling instead of ~2^28, which they spent in sched_yield), each unless
 // the user set it. AIAYN_NO_REEXEC=1 turns this off. Call first in main.
+// For training only: decoding runs many small products in a row, and there
+// sleeping threads cost more in wake-ups than spinning ones (measured: one
+// decoding worker on 2 threads, 309 sentences/s untuned, 223 PASSIVE).
 void tune_environment(char** argv);
 // Large freed blocks stay in the heap for the next batch instead of going
 // back to the kernel: glibc maps every block over 32 MiB (the logits, their

@@ -127,6 +127,7 @@ TEST_CASE("the key/value cache grows past its capacity and reorders rows", "[att
   auto more_k = torch::randn({3, 2, 2, 8}), more_v = torch::randn({3, 2, 2, 6});
   kept.append({more_k, more_v});
   CHECK(kept.length == 42);
+  CHECK(kept.key_store.size(2) >= 42);
   CHECK(torch::equal(kept.view().keys, torch::cat({keys.index_select(0, index), more_k}, 2)));
   CHECK(torch::equal(kept.view().values, torch::cat({values.index_select(0, index), more_v}, 2)));
   CHECK(torch::equal(cache.view().keys, keys));  // the original is untouched
