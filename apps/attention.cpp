@@ -7,6 +7,7 @@
 #include "src/cli.h"
 
 int main(int argc, char** argv) {
+  aiayn::tune_environment(argv, /*training=*/false);
   return aiayn::run_app("aiayn-attention", [&] {
     CLI::App app{
         "Dump the attention weights of a Transformer checkpoint as JSON Lines (one object per\n"

@@ -29,7 +29,7 @@ void on_signal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  aiayn::tune_environment(argv);
+  aiayn::tune_environment(argv, /*training=*/true);
   aiayn::keep_freed_memory();
   return aiayn::run_app("aiayn-train", [&] {
     CLI::App app{

@@ -7,6 +7,7 @@
 #include "src/translate_job.h"
 
 int main(int argc, char** argv) {
+  aiayn::tune_environment(argv, /*training=*/false);
   return aiayn::run_app("aiayn-translate", [&] {
     CLI::App app{
         "Translate text with a Transformer checkpoint written by aiayn-train.\n"

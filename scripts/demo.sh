@@ -11,7 +11,10 @@
 # About 3 minutes after the build on 2 cores.
 # Usage: scripts/demo.sh [OUT_DIR]  (default runs/demo)
 # Environment: DEMO_SKIP_BUILD=1 uses the binaries in ${AIAYN_BIN:-build/bin} as
-# they are; DEMO_STEPS overrides the number of training updates.
+# they are; DEMO_STEPS=N trains N updates instead of configs/demo.json's
+# 1,200 (any N >= 1: training validates its last update, so model/best exists).
+# Progress shows as it happens: on a terminal aiayn-train draws its live bar;
+# piped or logged, every line passes through as soon as it is written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/demo}
@@ -37,14 +40,25 @@ paste "$out/data/train.src" "$out/data/train.tgt" | awk 'NR <= 4' | sed 's/^/   
 echo "== 2/4 training (configs/demo.json)"
 steps=()
 [ -z "${DEMO_STEPS:-}" ] || steps=(--set "train.max_steps=$DEMO_STEPS")
-"$bin/aiayn-train" --config configs/demo.json --save-dir "$out/model" \
-  --set data.train_src="$out/data/train.src" --set data.train_tgt="$out/data/train.tgt" \
-  --set data.valid_src="$out/data/valid.src" --set data.valid_tgt="$out/data/valid.tgt" \
-  "${steps[@]}" 2>&1 | grep -v "config: {" | sed 's/^/   /'
+train=("$bin/aiayn-train" --config configs/demo.json --save-dir "$out/model"
+  --set data.train_src="$out/data/train.src" --set data.train_tgt="$out/data/train.tgt"
+  --set data.valid_src="$out/data/valid.src" --set data.valid_tgt="$out/data/valid.tgt"
+  "${steps[@]}")
+if [ -t 1 ]; then
+  "${train[@]}"  # unpiped, so that aiayn-train sees the terminal and draws its bar
+else
+  # Line-buffered filters: each progress line appears as it is written.
+  "${train[@]}" 2>&1 | grep --line-buffered -v "config: {" | sed -u 's/^/   /'
+fi
+model="$out/model/best"
+if [ ! -e "$model" ]; then
+  echo "   (no validated checkpoint: translating $out/model/last instead)"
+  model="$out/model/last"
+fi
 
 echo "== 3/4 translating the held-out test split (beam 4, best checkpoint by validation BLEU)"
-"$bin/aiayn-translate" --checkpoint "$out/model/best" --beam 4 --input "$out/data/test.src" \
-  --output "$out/test.hyp" --reference "$out/data/test.tgt" 2>&1 | tee "$out/test.score" | sed 's/^/   /'
+"$bin/aiayn-translate" --checkpoint "$model" --beam 4 --input "$out/data/test.src" \
+  --output "$out/test.hyp" --reference "$out/data/test.tgt" 2>&1 | tee "$out/test.score" | sed -u 's/^/   /'
 paste "$out/data/test.src" "$out/test.hyp" | awk 'NR <= 5' | sed 's/^/   /; s/\t/  ->  /'
 
 echo "== 4/4 attention of six test sentences"
@@ -53,8 +67,8 @@ awk 'NR <= 200' "$out/data/test.src" | awk '
   /^[A-Z][a-z]+day, / && !a++ || /^[0-9][0-9]\.[0-9][0-9]\./ && !b++ || /^le / && !c++ ||
   / de / && !d++ || /^[a-z]+\. / && !e++ || /^[0-9][0-9]\/[0-9][0-9]\/[0-9][0-9]$/ && !f++' \
   > "$out/examples.src"
-"$bin/aiayn-attention" --checkpoint "$out/model/best" --source "$out/examples.src" \
-  --output "$out/attention.jsonl" --html "$out/attention.html" 2>&1 | sed 's/^/   /'
+"$bin/aiayn-attention" --checkpoint "$model" --source "$out/examples.src" \
+  --output "$out/attention.jsonl" --html "$out/attention.html" 2>&1 | sed -u 's/^/   /'
 
 echo
 echo "demo finished in $(( SECONDS - start )) s; everything is in $out/:"

@@ -6,22 +6,33 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <thread>
 
+#include "aiayn_version.h"
+#include "src/blas_kernel.h"
 #include "src/distributed.h"
 #include "src/error.h"
 
 namespace aiayn {
 
 int run_app(const std::string& name, const std::function<int()>& body) {
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, reported
+  // like a full disk, instead of killing the process mid-file.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return body();
   } catch (const InputError& e) {
     std::cerr << name << ": error: " << e.what() << "\n";
     return 2;
+  } catch (const IOError& e) {
+    std::cerr << name << ": error: " << e.what() << "\n";
+    return 1;
   } catch (const DistributedError& e) {
     std::cerr << name << ": error: " << e.what() << "\n";
     return 1;
@@ -56,9 +67,47 @@ bool is_set(const char* name) {
 
 }  // namespace
 
-void tune_environment(char** argv) {
-#ifdef __linux__
-  if (is_set("AIAYN_NO_REEXEC") || is_set("AIAYN_TUNED") || openblas_parallel() != 1) return;
+namespace {
+
+// Largest error a float kernel may make on blas_check_error's products,
+// relative to sum |a*b|: float rounding gives ~1e-7; a broken kernel, O(1).
+constexpr double kBlasTolerance = 1e-4;
+
+// Sets OPENBLAS_CORETYPE when OpenBLAS fell back to a generic kernel
+// (src/blas_kernel.h). In the image started with it, checks the kernel on a
+// small product; a wrong result puts OpenBLAS's own choice back. Returns
+// whether the process must re-execute to apply what it set.
+bool tune_blas_kernel() {
+  const std::string kernel = openblas_kernel();
+  if (kernel.empty() || is_set("AIAYN_OPENBLAS_REJECTED")) return false;
+  const char* config_getter = "openblas_get_config";
+  using Getter = char* (*)();
+  auto get_config = reinterpret_cast<Getter>(dlsym(RTLD_DEFAULT, config_getter));
+  if (get_config == nullptr || std::strstr(get_config(), "DYNAMIC_ARCH") == nullptr) return false;
+  if (is_set("AIAYN_OPENBLAS_CHOSE")) {
+    if (!is_set("OPENBLAS_CORETYPE")) return false;
+    const double error = blas_check_error();
+    if (error <= kBlasTolerance) return false;
+    char note[160];
+    std::snprintf(note, sizeof note, "%s was rejected: its check product erred by %.2g", kernel.c_str(), error);
+    std::cerr << "warning: OpenBLAS kernel " << kernel << " failed a check against a float64 product "
+              << "(relative error " << error << "); keeping OpenBLAS's own choice\n";
+    setenv("AIAYN_OPENBLAS_REJECTED", note, 1);
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("AIAYN_OPENBLAS_CHOSE");
+    return true;
+  }
+  const char* user = std::getenv("OPENBLAS_CORETYPE");
+  const auto decision = choose_openblas_kernel(detect_cpu_features(), kernel, user ? user : "");
+  if (decision.set.empty()) return false;
+  setenv("OPENBLAS_CORETYPE", decision.set.c_str(), 1);
+  setenv("AIAYN_OPENBLAS_CHOSE", kernel.c_str(), 1);
+  return true;
+}
+
+// OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT for training (see app.h).
+bool tune_thread_pools() {
+  if (is_set("AIAYN_TUNED") || openblas_parallel() != 1) return false;
   std::string tuned;
   if (!is_set("OMP_WAIT_POLICY")) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
@@ -68,14 +117,27 @@ void tune_environment(char** argv) {
     setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
     tuned += tuned.empty() ? "OPENBLAS_THREAD_TIMEOUT" : ",OPENBLAS_THREAD_TIMEOUT";
   }
-  if (tuned.empty()) return;
+  if (tuned.empty()) return false;
   // Which variables were ours, for describe_threads(); also stops a second exec.
   setenv("AIAYN_TUNED", tuned.c_str(), 1);
+  return true;
+}
+
+}  // namespace
+
+void tune_environment(char** argv, bool training) {
+#ifdef __linux__
+  if (is_set("AIAYN_NO_REEXEC")) return;
+  const bool blas = tune_blas_kernel();
+  const bool pools = training && tune_thread_pools();
+  if (!blas && !pools) return;
   execv("/proc/self/exe", argv);
-  // exec failed (no /proc?): go on untuned; the thread split below copes.
+  // exec failed (no /proc?): go on as loaded; describe_blas() says so.
   unsetenv("AIAYN_TUNED");
+  unsetenv("AIAYN_OPENBLAS_CHOSE");
 #else
   (void)argv;
+  (void)training;
 #endif
 }
 
@@ -121,6 +183,21 @@ int set_threads(int threads) {
   torch::set_num_threads(pools_fight ? 1 : threads);
   set_blas_threads(threads);
   return threads;
+}
+
+std::string describe_cpu() {
+  const auto cpu = detect_cpu_features();
+  return (cpu.model_name.empty() ? std::string("unknown CPU") : cpu.model_name) + " (" +
+         (cpu.vendor.empty() ? std::string("?") : cpu.vendor) + " family " + std::to_string(cpu.family) +
+         " model " + std::to_string(cpu.model) + "; " + cpu.describe() + "), " +
+         std::to_string(std::thread::hardware_concurrency()) + " cores";
+}
+
+std::string version_text(const std::string& app_name) {
+  return app_name + " " + AIAYN_VERSION + "\n" + "LibTorch " + TORCH_VERSION +
+         (torch::cuda::is_available() ? ", CUDA devices: " + std::to_string(torch::cuda::device_count())
+                                      : std::string(", CPU")) +
+         "\nBLAS: " + describe_blas() + "\nCPU: " + describe_cpu();
 }
 
 torch::Device parse_device(const std::string& name) {

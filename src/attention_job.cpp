@@ -8,7 +8,10 @@
 #include <sstream>
 
 #include "src/checkpoint.h"
+#include "src/app.h"
+#include "src/blas_kernel.h"
 #include "src/error.h"
+#include "src/output_file.h"
 #include "src/text_reader.h"
 
 namespace aiayn {
@@ -34,17 +37,6 @@ class TeeBuf : public std::streambuf {
   std::streambuf *a_, *b_;
 };
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(getpid());
-  std::ofstream out(tmp, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw InputError(path + ": cannot write");
-  }
-}
-
 }  // namespace
 
 void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* o) {
@@ -60,6 +52,10 @@ void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* o) 
 }
 
 void run_attention_job(const AttentionJob& job, std::ostream& log) {
+  const NamedPaths inputs = {{"--source", job.source}, {"--target", job.target}};
+  refuse_output_over_input("--output", job.output, inputs);
+  refuse_output_over_input("--html", job.html, inputs);
+  if (!job.html.empty()) refuse_output_over_input("--html", job.html, {{"--output", job.output}});
   const auto dir = resolve_checkpoint(job.checkpoint);
   auto tokenizer = load_checkpoint_tokenizer(dir);
   AttentionExporter exporter(load_model(dir, job.device), tokenizer, job.options);
@@ -73,67 +69,52 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
   else source_file = std::make_unique<LineReader>(job.source);
 
   // The dump goes to a temporary file renamed at the end, so an error (say,
-  // a target file that runs out early) never leaves a partial dump behind.
-  std::ofstream file;
-  std::string tmp;
-  if (job.output != "-") {
-    tmp = job.output + ".tmp-" + std::to_string(getpid());
-    file.open(tmp, std::ios::binary);
-    if (!file) throw InputError(job.output + ": cannot write");
-  }
+  // a target file that runs out early) or a signal never leaves a partial
+  // dump behind (src/output_file.h).
+  std::unique_ptr<OutputFile> file;
+  if (job.output != "-") file = std::make_unique<OutputFile>(job.output);
   std::ostringstream copy;
-  TeeBuf tee(job.output == "-" ? std::cout.rdbuf() : file.rdbuf(), job.html.empty() ? nullptr : copy.rdbuf());
+  TeeBuf tee(file ? file->stream().rdbuf() : std::cout.rdbuf(), job.html.empty() ? nullptr : copy.rdbuf());
   std::ostream out(&tee);
 
+  log << "BLAS: " << describe_blas() << "; threads: " << describe_threads() << "\n";
   int64_t written = 0;
-  try {
-    for (;;) {
-      std::vector<std::string> sources, tgts;
-      if (source_stream) {
-        source_stream->next_group(&sources, kGroup);
-      } else {
-        std::string line;
-        while (sources.size() < kGroup && source_file->next(&line)) sources.push_back(line);
-      }
-      if (targets) {
-        std::string line;
-        for (size_t i = 0; i < sources.size(); ++i) {
-          if (!targets->next(&line)) {
-            throw InputError("source and target differ in length: " + job.target + " has " +
-                             std::to_string(targets->line_number()) + " lines, " + job.source +
-                             " has more");
-          }
-          tgts.push_back(line);
-        }
-      }
-      if (sources.empty()) break;
-      exporter.write(sources, targets ? &tgts : nullptr, written, out, warn, job.source,
-                     job.target);
-      written += static_cast<int64_t>(sources.size());
+  for (;;) {
+    std::vector<std::string> sources, tgts;
+    if (source_stream) {
+      source_stream->next_group(&sources, kGroup);
+    } else {
+      std::string line;
+      while (sources.size() < kGroup && source_file->next(&line)) sources.push_back(line);
     }
     if (targets) {
       std::string line;
-      if (targets->next(&line)) {
-        throw InputError("source and target differ in length: " + job.source + " has " +
-                         std::to_string(written) + " lines, " + job.target + " has more (" +
-                         std::to_string(targets->line_number() + targets->count_rest()) + ")");
+      for (size_t i = 0; i < sources.size(); ++i) {
+        if (!targets->next(&line)) {
+          throw InputError("source and target differ in length: " + job.target + " has " +
+                           std::to_string(targets->line_number()) + " lines, " + job.source +
+                           " has more");
+        }
+        tgts.push_back(line);
       }
     }
-  } catch (...) {
-    if (!tmp.empty()) {
-      file.close();
-      std::remove(tmp.c_str());
+    if (sources.empty()) break;
+    exporter.write(sources, targets ? &tgts : nullptr, written, out, warn, job.source,
+                   job.target);
+    written += static_cast<int64_t>(sources.size());
+    out.flush();
+    if (file) file->check();
+  }
+  if (targets) {
+    std::string line;
+    if (targets->next(&line)) {
+      throw InputError("source and target differ in length: " + job.source + " has " +
+                       std::to_string(written) + " lines, " + job.target + " has more (" +
+                       std::to_string(targets->line_number() + targets->count_rest()) + ")");
     }
-    throw;
   }
   out.flush();
-  if (!tmp.empty()) {
-    file.close();
-    if (!file || std::rename(tmp.c_str(), job.output.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      throw InputError(job.output + ": cannot write the dump");
-    }
-  }
+  if (file) file->commit();
   log << "wrote the attention of " << written << " sentences to "
       << (job.output == "-" ? "stdout" : job.output) << "\n";
   if (!job.html.empty()) {

@@ -24,18 +24,21 @@ constexpr int kFormat = 1;
 
 void write_synced(const fs::path& path, const std::string& bytes) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw InputError(path.string() + ": cannot write: " + std::strerror(errno));
+  if (fd < 0) throw io_error(path.string(), "cannot write");
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n <= 0) {
+      if (n == 0) errno = EIO;
+      const int error = errno;
       ::close(fd);
-      throw InputError(path.string() + ": cannot write: " + std::strerror(errno));
+      errno = error;
+      throw io_error(path.string(), "cannot write");
     }
     done += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    throw InputError(path.string() + ": cannot sync: " + std::strerror(errno));
+    throw io_error(path.string(), "cannot write (sync)");
   }
 }
 
@@ -106,7 +109,7 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
   std::error_code ec;
   fs::remove_all(tmp, ec);
   if (!fs::create_directories(tmp, ec)) {
-    throw InputError(save_dir + ": cannot create a checkpoint directory: " + ec.message());
+    throw IOError(save_dir + ": cannot create a checkpoint directory: " + ec.message());
   }
   try {
     std::map<std::string, torch::Tensor> weights;
@@ -138,7 +141,7 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
     install_directory(tmp, final_dir);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
-    throw InputError(save_dir + ": cannot write checkpoint: " + e.what());
+    throw IOError(save_dir + ": cannot write checkpoint: " + e.what());
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;
@@ -152,8 +155,13 @@ void link_checkpoint(const std::string& save_dir, const std::string& link,
   const fs::path tmp = fs::path(save_dir) / ("." + link + ".tmp-" + std::to_string(getpid()));
   std::error_code ec;
   fs::remove(tmp, ec);
-  fs::create_directory_symlink(fs::path(target).filename(), tmp);
-  fs::rename(tmp, fs::path(save_dir) / link);  // atomic replacement
+  fs::create_directory_symlink(fs::path(target).filename(), tmp, ec);
+  if (!ec) fs::rename(tmp, fs::path(save_dir) / link, ec);  // atomic replacement
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw IOError(save_dir + "/" + link + ": cannot link it to " + target + ": " + ec.message());
+  }
   sync_dir(save_dir);
 }
 
@@ -356,7 +364,7 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
     install_directory(tmp, final_dir);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
-    throw InputError(save_dir + ": cannot write the averaged checkpoint: " + e.what());
+    throw IOError(save_dir + ": cannot write the averaged checkpoint: " + e.what());
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;

@@ -6,9 +6,15 @@
 
 namespace aiayn {
 
+std::string version_text(const std::string& app_name);  // src/app.h
+
 // Returns -1 when the app should go on, else the exit code: 0 after --help,
 // 2 after a usage error (one line naming the option).
+// Every app also gets --version (version_text).
 inline int parse_command_line(CLI::App& app, int argc, char** argv) {
+  const std::string name = app.get_name();
+  app.set_version_flag("--version", [name] { return version_text(name); },
+                       "print the version, LibTorch, the BLAS kernel and the CPU, and exit");
   try {
     app.parse(argc, argv);
     return -1;

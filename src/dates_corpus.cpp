@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "src/error.h"
+#include "src/output_file.h"
 
 namespace aiayn {
 
@@ -140,16 +141,15 @@ DatesCorpus make_dates_corpus(const DatesCorpusOptions& o) {
 void write_dates_corpus(const DatesCorpus& corpus, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) throw InputError(dir + ": cannot create the directory: " + ec.message());
+  if (ec) throw_path_error(dir, "cannot create the directory", ec.value());
   const std::pair<const char*, const std::vector<DatePair>*> splits[] = {
       {"train", &corpus.train}, {"valid", &corpus.valid}, {"test", &corpus.test}};
   for (const auto& [name, pairs] : splits) {
     for (bool source : {true, false}) {
       const std::string path = dir + "/" + name + (source ? ".src" : ".tgt");
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      for (const auto& p : *pairs) out << (source ? p.source : p.target) << '\n';
-      out.close();
-      if (!out) throw InputError(path + ": cannot write");
+      OutputFile out(path);
+      for (const auto& p : *pairs) out.stream() << (source ? p.source : p.target) << '\n';
+      out.commit();
     }
   }
 }

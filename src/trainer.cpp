@@ -14,7 +14,9 @@
 #include <sstream>
 
 #include "models/transformer.h"
+#include "aiayn_version.h"
 #include "src/app.h"
+#include "src/blas_kernel.h"
 #include "src/batching.h"
 #include "src/checkpoint.h"
 #include "src/distributed.h"
@@ -90,9 +92,11 @@ class Trainer {
   // for a non-finite loss (the step count does not advance).
   bool update();
   double validate();
+  void validate_and_track();
   void log_progress(const Tally& since_log, double seconds_since_log, double grad_norm);
   void draw_progress_bar() const;
   void checkpoint(bool validated);
+  void finish(bool interrupted);
   std::optional<std::string> stop_reason() const;
   double elapsed() const;
   // The directory `last` points at, or "" when there is none yet.
@@ -127,10 +131,8 @@ void Trainer::prepare_save_dir() {
   const auto& dir = options_.save_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir)) {
-    throw InputError(dir + ": cannot create the checkpoint directory: " +
-                     (ec ? ec.message() : "not a directory"));
-  }
+  if (ec) throw_path_error(dir, "cannot create the checkpoint directory", ec.value());
+  if (!fs::is_directory(dir)) throw InputError(dir + ": is not a directory (--save-dir)");
   // Temporaries left by a run that was killed mid-write are garbage.
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const auto name = entry.path().filename().string();
@@ -141,7 +143,7 @@ void Trainer::prepare_save_dir() {
   }
   const auto probe = fs::path(dir) / ".write-test";
   std::ofstream(probe) << "x";
-  if (!fs::exists(probe)) throw InputError(dir + ": checkpoint directory is not writable");
+  if (!fs::exists(probe)) throw io_error(dir, "checkpoint directory is not writable");
   fs::remove(probe, ec);
   if (!options_.resume && fs::exists(fs::path(dir) / "last")) {
     throw InputError(dir + ": already holds checkpoints; continue them with --resume, or choose "
@@ -487,6 +489,35 @@ void Trainer::checkpoint(bool validated) {
   log_->info("saved {}", last_checkpoint_);
 }
 
+// Validates, and counts validations since the best (patience, `best`).
+void Trainer::validate_and_track() {
+  const double criterion = validate();
+  if (criterion < state_.best_valid) {
+    state_.best_valid = criterion;
+    state_.stale_validations = 0;
+  } else {
+    ++state_.stale_validations;
+  }
+}
+
+// The last update's model is saved, and validated when the last validation
+// is older than it (max_steps not a multiple of valid_every), so that `best`
+// exists and has seen the end of training. An interrupted run skips that
+// validation: the user asked to stop.
+void Trainer::finish(bool interrupted) {
+  const auto last = resolve_checkpoint_or_empty();
+  const bool saved = !last.empty() && read_checkpoint_meta(last).state.step == state_.step;
+  const bool validate_now = valid_ && !interrupted && state_.step > steps_at_start_ &&
+                            state_.step % config_.train.valid_every != 0;
+  if (validate_now) validate_and_track();
+  // Saved again after a validation, so that the checkpoint's state has seen it.
+  if (!saved || validate_now) {
+    checkpoint(validate_now);
+  } else if (last_checkpoint_.empty()) {
+    last_checkpoint_ = last;  // resumed and stopped at once: nothing new to save
+  }
+}
+
 std::optional<std::string> Trainer::stop_reason() const {
   const auto& c = config_.train;
   if (state_.step >= c.max_steps) return "reached max_steps " + std::to_string(c.max_steps);
@@ -585,6 +616,13 @@ TrainResult Trainer::run() {
   steps_at_start_ = state_.step;
   log_->info("{}", model_->summary());
   log_->info("threads: {} on {}", describe_threads(), options_.device.str());
+  log_->info("BLAS: {}", describe_blas());
+  // What this run ran on, first in metrics.jsonl, so figures from different
+  // machines are told apart.
+  metric({{"kind", "run"}, {"version", AIAYN_VERSION}, {"libtorch", TORCH_VERSION},
+          {"blas", describe_blas()}, {"blas_kernel", openblas_kernel()}, {"cpu", describe_cpu()},
+          {"threads", describe_threads()}, {"device", options_.device.str()},
+          {"resumed_at", state_.step}});
   log_->info("config: {}", config_.to_json().dump());
   if (comm_ != nullptr) {
     log_->info("data-parallel over {} ranks: an update is {} batches of up to {} tokens",
@@ -622,31 +660,15 @@ TrainResult Trainer::run() {
       since_log = {};
       log_start = Clock::now();
     }
-    bool validated = false;
-    if (valid_ && state_.step % c.valid_every == 0) {
-      double criterion = validate();
-      validated = true;
-      if (criterion < state_.best_valid) {
-        state_.best_valid = criterion;
-        state_.stale_validations = 0;
-      } else {
-        ++state_.stale_validations;
-      }
-    }
+    const bool validated = valid_ && state_.step % c.valid_every == 0;
+    if (validated) validate_and_track();
     // Save on schedule, and whenever validation improved, so `best` always
     // points at the best model validated so far.
     if (state_.step % c.save_every == 0 || (validated && state_.stale_validations == 0)) {
       checkpoint(validated);
     }
   }
-  if (leader()) {
-    const auto last = resolve_checkpoint_or_empty();
-    if (last.empty() || read_checkpoint_meta(last).state.step != state_.step) {
-      checkpoint(false);
-    } else if (last_checkpoint_.empty()) {
-      last_checkpoint_ = last;  // resumed and stopped at once: nothing new to save
-    }
-  }
+  if (leader()) finish(result.interrupted);
   // No rank leaves (taking the store or its group with it) before rank 0 has saved.
   if (comm_ != nullptr) comm_->barrier("final checkpoint");
   result.steps = state_.step;

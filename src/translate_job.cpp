@@ -12,7 +12,10 @@
 
 #include "src/bleu.h"
 #include "src/checkpoint.h"
+#include "src/app.h"
+#include "src/blas_kernel.h"
 #include "src/error.h"
+#include "src/output_file.h"
 #include "src/text_reader.h"
 
 namespace aiayn {
@@ -62,6 +65,7 @@ std::vector<std::string> read_all_lines(const std::string& path) {
 
 TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   if (job.checkpoints.empty()) throw InputError("--checkpoint: at least one is needed");
+  refuse_output_over_input("--output", job.output, {{"--input", job.input}, {"--reference", job.reference}});
   const auto& s = job.options.search;
   if (s.nbest > s.beam) {
     throw InputError("--nbest " + std::to_string(s.nbest) + " exceeds --beam " + std::to_string(s.beam));
@@ -91,25 +95,15 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
     }
   }
 
-  // Output to a temporary file renamed at the end: a failure never leaves a
-  // truncated translation under the requested name, nor the temporary.
-  std::ofstream file;
-  std::string tmp;
-  if (job.output != "-") {
-    tmp = job.output + ".tmp-" + std::to_string(getpid());
-    file.open(tmp);
-    if (!file) throw InputError(job.output + ": cannot write");
-  }
-  struct RemoveOnError {
-    const std::string& path;
-    bool armed = true;
-    ~RemoveOnError() {
-      if (armed && !path.empty()) std::remove(path.c_str());
-    }
-  } guard{tmp};
-  std::ostream& out = job.output == "-" ? std::cout : file;
+  // Output to a temporary file renamed at the end: a failure or a signal
+  // never leaves a truncated translation under the requested name, nor the
+  // temporary (src/output_file.h).
+  std::unique_ptr<OutputFile> file;
+  if (job.output != "-") file = std::make_unique<OutputFile>(job.output);
+  std::ostream& out = file ? file->stream() : std::cout;
   auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
 
+  log << "BLAS: " << describe_blas() << "; threads: " << describe_threads() << "\n";
   TranslateReport report;
   std::vector<std::string> hypotheses;
   const auto start = std::chrono::steady_clock::now();
@@ -122,6 +116,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
     }
     report.sentences += static_cast<int64_t>(lines.size());
     out.flush();
+    if (file) file->check();
   };
   if (job.input == "-") {
     LineStream stream(STDIN_FILENO);
@@ -137,13 +132,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
     throw InputError(job.reference + ": " + std::to_string(references.size()) +
                      " lines, but the input has " + std::to_string(hypotheses.size()));
   }
-  if (!tmp.empty()) {
-    file.close();
-    if (!file || std::rename(tmp.c_str(), job.output.c_str()) != 0) {
-      throw InputError(job.output + ": cannot write the translations");
-    }
-    guard.armed = false;
-  }
+  if (file) file->commit();
   log << "translated " << report.sentences << " sentences (" << report.output_tokens
       << " tokens) in " << report.seconds << " s: " << report.sentences / report.seconds
       << " sentences/s, " << report.output_tokens / report.seconds << " tokens/s\n";

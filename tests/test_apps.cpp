@@ -26,6 +26,37 @@ TEST_CASE("every app explains itself with --help", "[apps]") {
   CHECK_THAT(r.err, Catch::Contains("--no-such-option"));
 }
 
+TEST_CASE("every app names LibTorch, the BLAS kernel and the CPU with --version", "[apps][blas]") {
+  for (const char* name : {"train", "translate", "attention"}) {
+    auto r = run(app(name) + " --version");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::StartsWith(std::string("aiayn-") + name + " ") &&
+                          Catch::Contains("\nLibTorch ") && Catch::Contains("\nBLAS: OpenBLAS 0.") &&
+                          Catch::Contains(", kernel ") && Catch::Contains("\nCPU: "));
+  }
+}
+
+TEST_CASE("a user's OPENBLAS_CORETYPE is kept and named, and AIAYN_NO_REEXEC keeps OpenBLAS's choice", "[apps][blas]") {
+  // Haswell runs on every CPU these machines have (AVX2): a setting that is
+  // not this CPU's best still stands, in the log line and in OpenBLAS itself.
+  auto r = run("OPENBLAS_CORETYPE=Haswell OPENBLAS_VERBOSE=2 " + app("translate") + " --version");
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("kernel Haswell (OPENBLAS_CORETYPE=Haswell, the user's setting"));
+  CHECK_THAT(r.err, Catch::Contains("Core: Haswell"));
+  // Turned off, the kernel is OpenBLAS's own, named as such.
+  auto off = run("env -u OPENBLAS_CORETYPE AIAYN_NO_REEXEC=1 OPENBLAS_VERBOSE=2 " + app("attention") + " --version");
+  INFO(off.out << off.err);
+  CHECK(off.exit_code == 0);
+  CHECK_THAT(off.out, Catch::Contains("(OpenBLAS's choice"));
+  // Whatever OpenBLAS picks by itself is what it reports and what runs.
+  const auto start = off.err.find("Core: ");
+  REQUIRE(start != std::string::npos);
+  const auto core = off.err.substr(start + 6, off.err.find('\n', start) - start - 6);
+  CHECK_THAT(off.out, Catch::Contains("kernel " + core + " ("));
+}
+
 TEST_CASE("train prints the base and big model summaries", "[apps]") {
   auto base = run(app("train") + " --config " + config("base") + " --vocab 37000 --summary");
   CHECK(base.exit_code == 0);

@@ -213,3 +213,71 @@ TEST_CASE("attention bad input: clear errors and exit 2", "[attention-tool][bad-
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("checkpoint not found"));
 }
+
+TEST_CASE("attention: an output over an input is refused, and a signal leaves the old dump", "[attention-tool][bad-input][output]") {
+  auto& t = trained();
+  const auto src = t.ws.file("a.src"), tgt = t.ws.file("a.tgt");
+  test::write_file(src, "red cat\n");
+  test::write_file(tgt, "cat red\n");
+  const std::string base = kAttention + " -c " + t.save + " -i " + src + " -t " + tgt;
+  auto r = test::run(base + " -o " + src);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--output " + src + ": is the same file as --source"));
+  r = test::run(base + " -o " + t.ws.file("d.jsonl") + " --html " + tgt);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--html " + tgt + ": is the same file as --target"));
+  r = test::run(base + " -o " + t.ws.file("d.jsonl") + " --html " + t.ws.file("d.jsonl"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("same file as --output"));
+  CHECK(test::read_file(src) == "red cat\n");
+  CHECK(test::read_file(tgt) == "cat red\n");
+  CHECK_FALSE(fs::exists(t.ws.file("d.jsonl")));
+
+  const auto out = t.ws.file("old.jsonl");
+  test::write_file(out, "{}\n");
+  const int status = test::signal_while_writing({kAttention, "-c", t.save, "-o", out}, "red cat\n", out, SIGTERM);
+  REQUIRE(status != -1);
+  CHECK(WIFSIGNALED(status));
+  CHECK(test::read_file(out) == "{}\n");
+  for (const auto& e : fs::directory_iterator(t.ws.dir.path())) {
+    CHECK(e.path().string().rfind(out + ".tmp-", 0) != 0);
+  }
+}
+
+TEST_CASE("plot_attention.py draws every kind and selection of a real dump", "[attention-tool][tools]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("plot.src"), "red cat blue\ngreen sun\n");
+  const std::string dump = kAttention + " -c " + t.save + " -i " + t.ws.file("plot.src");
+  const std::string plot = std::string("/usr/bin/python3 ") + AIAYN_SOURCE_DIR + "/tools/plot_attention.py ";
+  struct Case {
+    std::string dump_flags, plot_flags;
+  };
+  const std::vector<Case> cases = {
+      {"", ""},
+      {"", "--kind encoder_attention --layer 1"},
+      {"", "--kind decoder_attention --heads 0,3 --index 1"},
+      {"--kinds cross --layers 1 --heads 1,2", "--layer 1 --heads 2"},
+      {"--average-heads", "--kind encoder_attention"},
+      {"--average-heads --layers 0", "--kind cross_attention --layer 0"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO("dump " << cases[i].dump_flags << " / plot " << cases[i].plot_flags);
+    const auto jsonl = t.ws.file("plot" + std::to_string(i) + ".jsonl");
+    const auto png = t.ws.file("plot" + std::to_string(i) + ".png");
+    auto made = test::run(dump + " " + cases[i].dump_flags + " -o " + jsonl);
+    REQUIRE(made.exit_code == 0);
+    auto r = test::run(plot + jsonl + " " + png + " " + cases[i].plot_flags);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    const auto bytes = test::read_file(png);
+    CHECK(bytes.size() > 1000);
+    CHECK(bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  }
+  // A selection the dump does not hold says which it has.
+  auto r = test::run(plot + t.ws.file("plot3.jsonl") + " " + t.ws.file("x.png") + " --layer 0");
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Catch::Contains("--layer 0 is not in this dump (it has layer [1])"));
+  r = test::run(plot + t.ws.file("plot3.jsonl") + " " + t.ws.file("x.png") + " --kind encoder_attention");
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Catch::Contains("has no encoder_attention"));
+}

@@ -323,3 +323,90 @@ TEST_CASE("bad input to --init: each a one-line error, exit 2", "[train][init][b
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--init") && Catch::Contains("--resume"));
 }
+
+TEST_CASE("training validates its last update, so a short run has a best checkpoint", "[train][valid]") {
+  Workspace ws;
+  // valid_every is 5: without the final validation a 3-step run has no `best`
+  // (scripts/demo.sh with DEMO_STEPS=150 failed that way).
+  auto r = test::run(ws.command(ws.file("short"), "--set train.max_steps=3"));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(fs::read_symlink(ws.file("short/best")).filename() == fs::read_symlink(ws.file("short/last")).filename());
+  CHECK(read_checkpoint_meta(resolve_checkpoint(ws.file("short/best"))).state.step == 3);
+  // 7 steps: validations at 5 and at 7, none twice.
+  r = test::run(ws.command(ws.file("seven"), "--set train.max_steps=7"));
+  REQUIRE(r.exit_code == 0);
+  std::vector<int64_t> validated;
+  std::istringstream in(test::read_file(ws.file("seven/metrics.jsonl")));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] == "valid") validated.push_back(j["step"].get<int64_t>());
+  }
+  CHECK(validated == std::vector<int64_t>{5, 7});
+  CHECK(fs::exists(ws.file("seven/best")));
+}
+
+TEST_CASE("the run names its BLAS kernel and CPU in the log and metrics.jsonl", "[train][blas]") {
+  Workspace ws;
+  auto r = test::run(ws.command(ws.file("run"), "--set train.max_steps=2"));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("BLAS: OpenBLAS") && Catch::Contains(", kernel "));
+  std::istringstream in(test::read_file(ws.file("run/metrics.jsonl")));
+  std::string first;
+  std::getline(in, first);
+  auto j = nlohmann::json::parse(first);
+  CHECK(j["kind"] == "run");
+  CHECK_FALSE(j["blas_kernel"].get<std::string>().empty());
+  CHECK_THAT(j["cpu"].get<std::string>(), Catch::Contains("cores"));
+  // plot_metrics.py draws the file, "run" record and all.
+  auto plot = test::run(std::string("/usr/bin/python3 ") + AIAYN_SOURCE_DIR + "/tools/plot_metrics.py " +
+                        ws.file("run/metrics.jsonl") + " " + ws.file("curve.png"));
+  INFO(plot.err);
+  CHECK(plot.exit_code == 0);
+  const auto png = test::read_file(ws.file("curve.png"));
+  CHECK(png.size() > 1000);
+  CHECK(png.substr(0, 4) == "\x89PNG");
+}
+
+TEST_CASE("a checkpoint that meets a full disk: exit 1, last intact, resume exact", "[train][output]") {
+  Workspace ws;
+  auto whole = test::run(ws.command(ws.file("whole"), "--set train.max_steps=12"));
+  REQUIRE(whole.exit_code == 0);
+  // Room for the step-5 checkpoint and the logs, not for a second checkpoint
+  // beside the first.
+  std::uintmax_t checkpoint_bytes = 0;
+  for (const auto& e : fs::recursive_directory_iterator(resolve_checkpoint(ws.file("whole")))) {
+    if (e.is_regular_file()) checkpoint_bytes += e.file_size();
+  }
+  const int kib = static_cast<int>(checkpoint_bytes * 3 / 2 / 1024) + 64;
+  const auto disk = ws.file("disk");
+  fs::create_directories(disk);
+  test::RunResult r;
+  const bool ran = test::run_on_small_tmpfs(
+      disk, kib,
+      ws.command(disk + "/run", "--set train.max_steps=12") + "\necho \"exit=$?\" >&2\ncp -r " + disk +
+          "/run " + ws.file("copy"),
+      &r);
+  if (!ran) {
+    WARN("no tmpfs can be mounted here (neither root nor user namespaces): full-disk case not run");
+    return;
+  }
+  INFO(r.out << r.err);
+  CHECK_THAT(r.err, Catch::Contains("exit=1"));
+  CHECK_THAT(r.err, Catch::Contains("aiayn-train: error: ") && Catch::Contains("No space left on device"));
+  CHECK_THAT(r.err, !Catch::Contains("internal error"));
+  const auto lost = losses(ws.file("copy"));
+  REQUIRE(lost.count(10) == 1);  // step 10 ran; its checkpoint did not fit
+  REQUIRE(read_checkpoint_meta(resolve_checkpoint(ws.file("copy"))).state.step == 5);
+  auto resumed = test::run(ws.command(ws.file("copy"), "--set train.max_steps=12 --resume"));
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  auto a = losses(ws.file("whole")), b = losses(ws.file("copy"));
+  CHECK(std::abs(b[10] - lost.at(10)) <= 1e-6);  // the lost step repeated
+  for (int64_t step = 1; step <= 12; ++step) {
+    INFO("step " << step);
+    CHECK(std::abs(a[step] - b[step]) <= 1e-6);
+  }
+}

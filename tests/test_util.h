@@ -9,6 +9,12 @@
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
 
 namespace aiayn::test {
 
@@ -59,6 +65,63 @@ inline RunResult run(const std::string& command) {
   r.out = read_file(dir.file("out"));
   r.err = read_file(dir.file("err"));
   return r;
+}
+
+// Whether a file whose name starts with `prefix` exists in `dir` and holds
+// at least one byte.
+inline bool nonempty_file_with_prefix(const std::string& dir, const std::string& prefix) {
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && e.is_regular_file() && e.file_size() > 0) return true;
+  }
+  return false;
+}
+
+// Runs argv with stdin a pipe kept open, writes `line` to it, waits until
+// the program has written something to a temporary `output`.tmp-*, then
+// sends `signal_number`. Returns the wait status, or -1 if nothing appeared
+// within a minute (the program is then killed).
+inline int signal_while_writing(const std::vector<std::string>& argv, const std::string& line,
+                                const std::string& output, int signal_number) {
+  int to_child[2];
+  if (pipe(to_child) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(to_child[0], 0);
+    close(to_child[1]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(to_child[0]);
+  if (write(to_child[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) return -1;
+  const auto dir = std::filesystem::path(output).parent_path().string();
+  const auto prefix = std::filesystem::path(output).filename().string() + ".tmp-";
+  bool appeared = false;
+  for (int i = 0; i < 600 && !appeared; ++i) {
+    appeared = nonempty_file_with_prefix(dir, prefix);
+    if (!appeared) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid, appeared ? signal_number : SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(to_child[1]);
+  return appeared ? status : -1;
+}
+
+// Runs a shell script in a mount namespace of its own where `dir` is a
+// tmpfs of `kib` KiB, so that writes there meet a full disk (ENOSPC); as
+// root or through a user namespace. Returns false (r untouched) when this
+// system allows neither.
+inline bool run_on_small_tmpfs(const std::string& dir, int kib, const std::string& script,
+                               RunResult* r) {
+  if (run("unshare -rm true").exit_code != 0) return false;
+  std::ofstream(dir + ".sh") << "set -u\nmount -t tmpfs -o size=" << kib << "k tmpfs '" << dir
+                             << "' || exit 99\n" << script << "\n";
+  *r = run("unshare -rm sh " + dir + ".sh");
+  return r->exit_code != 99;
 }
 
 inline int count_lines(const std::string& s) {

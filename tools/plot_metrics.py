@@ -21,7 +21,10 @@ def main():
     with open(sys.argv[1], encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
-            (train if r["kind"] == "train" else valid).append(r)
+            # "run" records say what the run ran on; they hold no curve.
+            {"train": train, "valid": valid}.get(r["kind"], []).append(r)
+    if not train:
+        sys.exit(f"plot_metrics.py: {sys.argv[1]} holds no training records")
     fig, left = plt.subplots(figsize=(8, 4.5))
     left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss (smoothed)", lw=1)
     left.plot([r["step"] for r in valid], [r["loss"] for r in valid], "o-", label="valid loss (NLL)")
@@ -39,6 +42,7 @@ def main():
     left.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=100)
+    print(f"wrote {sys.argv[2]}: {len(train)} training and {len(valid)} validation records", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+// The process around the model: which BLAS kernel runs, and output files
+// that never cost the user data.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "src/blas_kernel.h"
+#include "src/error.h"
+#include "src/output_file.h"
+#include "tests/test_util.h"
+
+using namespace aiayn;
+namespace fs = std::filesystem;
+
+namespace {
+
+CpuFeatures cpu_with(const std::string& level) {
+  CpuFeatures f;
+  f.vendor = "GenuineIntel";
+  if (level == "sse") return f;
+  f.avx = true;
+  if (level == "avx") return f;
+  f.avx2 = f.fma = true;
+  if (level == "avx2") return f;
+  f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512cd = true;
+  if (level == "avx512") return f;
+  f.avx512_vnni = f.avx512_bf16 = true;
+  return f;  // "bf16"
+}
+
+}  // namespace
+
+TEST_CASE("the OpenBLAS kernel follows the CPU's features, never its model", "[runtime][blas]") {
+  struct Case {
+    const char* cpu;
+    const char* openblas;
+    const char* user;
+    const char* set;       // "" = keep
+    const char* why_part;  // a piece of the log line's reason
+  };
+  const Case cases[] = {
+      // The machine of issue 20: Debian's 0.3.21 does not know its model.
+      {"bf16", "Prescott", "", "Cooperlake", "OpenBLAS chose Prescott: CPU model unknown to it; AVX-512 BF16 present"},
+      {"avx512", "Prescott", "", "SkylakeX", "AVX-512 F/BW/VL/DQ/CD present"},
+      {"avx2", "Prescott", "", "Haswell", "AVX2 and FMA present"},
+      {"avx", "Core2", "", "Sandybridge", "AVX present"},
+      {"bf16", "Haswell", "", "Cooperlake", "OpenBLAS chose Haswell"},
+      {"bf16", "SkylakeX", "", "Cooperlake", "OpenBLAS chose SkylakeX"},
+      // OpenBLAS knew the CPU: its choice stands.
+      {"avx512", "SkylakeX", "", "", "OpenBLAS's choice"},
+      {"bf16", "Cooperlake", "", "", "OpenBLAS's choice"},
+      {"avx2", "Haswell", "", "", "OpenBLAS's choice"},
+      {"sse", "Prescott", "", "", "OpenBLAS's choice"},
+      // Case does not matter in OpenBLAS's names.
+      {"avx512", "SKYLAKEX", "", "", "OpenBLAS's choice"},
+      // A vendor's own kernel and names newer than this table are not fallbacks.
+      {"bf16", "Zen", "", "", "OpenBLAS's choice"},
+      {"bf16", "SapphireRapids", "", "", "OpenBLAS's choice"},
+      {"bf16", "Diamondrapids", "", "", "OpenBLAS's choice"},
+      // A user's setting is kept, even a slower one.
+      {"bf16", "Prescott", "Haswell", "", "OPENBLAS_CORETYPE=Haswell, the user's setting; this CPU's best is Cooperlake"},
+      {"avx512", "SkylakeX", "Prescott", "", "the user's setting"},
+      {"avx512", "SkylakeX", "SkylakeX", "", "OPENBLAS_CORETYPE=SkylakeX, the user's setting"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.cpu << " / OpenBLAS " << c.openblas << " / user '" << c.user << "'");
+    const auto d = choose_openblas_kernel(cpu_with(c.cpu), c.openblas, c.user);
+    CHECK(d.set == c.set);
+    CHECK_THAT(d.why, Catch::Contains(c.why_part));
+  }
+  CHECK(best_openblas_kernel(cpu_with("sse")).empty());
+  // AVX-512 without all of BW/VL/DQ/CD (Knights Landing) is not SkylakeX's.
+  auto knl = cpu_with("avx512");
+  knl.avx512bw = false;
+  CHECK(best_openblas_kernel(knl) == "Haswell");
+}
+
+TEST_CASE("this CPU's features as cpuid and the OS report them", "[runtime][blas]") {
+  const auto f = detect_cpu_features();
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  CHECK(f.avx2 == static_cast<bool>(__builtin_cpu_supports("avx2")));
+  CHECK(f.fma == static_cast<bool>(__builtin_cpu_supports("fma")));
+  CHECK(f.avx512f == static_cast<bool>(__builtin_cpu_supports("avx512f")));
+  CHECK(f.avx512bw == static_cast<bool>(__builtin_cpu_supports("avx512bw")));
+  CHECK_FALSE(f.vendor.empty());
+#endif
+  INFO(f.describe());
+  CHECK_FALSE(f.describe().empty());
+}
+
+TEST_CASE("the kernel in use multiplies correctly, and the description names it", "[runtime][blas]") {
+  CHECK(blas_check_error() < 1e-5);
+  const auto kernel = openblas_kernel();
+  const auto line = describe_blas();
+  INFO(line);
+  if (kernel.empty()) {
+    CHECK_THAT(line, Catch::Contains("not OpenBLAS"));
+  } else {
+    CHECK_THAT(line, Catch::StartsWith("OpenBLAS 0.") && Catch::Contains("kernel " + kernel + " ("));
+  }
+}
+
+TEST_CASE("an output may not name one of the inputs, by any path", "[runtime][output][bad-input]") {
+  test::TempDir dir;
+  const auto input = dir.file("x.en");
+  test::write_file(input, "a sentence\n");
+  const NamedPaths inputs = {{"--input", input}, {"--reference", ""}};
+  auto refused = [&](const std::string& output) {
+    try {
+      refuse_output_over_input("--output", output, inputs);
+    } catch (const InputError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("--output " + output) && Catch::Contains("--input " + input));
+      return true;
+    }
+    return false;
+  };
+  CHECK(refused(input));
+  CHECK(refused(dir.file("./x.en")));
+  CHECK(refused(dir.file("sub/../x.en")));
+  fs::create_symlink(input, dir.file("link.en"));
+  CHECK(refused(dir.file("link.en")));
+  fs::create_hard_link(input, dir.file("hard.en"));
+  CHECK(refused(dir.file("hard.en")));
+  const auto cwd = fs::current_path();
+  fs::current_path(dir.path());
+  CHECK(refused("x.en"));
+  fs::current_path(cwd);
+  CHECK_FALSE(refused(dir.file("x.de")));
+  CHECK_FALSE(refused("-"));
+  CHECK(test::read_file(input) == "a sentence\n");
+}
+
+TEST_CASE("an output file appears whole on commit, and never otherwise", "[runtime][output]") {
+  test::TempDir dir;
+  const auto path = dir.file("out.txt");
+  test::write_file(path, "old\n");
+  auto temporaries = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir.path())) n += e.path().filename() != "out.txt";
+    return n;
+  };
+  {
+    OutputFile out(path);
+    out.stream() << "new\n";
+    out.check();
+    CHECK(temporaries() == 1);
+    CHECK(test::read_file(path) == "old\n");  // untouched until commit
+  }  // not committed: an error or an early return
+  CHECK(test::read_file(path) == "old\n");
+  CHECK(temporaries() == 0);
+  {
+    OutputFile out(path);
+    out.stream() << "new\n";
+    out.commit();
+  }
+  CHECK(test::read_file(path) == "new\n");
+  CHECK(temporaries() == 0);
+  // A directory that does not exist is the user's path (bad input); a full
+  // disk is the system's (IOError: the tmpfs cases in test_translate.cpp).
+  CHECK_THROWS_AS(OutputFile(dir.file("no/such/dir/out.txt")), InputError);
+}
