@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -58,11 +59,11 @@ int main(int argc, char** argv) {
     app.add_flag("--summary", summary, "print the model summary and exit (no data needed)");
     app.add_option("--vocab", vocab, "with --summary: joint vocabulary size")
         ->check(CLI::PositiveNumber);
-    int64_t average = 0;
+    std::string average;
     app.add_option("--average", average,
-                   "average the last N checkpoints of --save-dir into <save-dir>/averaged "
-                   "and exit (paper: 5 for base, 20 for big)")
-        ->check(CLI::PositiveNumber);
+                   "average checkpoints of --save-dir into <save-dir>/averaged and exit: last:K "
+                   "(the newest K; K alone means the same; paper: 5 for base, 20 for big) or "
+                   "best:K (the K best by validation; train with train.keep_best >= K)");
     int nproc = 1;
     double dist_timeout = 300;
     app.add_option("--nproc", nproc,
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
 
     auto dist = aiayn::distributed_from_environment();
     dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000));
-    if (nproc > 1 && std::getenv("RANK") == nullptr && !summary && average == 0) {
+    if (nproc > 1 && std::getenv("RANK") == nullptr && !summary && average.empty()) {
       if (!aiayn::distributed_available()) {
         throw aiayn::InputError("--nproc " + std::to_string(nproc) +
                                 ": this build has no c10d/Gloo (install libgloo-dev and rebuild)");
@@ -108,10 +109,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (save_dir.empty()) throw aiayn::InputError("--save-dir is required");
-    if (average > 0) {
-      auto dirs = aiayn::last_checkpoints(save_dir, average);
+    if (!average.empty()) {
+      auto dirs = aiayn::checkpoints_to_average(save_dir, average);
       auto out = aiayn::write_averaged_checkpoint(dirs, save_dir, "averaged");
-      std::cout << "averaged " << dirs.size() << " checkpoints into " << out << std::endl;
+      std::cout << "averaged " << dirs.size() << " checkpoints (" << average << ":";
+      for (const auto& d : dirs) std::cout << " " << std::filesystem::path(d).filename().string();
+      std::cout << ") into " << out << std::endl;
       return 0;
     }
     auto config = aiayn::load_experiment_config(config_path, overrides);

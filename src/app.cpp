@@ -9,7 +9,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <limits>
 #include <thread>
@@ -80,10 +79,8 @@ constexpr double kBlasTolerance = 1e-4;
 bool tune_blas_kernel() {
   const std::string kernel = openblas_kernel();
   if (kernel.empty() || is_set("AIAYN_OPENBLAS_REJECTED")) return false;
-  const char* config_getter = "openblas_get_config";
-  using Getter = char* (*)();
-  auto get_config = reinterpret_cast<Getter>(dlsym(RTLD_DEFAULT, config_getter));
-  if (get_config == nullptr || std::strstr(get_config(), "DYNAMIC_ARCH") == nullptr) return false;
+  // A library built for one CPU has no other kernel to switch to.
+  if (openblas_config().find("DYNAMIC_ARCH") == std::string::npos) return false;
   if (is_set("AIAYN_OPENBLAS_CHOSE")) {
     if (!is_set("OPENBLAS_CORETYPE")) return false;
     const double error = blas_check_error();

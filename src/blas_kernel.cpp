@@ -173,8 +173,10 @@ KernelDecision choose_openblas_kernel(const CpuFeatures& cpu, const std::string&
 
 std::string openblas_kernel() { return call_openblas_string("openblas_get_corename"); }
 
+std::string openblas_config() { return call_openblas_string("openblas_get_config"); }
+
 std::string describe_blas() {
-  const std::string config = call_openblas_string("openblas_get_config");
+  const std::string config = openblas_config();
   if (config.empty()) return "not OpenBLAS (LibTorch's own BLAS, e.g. MKL)";
   // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21"
   std::istringstream words(config);

@@ -57,6 +57,8 @@ KernelDecision choose_openblas_kernel(const CpuFeatures& cpu, const std::string&
 std::string describe_blas();
 // The kernel OpenBLAS runs ("SkylakeX"), or "" where the BLAS is not OpenBLAS.
 std::string openblas_kernel();
+// OpenBLAS's build line ("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..."), or "".
+std::string openblas_config();
 
 // Multiplies a few odd-shaped float matrices through LibTorch (so through
 // the BLAS) and compares them with float64 products summed here; returns the

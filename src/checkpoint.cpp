@@ -129,6 +129,7 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
         {"skipped_updates", s.skipped_updates},
         {"best_valid", std::isfinite(s.best_valid) ? nlohmann::json(s.best_valid) : nlohmann::json()},
         {"stale_validations", s.stale_validations},
+        {"valid_criterion", std::isfinite(s.valid_criterion) ? nlohmann::json(s.valid_criterion) : nlohmann::json()},
         {"train_seconds", s.train_seconds},
         {"batching", s.batching},
         {"optimizer_steps", adam ? adam->steps() : 0},
@@ -165,22 +166,56 @@ void link_checkpoint(const std::string& save_dir, const std::string& link,
   sync_dir(save_dir);
 }
 
-void prune_checkpoints(const std::string& save_dir, int64_t keep) {
-  std::vector<fs::path> dirs;
+namespace {
+
+// The save directory's complete checkpoint_<step> directories, oldest first.
+std::vector<std::string> checkpoint_dirs(const std::string& save_dir) {
+  std::vector<std::string> dirs;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(save_dir, ec)) {
     auto name = e.path().filename().string();
-    if (e.is_directory() && !e.is_symlink() && name.rfind("checkpoint_", 0) == 0) {
-      dirs.push_back(e.path());
+    if (e.is_directory() && !e.is_symlink() && name.rfind("checkpoint_", 0) == 0 &&
+        fs::exists(e.path() / "meta.json")) {
+      dirs.push_back(e.path().string());
     }
   }
+  if (ec) throw InputError(save_dir + ": cannot list checkpoints: " + ec.message());
   std::sort(dirs.begin(), dirs.end());
-  std::vector<fs::path> protect;
+  return dirs;
+}
+
+// The `count` validated directories with the lowest criterion (a tie goes to
+// the later step), in step order.
+std::vector<std::string> best_of(const std::vector<std::string>& dirs, int64_t count) {
+  std::vector<std::pair<double, std::string>> scored;
+  for (const auto& d : dirs) {
+    const double c = read_checkpoint_meta(d).state.valid_criterion;
+    if (std::isfinite(c)) scored.emplace_back(c, d);
+  }
+  std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) {
+    return a.first < b.first || (a.first == b.first && a.second > b.second);
+  });
+  if (static_cast<int64_t>(scored.size()) > count) scored.resize(static_cast<size_t>(count));
+  std::vector<std::string> out;
+  for (const auto& [c, d] : scored) out.push_back(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+void prune_checkpoints(const std::string& save_dir, int64_t keep_last, int64_t keep_best) {
+  std::vector<std::string> dirs = checkpoint_dirs(save_dir);
+  std::vector<std::string> protect;
+  std::error_code ec;
   for (const char* link : {"last", "best"}) {
     auto target = fs::read_symlink(fs::path(save_dir) / link, ec);
-    if (!ec) protect.push_back(fs::path(save_dir) / target);
+    if (!ec) protect.push_back((fs::path(save_dir) / target).string());
   }
-  for (size_t i = 0; i + static_cast<size_t>(keep) < dirs.size(); ++i) {
+  if (keep_best > 0) {
+    for (const auto& d : best_of(dirs, keep_best)) protect.push_back(d);
+  }
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < dirs.size(); ++i) {
     if (std::find(protect.begin(), protect.end(), dirs[i]) == protect.end()) {
       fs::remove_all(dirs[i], ec);
     }
@@ -219,6 +254,10 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir) {
     if (!j.at("best_valid").is_null()) m.state.best_valid = j.at("best_valid").get<double>();
     m.state.stale_validations = j.at("stale_validations").get<int64_t>();
     m.state.train_seconds = j.at("train_seconds").get<double>();
+    // Absent in checkpoints written before it existed: not validated.
+    if (j.contains("valid_criterion") && !j["valid_criterion"].is_null()) {
+      m.state.valid_criterion = j["valid_criterion"].get<double>();
+    }
     if (j.contains("batching")) m.state.batching = j["batching"];
     m.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
     m.vocab_size = j.at("vocab_size").get<int64_t>();
@@ -325,20 +364,37 @@ Transformer load_averaged_model(const std::vector<std::string>& dirs,
 }
 
 std::vector<std::string> last_checkpoints(const std::string& save_dir, int64_t count) {
-  std::vector<std::string> dirs;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(save_dir, ec)) {
-    auto name = e.path().filename().string();
-    if (e.is_directory() && !e.is_symlink() && name.rfind("checkpoint_", 0) == 0 &&
-        fs::exists(e.path() / "meta.json")) {
-      dirs.push_back(e.path().string());
-    }
-  }
-  if (ec) throw InputError(save_dir + ": cannot list checkpoints: " + ec.message());
-  std::sort(dirs.begin(), dirs.end());
+  auto dirs = checkpoint_dirs(save_dir);
   if (static_cast<int64_t>(dirs.size()) > count) dirs.erase(dirs.begin(), dirs.end() - count);
   if (dirs.empty()) throw InputError(save_dir + ": holds no checkpoint_<step> directories");
   return dirs;
+}
+
+std::vector<std::string> best_checkpoints(const std::string& save_dir, int64_t count) {
+  auto dirs = best_of(checkpoint_dirs(save_dir), count);
+  if (dirs.empty()) {
+    throw InputError(save_dir + ": holds no validated checkpoint (best:K needs a validation set; "
+                                "use last:K)");
+  }
+  return dirs;
+}
+
+std::vector<std::string> checkpoints_to_average(const std::string& save_dir, const std::string& spec) {
+  const auto colon = spec.find(':');
+  const std::string kind = colon == std::string::npos ? "last" : spec.substr(0, colon);
+  const std::string number = colon == std::string::npos ? spec : spec.substr(colon + 1);
+  int64_t count = 0;
+  try {
+    size_t used = 0;
+    count = std::stoll(number, &used);
+    if (used != number.size()) count = 0;
+  } catch (const std::exception&) {
+    count = 0;
+  }
+  if (count <= 0 || (kind != "last" && kind != "best")) {
+    throw InputError("--average " + spec + ": give last:K or best:K with K >= 1 (or K alone, = last:K)");
+  }
+  return kind == "best" ? best_checkpoints(save_dir, count) : last_checkpoints(save_dir, count);
 }
 
 std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,

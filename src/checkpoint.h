@@ -35,6 +35,9 @@ struct TrainingState {
   double best_valid = std::numeric_limits<double>::infinity();
   int64_t stale_validations = 0;                                 // since the best
   double train_seconds = 0;     // wall time spent training so far
+  // This checkpoint's own validation result (same scale as best_valid), NaN
+  // when it was saved without a validation at its step.
+  double valid_criterion = std::numeric_limits<double>::quiet_NaN();
   nlohmann::json batching;      // what `position` refers to (data and batching settings)
 };
 
@@ -54,9 +57,10 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
 void link_checkpoint(const std::string& save_dir, const std::string& link,
                      const std::string& target);
 
-// Deletes all but the newest `keep` checkpoint_<step> directories, sparing
-// those `last` and `best` point at.
-void prune_checkpoints(const std::string& save_dir, int64_t keep);
+// Deletes all but the newest `keep_last` checkpoint_<step> directories and
+// the `keep_best` with the best validation results, sparing those `last`
+// and `best` point at.
+void prune_checkpoints(const std::string& save_dir, int64_t keep_last, int64_t keep_best = 0);
 
 // A checkpoint directory, or a save directory (then its `last`).
 std::string resolve_checkpoint(const std::string& path);
@@ -81,6 +85,11 @@ Transformer load_averaged_model(const std::vector<std::string>& dirs, const torc
 
 // The newest `count` checkpoint_<step> directories of save_dir, oldest first.
 std::vector<std::string> last_checkpoints(const std::string& save_dir, int64_t count);
+// The `count` checkpoints with the best validation results (as fairseq's
+// --keep-best-checkpoints), in step order; InputError when none was validated.
+std::vector<std::string> best_checkpoints(const std::string& save_dir, int64_t count);
+// "last:K", "best:K", or "K" (= last:K), as `aiayn-train --average` takes it.
+std::vector<std::string> checkpoints_to_average(const std::string& save_dir, const std::string& spec);
 
 // Writes the average of `dirs` as save_dir/<name> (config, tokenizer and
 // metadata of the newest, no optimizer state). Returns its path.

@@ -21,8 +21,8 @@ double learning_rate(const TrainConfig& c, int64_t d_model, int64_t step) {
 }
 
 Adam::Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1,
-           double beta2, double eps)
-    : beta1_(beta1), beta2_(beta2), eps_(eps) {
+           double beta2, double eps, double weight_decay)
+    : beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
   for (const auto& item : params) {
     if (!item.value().requires_grad()) continue;
     slots_.push_back({item.key(), item.value(), torch::zeros_like(item.value()),
@@ -41,13 +41,15 @@ namespace {
 // The scalars of one update, rounded to float as LibTorch's kernels round them.
 struct AdamStep {
   float beta1, one_minus_beta1, beta2, one_minus_beta2, bias2_sqrt, eps, minus_step;
+  float decay;  // AdamW's 1 - lr * weight_decay (1: plain Adam)
 };
 
 // torch.optim.Adam's float arithmetic, operation for operation (LibTorch's
 // vector kernels fuse some multiply-adds, so the two agree to rounding), in
 // one pass instead of its eight over the parameters:
 //   m = m b1 + (1 - b1) g;  v = v b2 + (1 - b2) g g;
-//   p = p + (-lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).
+//   p = p (1 - lr wd) + (-lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),
+// where wd (AdamW's decoupled weight decay) scales p before the step.
 AIAYN_VECTOR_CLONES
 void adam_range(float* p, const float* g, float* m, float* v, const AdamStep& a, int64_t begin,
                 int64_t end) {
@@ -55,7 +57,7 @@ void adam_range(float* p, const float* g, float* m, float* v, const AdamStep& a,
     m[i] = m[i] * a.beta1 + a.one_minus_beta1 * g[i];
     v[i] = v[i] * a.beta2 + a.one_minus_beta2 * g[i] * g[i];
     const float denom = __builtin_sqrtf(v[i]) / a.bias2_sqrt + a.eps;
-    p[i] = p[i] + a.minus_step * m[i] / denom;
+    p[i] = p[i] * a.decay + a.minus_step * m[i] / denom;
   }
 }
 
@@ -74,7 +76,7 @@ void Adam::step(double lr) {
   const AdamStep a{static_cast<float>(beta1_), static_cast<float>(1.0 - beta1_),
                    static_cast<float>(beta2_), static_cast<float>(1.0 - beta2_),
                    static_cast<float>(std::sqrt(bias2)), static_cast<float>(eps_),
-                   static_cast<float>(-lr / bias1)};
+                   static_cast<float>(-lr / bias1), static_cast<float>(1.0 - lr * weight_decay_)};
   for (auto& s : slots_) {
     const auto& g = s.param.grad();
     if (!g.defined()) continue;
@@ -86,6 +88,7 @@ void Adam::step(double lr) {
                        [&](int64_t begin, int64_t end) { adam_range(p, gd, m, v, a, begin, end); });
       continue;
     }
+    if (weight_decay_ > 0) s.param.mul_(1.0 - lr * weight_decay_);
     s.exp_avg.mul_(beta1_).add_(g, 1.0 - beta1_);
     s.exp_avg_sq.mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
     auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(eps_);

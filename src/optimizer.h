@@ -18,9 +18,12 @@ double learning_rate(const TrainConfig& config, int64_t d_model, int64_t step);
 
 class Adam {
  public:
-  // Parameters by name (a module's named_parameters()).
+  // Parameters by name (a module's named_parameters()). weight_decay > 0
+  // makes it AdamW (Loshchilov & Hutter, 2019): every parameter shrinks by
+  // lr * weight_decay before the Adam step, apart from the gradient's
+  // moments, as torch.optim.AdamW does.
   Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1, double beta2,
-       double eps);
+       double eps, double weight_decay = 0.0);
   // One update with learning rate lr using the parameters' .grad().
   void step(double lr);
   void zero_grad();
@@ -38,7 +41,7 @@ class Adam {
     torch::Tensor param, exp_avg, exp_avg_sq;
   };
   std::vector<Slot> slots_;
-  double beta1_, beta2_, eps_;
+  double beta1_, beta2_, eps_, weight_decay_;
   int64_t steps_ = 0;
 };
 

@@ -42,6 +42,7 @@ TrainConfig read_train(JsonObjectReader& r) {
   t.adam_beta1 = r.number("adam_beta1", t.adam_beta1, 0.0, 1.0, true);
   t.adam_beta2 = r.number("adam_beta2", t.adam_beta2, 0.0, 1.0, true);
   t.adam_eps = r.number("adam_eps", t.adam_eps, 1e-20, 1.0);
+  t.weight_decay = r.number("weight_decay", t.weight_decay, 0.0, 1.0);
   t.label_smoothing = r.number("label_smoothing", t.label_smoothing, 0.0, 1.0, true);
   t.clip_norm = r.number("clip_norm", t.clip_norm, 0.0, 1e9);
   t.max_steps = r.integer("max_steps", t.max_steps, 1);
@@ -54,6 +55,7 @@ TrainConfig read_train(JsonObjectReader& r) {
   t.valid_beam = r.integer("valid_beam", t.valid_beam, 1, 64);
   t.save_every = r.integer("save_every", t.save_every, 1);
   t.keep_last = r.integer("keep_last", t.keep_last, 1, kMaxInt);
+  t.keep_best = r.integer("keep_best", t.keep_best, 0, kMaxInt);
   t.patience = r.integer("patience", t.patience, 0);
   t.max_bad_steps = r.integer("max_bad_steps", t.max_bad_steps, 1);
   r.reject_unknown();
@@ -95,13 +97,13 @@ nlohmann::json ExperimentConfig::to_json() const {
        {{"max_tokens", t.max_tokens}, {"update_freq", t.update_freq},
         {"lr_schedule", t.lr_schedule}, {"lr_scale", t.lr_scale}, {"lr", t.lr},
         {"warmup_steps", t.warmup_steps}, {"adam_beta1", t.adam_beta1},
-        {"adam_beta2", t.adam_beta2}, {"adam_eps", t.adam_eps},
+        {"adam_beta2", t.adam_beta2}, {"adam_eps", t.adam_eps}, {"weight_decay", t.weight_decay},
         {"label_smoothing", t.label_smoothing}, {"clip_norm", t.clip_norm},
         {"max_steps", t.max_steps}, {"max_epochs", t.max_epochs},
         {"max_minutes", t.max_minutes}, {"seed", t.seed}, {"log_every", t.log_every},
         {"valid_every", t.valid_every}, {"valid_bleu", t.valid_bleu},
         {"valid_beam", t.valid_beam}, {"save_every", t.save_every},
-        {"keep_last", t.keep_last}, {"patience", t.patience},
+        {"keep_last", t.keep_last}, {"keep_best", t.keep_best}, {"patience", t.patience},
         {"max_bad_steps", t.max_bad_steps}}},
   };
 }

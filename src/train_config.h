@@ -32,6 +32,7 @@ struct TrainConfig {
   double lr = 5e-4;              // inverse_sqrt: peak learning rate
   int64_t warmup_steps = 4000;
   double adam_beta1 = 0.9, adam_beta2 = 0.98, adam_eps = 1e-9;
+  double weight_decay = 0.0;     // decoupled (AdamW); 0 = the paper's Adam
   double label_smoothing = 0.1;  // epsilon_ls, section 5.4
   double clip_norm = 0.0;        // 0 = no clipping
   int64_t max_steps = 100000;
@@ -44,6 +45,7 @@ struct TrainConfig {
   int64_t valid_beam = 1;        // beam for that (1 = greedy)
   int64_t save_every = 1000;
   int64_t keep_last = 5;
+  int64_t keep_best = 0;         // also keep the K best-validated checkpoints (every validation saves)
   int64_t patience = 0;          // validations without improvement before stopping; 0 = off
   int64_t max_bad_steps = 5;     // consecutive non-finite losses before giving up
 };

@@ -477,6 +477,8 @@ void Trainer::log_progress(const Tally& t, double seconds, double grad_norm) {
 }
 
 void Trainer::checkpoint(bool validated) {
+  // The criterion belongs to the checkpoint only when it validated this step.
+  if (!validated) state_.valid_criterion = std::numeric_limits<double>::quiet_NaN();
   state_.position = stream_->position();
   state_.train_seconds = elapsed();
   state_.batching = batching_key();
@@ -485,13 +487,14 @@ void Trainer::checkpoint(bool validated) {
   if (validated && state_.stale_validations == 0) {
     link_checkpoint(options_.save_dir, "best", last_checkpoint_);
   }
-  prune_checkpoints(options_.save_dir, config_.train.keep_last);
+  prune_checkpoints(options_.save_dir, config_.train.keep_last, config_.train.keep_best);
   log_->info("saved {}", last_checkpoint_);
 }
 
 // Validates, and counts validations since the best (patience, `best`).
 void Trainer::validate_and_track() {
   const double criterion = validate();
+  state_.valid_criterion = criterion;
   if (criterion < state_.best_valid) {
     state_.best_valid = criterion;
     state_.stale_validations = 0;
@@ -606,7 +609,7 @@ TrainResult Trainer::run() {
   model_->to(options_.device);
   model_->train();
   adam_.emplace(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2,
-                config_.train.adam_eps);
+                config_.train.adam_eps, config_.train.weight_decay);
   for (auto& p : model_->parameters()) params_.push_back(p);
   if (options_.resume) restore(resolve_checkpoint(options_.save_dir));
   if (!options_.resume && !options_.init.empty() && leader()) initialise_weights();
@@ -664,7 +667,9 @@ TrainResult Trainer::run() {
     if (validated) validate_and_track();
     // Save on schedule, and whenever validation improved, so `best` always
     // points at the best model validated so far.
-    if (state_.step % c.save_every == 0 || (validated && state_.stale_validations == 0)) {
+    // With keep_best, every validated model is a candidate for best:K.
+    if (state_.step % c.save_every == 0 ||
+        (validated && (state_.stale_validations == 0 || c.keep_best > 0))) {
       checkpoint(validated);
     }
   }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "src/checkpoint.h"
@@ -409,4 +410,71 @@ TEST_CASE("a checkpoint that meets a full disk: exit 1, last intact, resume exac
     INFO("step " << step);
     CHECK(std::abs(a[step] - b[step]) <= 1e-6);
   }
+}
+
+TEST_CASE("the K best-validated checkpoints are kept and averaged with --average best:K", "[train][average]") {
+  Workspace ws;
+  const auto save = ws.file("run");
+  auto r = test::run(ws.command(save, "--set train.max_steps=20 --set train.save_every=1000 "
+                                      "--set train.keep_last=1 --set train.keep_best=2 "
+                                      "--set train.valid_bleu=false"));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // The criterion of each validation, from metrics.jsonl: the loss (BLEU is
+  // 0 throughout for a 20-step model, which would make every one a tie).
+  std::vector<std::pair<double, int64_t>> validations;
+  std::istringstream in(test::read_file(save + "/metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] == "valid") validations.emplace_back(j["loss"].get<double>(), j["step"].get<int64_t>());
+  }
+  REQUIRE(validations.size() == 4);  // steps 5, 10, 15, 20
+  auto ranked = validations;
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    return a.first < b.first || (a.first == b.first && a.second > b.second);
+  });
+  std::set<int64_t> best2 = {ranked[0].second, ranked[1].second}, expected = best2;
+  expected.insert(20);  // keep_last 1
+  // `best` is spared too (here it is the best of best2, unless a tie).
+  expected.insert(read_checkpoint_meta(resolve_checkpoint(save + "/best")).state.step);
+  std::set<int64_t> kept;
+  for (const auto& e : fs::directory_iterator(save)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("checkpoint_", 0) == 0 && !e.is_symlink()) {
+      const auto meta = read_checkpoint_meta(e.path().string());
+      kept.insert(meta.state.step);
+      for (const auto& [criterion, step] : validations) {
+        if (step == meta.state.step) CHECK(meta.state.valid_criterion == Approx(criterion));
+      }
+    }
+  }
+  CHECK(kept == expected);
+  auto avg = test::run(kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --save-dir " + save +
+                       " --average best:2");
+  INFO(avg.out << avg.err);
+  REQUIRE(avg.exit_code == 0);
+  auto from = nlohmann::json::parse(test::read_file(save + "/averaged/averaged_from.json"));
+  std::set<int64_t> averaged;
+  for (const auto& name : from) averaged.insert(std::stoll(name.get<std::string>().substr(11)));
+  CHECK(averaged == best2);
+  CHECK_THAT(avg.out, Catch::Contains("(best:2: checkpoint_"));
+  auto last = test::run(kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --save-dir " + save +
+                        " --average last:1");
+  CHECK(last.exit_code == 0);
+  CHECK(nlohmann::json::parse(test::read_file(save + "/averaged/averaged_from.json")).size() == 1);
+  // Bad specifications, and best:K where nothing was validated.
+  for (const char* spec : {"first:2", "best:0", "best:", "3x"}) {
+    auto bad = test::run(kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --save-dir " + save +
+                         " --average " + spec);
+    INFO(spec);
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.err, Catch::Contains("--average " + std::string(spec) + ": give last:K or best:K"));
+  }
+  auto plain = test::run(ws.command(ws.file("plain"), "--set train.max_steps=3 --set data.valid_src= --set data.valid_tgt="));
+  REQUIRE(plain.exit_code == 0);
+  auto none = test::run(kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --save-dir " +
+                        ws.file("plain") + " --average best:2");
+  CHECK(none.exit_code == 2);
+  CHECK_THAT(none.err, Catch::Contains("holds no validated checkpoint"));
 }
