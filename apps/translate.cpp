@@ -4,6 +4,8 @@
 
 #include "src/app.h"
 #include "src/cli.h"
+#include "src/decoding_choice.h"
+#include "src/error.h"
 #include "src/translate_job.h"
 
 int main(int argc, char** argv) {
@@ -12,7 +14,10 @@ int main(int argc, char** argv) {
     CLI::App app{
         "Translate text with a Transformer checkpoint written by aiayn-train.\n"
         "Reads one sentence per line (a file, or stdin as lines arrive) and writes one\n"
-        "translation per line, in input order.",
+        "translation per line, in input order.\n"
+        "With --tune, translates validation data (--input, --reference) with every beam\n"
+        "and alpha of a grid instead, and records the best in the checkpoint's\n"
+        "decoding.json; later runs on that checkpoint use them by default.",
         "aiayn-translate"};
     aiayn::TranslateJob job;
     auto& search = job.options.search;
@@ -56,6 +61,17 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 1024))
         ->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
+    app.add_flag("--raw-weights", job.raw_weights,
+                 "a checkpoint trained with train.ema_decay: its raw weights, not the moving average");
+    aiayn::TuneJob tune;
+    bool tuning = false;
+    app.add_flag("--tune", tuning,
+                 "choose beam and alpha by BLEU on --input/--reference (validation data, never "
+                 "the test set) and record them in the checkpoint's decoding.json");
+    app.add_option("--tune-beams", tune.beams, "beams --tune tries")
+        ->delimiter(',')->check(CLI::Range(1, 1000))->capture_default_str();
+    app.add_option("--tune-alphas", tune.alphas, "length penalties --tune tries with each beam > 1")
+        ->delimiter(',')->check(CLI::Range(0.0, 10.0))->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
     const int total = aiayn::set_threads(threads);
@@ -64,9 +80,26 @@ int main(int argc, char** argv) {
     job.options.workers = workers;
     // Each worker multiplies on its own thread; one worker uses them all.
     if (workers > 1) aiayn::set_threads(1);
+    // Beam and alpha given here win over the checkpoint's decoding.json.
+    job.recorded_decoding = !greedy && app.count("--beam") == 0 && app.count("--alpha") == 0;
     if (greedy) search.beam = 1;
     if (search.nbest > 1) job.scores = true;
     search.use_cache = !no_cache;
+    if (tuning) {
+      if (job.checkpoints.size() != 1) {
+        throw aiayn::InputError("--tune: give one checkpoint (average first with aiayn-train --average)");
+      }
+      if (job.input == "-") throw aiayn::InputError("--tune: --input must be a file (validation source)");
+      tune.checkpoint = job.checkpoints[0];
+      tune.input = job.input;
+      tune.reference = job.reference;
+      tune.options = job.options;
+      tune.lowercase = job.lowercase;
+      tune.raw_weights = job.raw_weights;
+      tune.device = job.device;
+      aiayn::run_tune_job(tune, std::cerr);
+      return 0;
+    }
     aiayn::run_translate_job(job, std::cerr);
     return 0;
   });

@@ -65,21 +65,21 @@ AttentionMaps capture_attention(TransformerImpl& model, const std::vector<int64_
   return maps;
 }
 
-AttentionExporter::AttentionExporter(Transformer model, Tokenizer tokenizer,
+AttentionExporter::AttentionExporter(Transformer model, TokenizerPair tokenizers,
                                      AttentionExportOptions options)
-    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(std::move(options)) {
+    : model_(std::move(model)), tokenizers_(std::move(tokenizers)), options_(std::move(options)) {
   model_->eval();
   validate_attention_options(options_, model_->config());
 }
 
 std::vector<int64_t> AttentionExporter::encode_line(
-    const std::string& text, const std::string& where, int64_t limit,
+    const Tokenizer& tokenizer, const std::string& text, const std::string& where, int64_t limit,
     const std::function<void(const std::string&)>& warn) {
   if (!valid_utf8(text)) {
     if (warn) warn(where + ": invalid UTF-8; that side is left empty");
     return {};
   }
-  auto ids = tokenizer_.encode(text);
+  auto ids = tokenizer.encode(text);
   std::vector<int64_t> out(ids.begin(), ids.end());
   if (static_cast<int64_t>(out.size()) > limit) {
     if (warn) {
@@ -132,10 +132,10 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
   std::vector<std::string> target_text(n);
   for (size_t i = 0; i < n; ++i) {
     const std::string line = ":" + std::to_string(first_index + static_cast<int64_t>(i) + 1);
-    src[i] = encode_line(sources[i], source_name + line, limit, warn);
+    src[i] = encode_line(tokenizers_.source, sources[i], source_name + line, limit, warn);
     if (targets != nullptr) {
       target_text[i] = (*targets)[i];
-      tgt[i] = encode_line(target_text[i], target_name + line, limit, warn);
+      tgt[i] = encode_line(tokenizers_.target, target_text[i], target_name + line, limit, warn);
     }
   }
   if (targets == nullptr) {
@@ -158,7 +158,7 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
       auto results = search(*model_, batch.to(model_->src_embed->weight.device()), options_.search);
       for (size_t r = 0; r < rows.size(); ++r) {
         tgt[rows[r]] = results[r].empty() ? std::vector<int64_t>{} : results[r][0].tokens;
-        target_text[rows[r]] = tokenizer_.decode(std::vector<int32_t>(tgt[rows[r]].begin(), tgt[rows[r]].end()));
+        target_text[rows[r]] = tokenizers_.target.decode(std::vector<int32_t>(tgt[rows[r]].begin(), tgt[rows[r]].end()));
       }
     }
   }
@@ -170,10 +170,12 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
     nlohmann::json enc_tokens = nlohmann::json::array(), dec_tokens = nlohmann::json::array();
     AttentionMaps maps;
     if (!src[i].empty()) {
-      for (int64_t id : src[i]) enc_tokens.push_back(tokenizer_.piece(static_cast<int32_t>(id)));
-      enc_tokens.push_back(tokenizer_.piece(kEosId));
-      dec_tokens.push_back(tokenizer_.piece(kBosId));
-      for (int64_t id : tgt[i]) dec_tokens.push_back(tokenizer_.piece(static_cast<int32_t>(id)));
+      const auto& source = tokenizers_.source;
+      const auto& target = tokenizers_.target;
+      for (int64_t id : src[i]) enc_tokens.push_back(source.piece(static_cast<int32_t>(id)));
+      enc_tokens.push_back(source.piece(kEosId));
+      dec_tokens.push_back(target.piece(kBosId));
+      for (int64_t id : tgt[i]) dec_tokens.push_back(target.piece(static_cast<int32_t>(id)));
       maps = capture_attention(*model_, src[i], tgt[i]);
     }
     entry["encoder_tokens"] = enc_tokens;

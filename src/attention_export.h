@@ -48,7 +48,7 @@ AttentionMaps capture_attention(TransformerImpl& model, const std::vector<int64_
 // flushed, so the output streams and memory stays bounded.
 class AttentionExporter {
  public:
-  AttentionExporter(Transformer model, Tokenizer tokenizer, AttentionExportOptions options);
+  AttentionExporter(Transformer model, TokenizerPair tokenizers, AttentionExportOptions options);
   // Writes the entries of these lines; `first_index` is the 0-based index of
   // sources[0] in the whole input.
   // Warnings name source_name / target_name and the line.
@@ -58,7 +58,8 @@ class AttentionExporter {
              const std::string& source_name = "source", const std::string& target_name = "target");
 
  private:
-  std::vector<int64_t> encode_line(const std::string& text, const std::string& where,
+  std::vector<int64_t> encode_line(const Tokenizer& tokenizer, const std::string& text,
+                                    const std::string& where,
                                     int64_t limit,
                                     const std::function<void(const std::string&)>& warn);
   // The chosen layers of one kind (all of that stack's layers by default).
@@ -66,7 +67,7 @@ class AttentionExporter {
   nlohmann::json maps_json(const std::vector<torch::Tensor>& per_layer) const;
 
   Transformer model_;
-  Tokenizer tokenizer_;
+  TokenizerPair tokenizers_;
   AttentionExportOptions options_;
 };
 

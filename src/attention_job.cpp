@@ -57,8 +57,7 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
   refuse_output_over_input("--html", job.html, inputs);
   if (!job.html.empty()) refuse_output_over_input("--html", job.html, {{"--output", job.output}});
   const auto dir = resolve_checkpoint(job.checkpoint);
-  auto tokenizer = load_checkpoint_tokenizer(dir);
-  AttentionExporter exporter(load_model(dir, job.device), tokenizer, job.options);
+  AttentionExporter exporter(load_model(dir, job.device), load_checkpoint_tokenizers(dir), job.options);
   auto warn = [&](const std::string& m) { log << "warning: " << m << "\n"; };
   // Inputs are opened before the output exists, so a missing one leaves nothing behind.
   std::unique_ptr<LineReader> targets;

@@ -59,12 +59,18 @@ std::vector<int64_t> filter_pairs(const TokenCache& cache, const FilterOptions& 
   return kept;
 }
 
-Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs) {
+namespace {
+
+// Lays out a batch whose row i has src_length(i) source and tgt_length(i)
+// target ids, written by copy_src(i, out) and copy_tgt(i, out).
+template <typename SrcLength, typename TgtLength, typename CopySrc, typename CopyTgt>
+Batch assemble_batch(const std::vector<int64_t>& pairs, SrcLength src_length, TgtLength tgt_length,
+                     CopySrc copy_src, CopyTgt copy_tgt) {
   const int64_t b = static_cast<int64_t>(pairs.size());
   int64_t s_max = 0, t_max = 0;
-  for (int64_t p : pairs) {
-    s_max = std::max(s_max, cache.src_length(p) + 1);  // + eos
-    t_max = std::max(t_max, cache.tgt_length(p) + 1);  // + bos (in) / eos (out)
+  for (int64_t row = 0; row < b; ++row) {
+    s_max = std::max(s_max, src_length(row) + 1);  // + eos
+    t_max = std::max(t_max, tgt_length(row) + 1);  // + bos (in) / eos (out)
   }
   Batch batch;
   batch.pairs = pairs;
@@ -75,12 +81,11 @@ Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs) {
   auto* tgt_in = batch.tgt_in.data_ptr<int64_t>();
   auto* tgt_out = batch.tgt_out.data_ptr<int64_t>();
   for (int64_t row = 0; row < b; ++row) {
-    const int64_t p = pairs[row];
-    const int64_t sl = cache.src_length(p), tl = cache.tgt_length(p);
-    cache.copy_src(p, src + row * s_max);
+    const int64_t sl = src_length(row), tl = tgt_length(row);
+    copy_src(row, src + row * s_max);
     src[row * s_max + sl] = kEosId;
     tgt_in[row * t_max] = kBosId;
-    cache.copy_tgt(p, tgt_in + row * t_max + 1);               // bos + y
+    copy_tgt(row, tgt_in + row * t_max + 1);                    // bos + y
     std::copy_n(tgt_in + row * t_max + 1, tl, tgt_out + row * t_max);
     tgt_out[row * t_max + tl] = kEosId;                         // y + eos
     batch.src_tokens += sl + 1;
@@ -89,6 +94,42 @@ Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs) {
   batch.src_padding = batch.src.eq(kPadId);     // [B, S]
   batch.tgt_padding = batch.tgt_out.eq(kPadId);  // [B, T]
   return batch;
+}
+
+}  // namespace
+
+Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs) {
+  return assemble_batch(
+      pairs, [&](int64_t row) { return cache.src_length(pairs[row]); },
+      [&](int64_t row) { return cache.tgt_length(pairs[row]); },
+      [&](int64_t row, int64_t* out) { cache.copy_src(pairs[row], out); },
+      [&](int64_t row, int64_t* out) { cache.copy_tgt(pairs[row], out); });
+}
+
+Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs,
+                 const Resampling& r) {
+  if (r.source == nullptr || r.target == nullptr || r.p <= 0) return make_batch(cache, pairs);
+  std::vector<std::vector<int64_t>> drawn[2];  // [side][row]
+  std::vector<int64_t> sample;
+  for (int side = 0; side < 2; ++side) {
+    drawn[side].resize(pairs.size());
+    for (size_t row = 0; row < pairs.size(); ++row) {
+      const int64_t p = pairs[row];
+      auto cached = side == 0 ? cache.src_ids(p) : cache.tgt_ids(p);
+      (side == 0 ? r.source : r.target)->resample(cached.data(), static_cast<int64_t>(cached.size()), r.p,
+                                                  BpeDropout::seed_for(r.seed, r.epoch, p, side), &sample);
+      drawn[side][row] = static_cast<int64_t>(sample.size()) <= r.max_length ? sample : cached;
+    }
+  }
+  auto length = [&](int side) {
+    return [&, side](int64_t row) { return static_cast<int64_t>(drawn[side][row].size()); };
+  };
+  auto copy = [&](int side) {
+    return [&, side](int64_t row, int64_t* out) {
+      std::copy(drawn[side][row].begin(), drawn[side][row].end(), out);
+    };
+  };
+  return assemble_batch(pairs, length(0), length(1), copy(0), copy(1));
 }
 
 BatchPlanner::BatchPlanner(const TokenCache& cache, std::vector<int64_t> pairs,

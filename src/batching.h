@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "src/bpe_dropout.h"
 #include "src/token_cache.h"
 
 namespace aiayn {
@@ -44,6 +45,22 @@ struct Batch {
 };
 
 Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs);
+
+// Subword regularisation for training batches: every side of every pair
+// re-segmented by BPE-dropout for this epoch (src/bpe_dropout.h). A side
+// whose new segmentation outgrows max_length keeps its cached pieces. The
+// batch was planned on cached lengths, so it may hold somewhat more tokens
+// than max_tokens.
+struct Resampling {
+  const BpeDropout* source = nullptr;  // the same one twice for a joint vocabulary
+  const BpeDropout* target = nullptr;
+  double p = 0;
+  uint64_t seed = 1;
+  int64_t epoch = 0;
+  int64_t max_length = 256;
+};
+Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs,
+                 const Resampling& resampling);
 
 // Groups pairs of similar length into batches whose padded shape stays within
 // max_tokens on each side, then shuffles the batch order. Deterministic for

@@ -102,7 +102,8 @@ std::string step_name(int64_t step) {
 
 std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model, const Adam* adam,
                             const ExperimentConfig& config, const TrainingState& state,
-                            const Tokenizer& tokenizer) {
+                            const TokenizerPair& tokenizers, const ExponentialMovingAverage* ema) {
+  const Tokenizer& tokenizer = tokenizers.target;
   const fs::path final_dir = fs::path(save_dir) / step_name(state.step);
   const fs::path tmp = fs::path(save_dir) / (".tmp-" + step_name(state.step) + "-" +
                                              std::to_string(getpid()));
@@ -114,11 +115,17 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
   try {
     std::map<std::string, torch::Tensor> weights;
     for (const auto& p : model.named_parameters()) weights[p.key()] = p.value();
-    write_synced(tmp / "model.pt", pickle(weights));
+    if (ema != nullptr) {
+      write_synced(tmp / "model.pt", pickle(ema->weights()));
+      write_synced(tmp / "raw_model.pt", pickle(weights));
+    } else {
+      write_synced(tmp / "model.pt", pickle(weights));
+    }
     if (adam != nullptr) write_synced(tmp / "optimizer.pt", pickle(adam->state()));
     write_synced(tmp / "rng.pt",
                  pickle({{"cpu", at::detail::getDefaultCPUGenerator().get_state()}}));
     write_synced(tmp / "spm.model", read_bytes(tokenizer.path()));
+    if (!tokenizers.joint()) write_synced(tmp / "spm.src.model", read_bytes(tokenizers.source.path()));
     write_synced(tmp / "config.json", config.to_json().dump(2) + "\n");
     const auto& s = state;
     nlohmann::json meta = {
@@ -135,7 +142,11 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
         {"optimizer_steps", adam ? adam->steps() : 0},
         {"tokenizer_hash", hex64(tokenizer.hash())},
         {"vocab_size", tokenizer.vocab_size()},
+        {"src_tokenizer_hash", tokenizers.joint() ? nlohmann::json() : nlohmann::json(hex64(tokenizers.source.hash()))},
+        {"src_vocab_size", tokenizers.source.vocab_size()},
         {"parameters", model.parameter_count()},
+        {"weights", ema != nullptr ? "ema" : "raw"},
+        {"ema_decay", ema != nullptr ? nlohmann::json(ema->decay()) : nlohmann::json()},
     };
     write_synced(tmp / "meta.json", meta.dump(2) + "\n");
     sync_dir(tmp);
@@ -261,6 +272,11 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir) {
     if (j.contains("batching")) m.state.batching = j["batching"];
     m.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
     m.vocab_size = j.at("vocab_size").get<int64_t>();
+    // Absent or null: one joint vocabulary.
+    if (j.contains("src_tokenizer_hash") && !j["src_tokenizer_hash"].is_null()) {
+      m.src_tokenizer_hash = std::stoull(j["src_tokenizer_hash"].get<std::string>(), nullptr, 16);
+      m.src_vocab_size = j.at("src_vocab_size").get<int64_t>();
+    }
   } catch (const nlohmann::json::exception& e) {
     throw InputError(path + ": damaged checkpoint metadata: " + e.what());
   } catch (const std::logic_error& e) {  // std::stoull on a bad hash
@@ -269,8 +285,29 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir) {
   return m;
 }
 
-void load_weights(TransformerImpl& model, const std::string& dir) {
-  load_weights_file(model, (fs::path(dir) / "model.pt").string());
+void load_weights(TransformerImpl& model, const std::string& dir, bool raw) {
+  const fs::path raw_file = fs::path(dir) / "raw_model.pt";
+  if (raw && !fs::exists(raw_file)) {
+    throw InputError(raw_file.string() + ": missing: this checkpoint holds one set of weights, "
+                     "model.pt (trained without train.ema_decay, or an average written by "
+                     "aiayn-train --average); drop --raw-weights");
+  }
+  load_weights_file(model, (raw ? raw_file : fs::path(dir) / "model.pt").string());
+}
+
+void load_training_weights(TransformerImpl& model, ExponentialMovingAverage* ema,
+                           const std::string& dir) {
+  const fs::path raw_file = fs::path(dir) / "raw_model.pt", file = fs::path(dir) / "model.pt";
+  const bool has_raw = fs::exists(raw_file);
+  load_weights_file(model, (has_raw ? raw_file : file).string());
+  if (ema == nullptr) return;
+  if (has_raw) {
+    ema->load(unpickle(file), file.string());
+  } else {  // a run without EMA resumed with it: the average starts here
+    std::map<std::string, torch::Tensor> weights;
+    for (const auto& p : model.named_parameters()) weights[p.key()] = p.value();
+    ema->load(weights, file.string());
+  }
 }
 
 void load_weights_file(TransformerImpl& model, const std::string& file) {
@@ -315,10 +352,26 @@ Tokenizer load_checkpoint_tokenizer(const std::string& dir) {
   return tokenizer;
 }
 
-Transformer load_model(const std::string& dir, const torch::Device& device) {
+TokenizerPair load_checkpoint_tokenizers(const std::string& dir) {
+  auto target = load_checkpoint_tokenizer(dir);
+  const auto meta = read_checkpoint_meta(dir);
+  const auto path = (fs::path(dir) / "spm.src.model").string();
+  if (meta.src_tokenizer_hash == 0) return {target, target};
+  if (!fs::exists(path)) {
+    throw InputError(path + ": missing from the checkpoint (its meta.json names a source vocabulary)");
+  }
+  auto source = Tokenizer::load(path);
+  if (source.hash() != meta.src_tokenizer_hash || source.vocab_size() != meta.src_vocab_size) {
+    throw InputError(path + ": does not match the checkpoint (hash " + hex64(source.hash()) +
+                     "; the checkpoint was trained with " + hex64(meta.src_tokenizer_hash) + ")");
+  }
+  return {source, target, true};
+}
+
+Transformer load_model(const std::string& dir, const torch::Device& device, bool raw) {
   auto config = read_checkpoint_config(dir);
   Transformer model(config.model);
-  load_weights(*model, dir);
+  load_weights(*model, dir, raw);
   model->to(device);
   model->eval();
   return model;
@@ -329,9 +382,9 @@ Transformer load_model(const std::string& dir, const torch::Device& device) {
 namespace aiayn {
 
 Transformer load_averaged_model(const std::vector<std::string>& dirs,
-                                const torch::Device& device) {
+                                const torch::Device& device, bool raw) {
   if (dirs.empty()) throw InputError("no checkpoint given");
-  if (dirs.size() == 1) return load_model(dirs[0], device);
+  if (dirs.size() == 1) return load_model(dirs[0], device, raw);
   const auto config = read_checkpoint_config(dirs[0]);
   const auto meta = read_checkpoint_meta(dirs[0]);
   Transformer model(config.model);
@@ -342,10 +395,12 @@ Transformer load_averaged_model(const std::vector<std::string>& dirs,
       throw InputError(dir + ": a different architecture from " + dirs[0] +
                        "; only checkpoints of one model can be averaged");
     }
-    if (read_checkpoint_meta(dir).tokenizer_hash != meta.tokenizer_hash) {
+    const auto other_meta = read_checkpoint_meta(dir);
+    if (other_meta.tokenizer_hash != meta.tokenizer_hash ||
+        other_meta.src_tokenizer_hash != meta.src_tokenizer_hash) {
       throw InputError(dir + ": another tokenizer than " + dirs[0] + "; cannot average them");
     }
-    load_weights(*model, dir);
+    load_weights(*model, dir, raw);
     torch::NoGradGuard no_grad;
     for (const auto& p : model->named_parameters()) {
       auto v = p.value().to(torch::kFloat64);
@@ -410,7 +465,8 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
     std::map<std::string, torch::Tensor> weights;
     for (const auto& p : model->named_parameters()) weights[p.key()] = p.value();
     write_synced(tmp / "model.pt", pickle(weights));
-    for (const char* file : {"config.json", "meta.json", "spm.model"}) {
+    for (const char* file : {"config.json", "meta.json", "spm.model", "spm.src.model"}) {
+      if (std::string(file) == "spm.src.model" && !fs::exists(fs::path(newest) / file)) continue;
       write_synced(tmp / file, read_bytes(fs::path(newest) / file));
     }
     nlohmann::json sources = nlohmann::json::array();

@@ -48,6 +48,14 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+std::vector<std::string> read_lines(const std::string& path) {
+  LineReader reader(path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (reader.next(&line)) lines.push_back(line);
+  return lines;
+}
+
 LineReader::LineReader(const std::string& path) : path_(path) {
   file_ = std::fopen(path.c_str(), "rb");
   if (file_ == nullptr) throw InputError(path + ": cannot open: " + std::strerror(errno));

@@ -12,6 +12,9 @@ namespace aiayn {
 
 bool valid_utf8(std::string_view text);
 
+// Every line of a file (as LineReader reads them).
+std::vector<std::string> read_lines(const std::string& path);
+
 class LineReader {
  public:
   // Throws InputError naming the file when it cannot be opened.

@@ -126,4 +126,8 @@ std::string Tokenizer::piece(int32_t id) const {
   return out;
 }
 
+float Tokenizer::score(int32_t id) const { return spm::api().score(proc_.get(), id); }
+
+bool Tokenizer::is_normal(int32_t id) const { return spm::api().piece_type(proc_.get(), id) == 0; }
+
 }  // namespace aiayn

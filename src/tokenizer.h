@@ -37,6 +37,10 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text) const;
   std::string decode(const std::vector<int32_t>& ids) const;  // drops pad/bos/eos
   std::string piece(int32_t id) const;
+  // A BPE model's merge priority (higher first), SentencePiece's score.
+  float score(int32_t id) const;
+  // Whether `id` is an ordinary piece (not unknown, control, unused or byte).
+  bool is_normal(int32_t id) const;
   int64_t vocab_size() const { return vocab_size_; }
   const std::string& path() const { return path_; }
   // Hash of the .model file's bytes: stored with checkpoints and caches, so
@@ -48,6 +52,14 @@ class Tokenizer {
   std::string path_;
   int64_t vocab_size_ = 0;
   uint64_t hash_ = 0;
+};
+
+// The tokenizers of one translation direction: a joint model for both sides
+// (what section 3.4's shared embeddings need), or one per side.
+struct TokenizerPair {
+  Tokenizer source, target;
+  bool separate = false;  // two models (even if they happen to be equal)
+  bool joint() const { return !separate; }
 };
 
 }  // namespace aiayn

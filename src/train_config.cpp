@@ -16,6 +16,8 @@ DataConfig read_data(JsonObjectReader& r) {
   d.valid_src = r.string("valid_src", d.valid_src);
   d.valid_tgt = r.string("valid_tgt", d.valid_tgt);
   d.spm_model = r.string("spm_model", d.spm_model);
+  d.joint_vocabulary = r.boolean("joint_vocabulary", d.joint_vocabulary);
+  d.spm_src_model = r.string("spm_src_model", d.spm_src_model);
   d.vocab_size = r.integer("vocab_size", d.vocab_size, 8, int64_t{1} << 24);
   d.spm_type = r.choice("spm_type", d.spm_type, {"bpe", "unigram"});
   d.character_coverage = r.number("character_coverage", d.character_coverage, 0.9, 1.0);
@@ -23,7 +25,18 @@ DataConfig read_data(JsonObjectReader& r) {
   d.max_length = r.integer("max_length", d.max_length, 1, 1 << 20);
   d.max_ratio = r.number("max_ratio", d.max_ratio, 0.0, 1e6);
   d.skip_invalid_utf8 = r.boolean("skip_invalid_utf8", d.skip_invalid_utf8);
+  d.bpe_dropout = r.number("bpe_dropout", d.bpe_dropout, 0.0, 1.0, true);
   r.reject_unknown();
+  if (d.bpe_dropout > 0 && d.spm_type != "bpe") {
+    r.fail("bpe_dropout", "BPE-dropout needs a BPE model (data.spm_type \"bpe\")");
+  }
+  if (d.joint_vocabulary && !d.spm_src_model.empty()) {
+    r.fail("spm_src_model", "a source-side model needs data.joint_vocabulary false");
+  }
+  if (!d.joint_vocabulary && d.spm_src_model.empty() != d.spm_model.empty()) {
+    r.fail(d.spm_model.empty() ? "spm_model" : "spm_src_model",
+           "separate vocabularies take both spm_src_model and spm_model, or neither (train both)");
+  }
   if (d.valid_src.empty() != d.valid_tgt.empty()) {
     r.fail(d.valid_src.empty() ? "valid_src" : "valid_tgt",
            "valid_src and valid_tgt go together");
@@ -45,6 +58,7 @@ TrainConfig read_train(JsonObjectReader& r) {
   t.weight_decay = r.number("weight_decay", t.weight_decay, 0.0, 1.0);
   t.label_smoothing = r.number("label_smoothing", t.label_smoothing, 0.0, 1.0, true);
   t.clip_norm = r.number("clip_norm", t.clip_norm, 0.0, 1e9);
+  t.ema_decay = r.number("ema_decay", t.ema_decay, 0.0, 1.0, true);
   t.max_steps = r.integer("max_steps", t.max_steps, 1);
   t.max_epochs = r.integer("max_epochs", t.max_epochs, 0);
   t.max_minutes = r.number("max_minutes", t.max_minutes, 0.0, 1e9);
@@ -53,6 +67,7 @@ TrainConfig read_train(JsonObjectReader& r) {
   t.valid_every = r.integer("valid_every", t.valid_every, 1);
   t.valid_bleu = r.boolean("valid_bleu", t.valid_bleu);
   t.valid_beam = r.integer("valid_beam", t.valid_beam, 1, 64);
+  t.valid_alpha = r.number("valid_alpha", t.valid_alpha, 0.0, 10.0);
   t.save_every = r.integer("save_every", t.save_every, 1);
   t.keep_last = r.integer("keep_last", t.keep_last, 1, kMaxInt);
   t.keep_best = r.integer("keep_best", t.keep_best, 0, kMaxInt);
@@ -88,21 +103,24 @@ nlohmann::json ExperimentConfig::to_json() const {
       {"model", model.to_json()},
       {"data",
        {{"train_src", d.train_src}, {"train_tgt", d.train_tgt}, {"valid_src", d.valid_src},
-        {"valid_tgt", d.valid_tgt}, {"spm_model", d.spm_model}, {"vocab_size", d.vocab_size},
+        {"valid_tgt", d.valid_tgt}, {"spm_model", d.spm_model},
+        {"joint_vocabulary", d.joint_vocabulary}, {"spm_src_model", d.spm_src_model},
+        {"vocab_size", d.vocab_size},
         {"spm_type", d.spm_type}, {"character_coverage", d.character_coverage},
         {"split_digits", d.split_digits},
         {"max_length", d.max_length}, {"max_ratio", d.max_ratio},
-        {"skip_invalid_utf8", d.skip_invalid_utf8}}},
+        {"skip_invalid_utf8", d.skip_invalid_utf8}, {"bpe_dropout", d.bpe_dropout}}},
       {"train",
        {{"max_tokens", t.max_tokens}, {"update_freq", t.update_freq},
         {"lr_schedule", t.lr_schedule}, {"lr_scale", t.lr_scale}, {"lr", t.lr},
         {"warmup_steps", t.warmup_steps}, {"adam_beta1", t.adam_beta1},
         {"adam_beta2", t.adam_beta2}, {"adam_eps", t.adam_eps}, {"weight_decay", t.weight_decay},
         {"label_smoothing", t.label_smoothing}, {"clip_norm", t.clip_norm},
+        {"ema_decay", t.ema_decay},
         {"max_steps", t.max_steps}, {"max_epochs", t.max_epochs},
         {"max_minutes", t.max_minutes}, {"seed", t.seed}, {"log_every", t.log_every},
         {"valid_every", t.valid_every}, {"valid_bleu", t.valid_bleu},
-        {"valid_beam", t.valid_beam}, {"save_every", t.save_every},
+        {"valid_beam", t.valid_beam}, {"valid_alpha", t.valid_alpha}, {"save_every", t.save_every},
         {"keep_last", t.keep_last}, {"keep_best", t.keep_best}, {"patience", t.patience},
         {"max_bad_steps", t.max_bad_steps}}},
   };
@@ -118,6 +136,11 @@ ExperimentConfig parse_experiment_config(const nlohmann::json& j, const std::str
   auto train = top.object("train");
   c.train = read_train(train);
   top.reject_unknown();
+  if (!c.data.joint_vocabulary && c.model.share_embeddings) {
+    throw InputError(origin + ": key \"model.share_embeddings\": source and target embeddings can "
+                     "be one matrix only with one joint vocabulary; set it false with "
+                     "data.joint_vocabulary false");
+  }
   return c;
 }
 

@@ -15,13 +15,20 @@ struct DataConfig {
   std::string train_src, train_tgt;  // one sentence per line, parallel
   std::string valid_src, valid_tgt;  // optional validation set
   std::string spm_model;             // existing SentencePiece model; "" = train one
-  int64_t vocab_size = 8000;         // when training the SentencePiece model
+  // One SentencePiece model for both sides (needed by model.share_embeddings),
+  // or one per side (spm.src.model and spm.model; untied embeddings).
+  bool joint_vocabulary = true;
+  std::string spm_src_model;         // with separate vocabularies and spm_model: the source side's
+  int64_t vocab_size = 8000;         // when training the SentencePiece model (each, when separate)
   std::string spm_type = "bpe";      // "bpe" or "unigram"
   double character_coverage = 1.0;
   bool split_digits = false;
   int64_t max_length = 256;          // pieces per side; longer pairs are dropped
   double max_ratio = 0.0;            // length-ratio filter; 0 = off
   bool skip_invalid_utf8 = false;
+  // Subword regularisation: BPE-dropout's merge-skip probability for the
+  // training pairs, drawn afresh each epoch (src/bpe_dropout.h); 0 = off.
+  double bpe_dropout = 0.0;
 };
 
 struct TrainConfig {
@@ -35,6 +42,7 @@ struct TrainConfig {
   double weight_decay = 0.0;     // decoupled (AdamW); 0 = the paper's Adam
   double label_smoothing = 0.1;  // epsilon_ls, section 5.4
   double clip_norm = 0.0;        // 0 = no clipping
+  double ema_decay = 0.0;        // moving average of the weights (src/ema.h); 0 = off
   int64_t max_steps = 100000;
   int64_t max_epochs = 0;        // 0 = no limit
   double max_minutes = 0.0;      // wall-clock budget; 0 = no limit
@@ -43,6 +51,7 @@ struct TrainConfig {
   int64_t valid_every = 1000;
   bool valid_bleu = true;        // also translate the validation set and score BLEU
   int64_t valid_beam = 1;        // beam for that (1 = greedy)
+  double valid_alpha = 0.6;      // and its length penalty (src/search.h)
   int64_t save_every = 1000;
   int64_t keep_last = 5;
   int64_t keep_best = 0;         // also keep the K best-validated checkpoints (every validation saves)

@@ -18,8 +18,10 @@
 #include "src/app.h"
 #include "src/blas_kernel.h"
 #include "src/batching.h"
+#include "src/bpe_dropout.h"
 #include "src/checkpoint.h"
 #include "src/distributed.h"
+#include "src/ema.h"
 #include "src/error.h"
 #include "src/hash.h"
 #include "src/loss.h"
@@ -87,7 +89,13 @@ class Trainer {
   // --init as a checkpoint directory, or "" (a weights file, or no --init).
   std::string init_checkpoint() const;
   void initialise_weights();
-  Tally forward_backward(const std::vector<int64_t>& pairs);
+  // The moving average (train.ema_decay), started from the weights as they
+  // are; rank 0 alone keeps one, as it alone validates and saves.
+  void start_ema();
+  // `epoch`: the batch's, for BPE-dropout's draw.
+  Tally forward_backward(const std::vector<int64_t>& pairs, int64_t epoch);
+  // BPE-dropout (data.bpe_dropout), checked to give back the cache at p = 0.
+  void setup_bpe_dropout();
   // One optimizer step over update_freq batches; false when it was skipped
   // for a non-finite loss (the step count does not advance).
   bool update();
@@ -109,13 +117,15 @@ class Trainer {
   Communicator* comm_ = options_.communicator;
   std::shared_ptr<spdlog::logger> log_;
   std::ofstream metrics_;
-  std::optional<Tokenizer> tokenizer_;
+  std::optional<TokenizerPair> tokenizers_;
   std::optional<Corpus> train_, valid_;
+  std::optional<BpeDropout> source_dropout_, target_dropout_;  // one of them when joint
   std::vector<std::string> valid_src_text_, valid_tgt_text_;  // for validation BLEU
   std::optional<BatchPlanner> planner_;
   std::optional<BatchStream> stream_;
   Transformer model_{nullptr};
   std::optional<Adam> adam_;
+  std::optional<ExponentialMovingAverage> ema_;
   std::vector<torch::Tensor> params_;
   TrainingState state_;
   Clock::time_point start_;
@@ -181,30 +191,35 @@ void Trainer::metric(nlohmann::json record) {
 
 void Trainer::setup_tokenizer() {
   const auto& d = config_.data;
-  if (options_.resume) {
-    tokenizer_ = load_checkpoint_tokenizer(resolve_checkpoint(options_.save_dir));
-    if (!d.spm_model.empty() && Tokenizer::load(d.spm_model).hash() != tokenizer_->hash()) {
-      throw InputError(d.spm_model + ": differs from the tokenizer the checkpoints in " +
-                       options_.save_dir + " were trained with; resume with the same one");
+  // Given models must be the ones a checkpoint was trained with.
+  auto check_given = [&](const TokenizerPair& saved, const std::string& what, const std::string& fix) {
+    for (auto [path, tokenizer] : {std::pair{d.spm_model, &saved.target}, {d.spm_src_model, &saved.source}}) {
+      if (!path.empty() && Tokenizer::load(path).hash() != tokenizer->hash()) {
+        throw InputError(path + ": differs from the tokenizer " + what + "; " + fix);
+      }
     }
+  };
+  if (options_.resume) {
+    tokenizers_ = load_checkpoint_tokenizers(resolve_checkpoint(options_.save_dir));
+    check_given(*tokenizers_, "the checkpoints in " + options_.save_dir + " were trained with",
+                "resume with the same one");
   } else if (const auto dir = init_checkpoint(); !dir.empty()) {
     // The weights' embeddings are only meaningful with their own tokenizer.
-    tokenizer_ = load_checkpoint_tokenizer(dir);
-    if (!d.spm_model.empty() && Tokenizer::load(d.spm_model).hash() != tokenizer_->hash()) {
-      throw InputError(d.spm_model + ": differs from the tokenizer " + dir +
-                       " was trained with; --init needs the same one (or no data.spm_model)");
-    }
+    tokenizers_ = load_checkpoint_tokenizers(dir);
+    check_given(*tokenizers_, dir + " was trained with", "--init needs the same one (or no data.spm_model)");
   } else if (!d.spm_model.empty()) {
-    tokenizer_ = Tokenizer::load(d.spm_model);
+    auto target = Tokenizer::load(d.spm_model);
+    tokenizers_ = TokenizerPair{d.joint_vocabulary ? target : Tokenizer::load(d.spm_src_model), target,
+                                !d.joint_vocabulary};
   } else if (!options_.init.empty()) {
     throw InputError("--init " + options_.init + ": a weights file needs the tokenizer it was "
                      "trained with: set data.spm_model");
   } else if (!leader()) {
-    tokenizer_ = Tokenizer::load((fs::path(options_.save_dir) / "spm.model").string());
+    auto target = Tokenizer::load((fs::path(options_.save_dir) / "spm.model").string());
+    tokenizers_ = TokenizerPair{
+        d.joint_vocabulary ? target : Tokenizer::load((fs::path(options_.save_dir) / "spm.src.model").string()),
+        target, !d.joint_vocabulary};
   } else {
-    const auto prefix = (fs::path(options_.save_dir) / "spm").string();
-    log_->info("training a {} SentencePiece model ({} pieces, joint) on {} and {}", d.spm_type,
-               d.vocab_size, d.train_src, d.train_tgt);
     TokenizerTrainOptions o;
     o.model_type = d.spm_type;
     o.vocab_size = d.vocab_size;
@@ -212,10 +227,23 @@ void Trainer::setup_tokenizer() {
     o.split_digits = d.split_digits;
     o.seed = config_.train.seed;
     o.threads = options_.threads;
-    Tokenizer::train({d.train_src, d.train_tgt}, prefix, o);
-    tokenizer_ = Tokenizer::load(prefix + ".model");
+    const auto prefix = (fs::path(options_.save_dir) / "spm").string();
+    if (d.joint_vocabulary) {
+      log_->info("training a {} SentencePiece model ({} pieces, joint) on {} and {}", d.spm_type,
+                 d.vocab_size, d.train_src, d.train_tgt);
+      Tokenizer::train({d.train_src, d.train_tgt}, prefix, o);
+      auto joint = Tokenizer::load(prefix + ".model");
+      tokenizers_ = TokenizerPair{joint, joint};
+    } else {
+      log_->info("training two {} SentencePiece models ({} pieces each): source on {}, target on {}",
+                 d.spm_type, d.vocab_size, d.train_src, d.train_tgt);
+      Tokenizer::train({d.train_src}, prefix + ".src", o);
+      Tokenizer::train({d.train_tgt}, prefix, o);
+      tokenizers_ = TokenizerPair{Tokenizer::load(prefix + ".src.model"), Tokenizer::load(prefix + ".model"), true};
+    }
   }
-  config_.model.src_vocab = config_.model.tgt_vocab = tokenizer_->vocab_size();
+  config_.model.src_vocab = tokenizers_->source.vocab_size();
+  config_.model.tgt_vocab = tokenizers_->target.vocab_size();
 }
 
 Corpus Trainer::load_corpus(const std::string& src, const std::string& tgt,
@@ -226,7 +254,7 @@ Corpus Trainer::load_corpus(const std::string& src, const std::string& tgt,
   spec.cache_dir = (fs::path(options_.save_dir) / "cache").string();
   spec.skip_invalid_utf8 = config_.data.skip_invalid_utf8;
   spec.threads = options_.threads;
-  auto cache = TokenCache::open_or_build(spec, *tokenizer_, *tokenizer_,
+  auto cache = TokenCache::open_or_build(spec, tokenizers_->source, tokenizers_->target,
                                          [&](const std::string& m) { log_->info("{}", m); });
   FilterOptions f;
   f.max_length = std::min(config_.data.max_length, config_.model.max_positions - 1);
@@ -262,13 +290,20 @@ void Trainer::restore(const std::string& dir) {
                      "settings (" + meta.state.batching.dump() + ", now " + batching_key().dump() +
                      "); resume with the same ones so the data position stays meaningful");
   }
-  load_weights(*model_, dir);
+  start_ema();
+  load_training_weights(*model_, ema_ ? &*ema_ : nullptr, dir);
   load_optimizer(*adam_, dir, meta.state.step);
   load_rng(dir);
   state_ = meta.state;
   seconds_before_ = meta.state.train_seconds;
   log_->info("resumed from {} at step {} (epoch {}, batch {})", dir, state_.step,
              state_.position.epoch + 1, state_.position.index);
+}
+
+void Trainer::start_ema() {
+  if (config_.train.ema_decay > 0 && leader() && !ema_) {
+    ema_.emplace(model_->named_parameters(), config_.train.ema_decay);
+  }
 }
 
 std::string Trainer::resolve_checkpoint_or_empty() const {
@@ -290,8 +325,15 @@ double Trainer::elapsed() const {
   return seconds_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
 }
 
-Tally Trainer::forward_backward(const std::vector<int64_t>& pairs) {
-  auto batch = make_batch(train_->cache, pairs);
+Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch) {
+  Resampling resampling;
+  if (target_dropout_) {
+    const BpeDropout* target = &*target_dropout_;
+    resampling = {source_dropout_ ? &*source_dropout_ : target, target, config_.data.bpe_dropout,
+                  config_.train.seed, epoch,
+                  std::min(config_.data.max_length, config_.model.max_positions - 1)};
+  }
+  auto batch = make_batch(train_->cache, pairs, resampling);
   const auto& device = options_.device;
   auto src = batch.src.to(device), tgt_in = batch.tgt_in.to(device);
   auto src_padding = batch.src_padding.to(device);
@@ -339,10 +381,11 @@ bool Trainer::update() {
   const int world = comm_ ? comm_->world_size() : 1, rank = comm_ ? comm_->rank() : 0;
   Tally tally;
   for (int64_t j = 0; j < config_.train.update_freq * world; ++j) {
+    const int64_t epoch = stream_->position().epoch;  // the epoch next() draws from
     const auto& pairs = stream_->next();
     if (j % world != rank) continue;
     torch::manual_seed(batch_seed(config_.train.seed, state_.step + 1, j));
-    tally.add(forward_backward(pairs));
+    tally.add(forward_backward(pairs, epoch));
   }
   if (inject_nan(state_.step + 1)) tally.loss = std::nan("");
   if (comm_ != nullptr) {  // the update's sums over all ranks
@@ -393,11 +436,14 @@ bool Trainer::update() {
   adam_->step(learning_rate(config_.train, config_.model.d_model, state_.step + 1));
   adam_->zero_grad();
   ++state_.step;
+  if (ema_) ema_->update(state_.step);
   return true;
 }
 
 double Trainer::validate() {
   torch::NoGradGuard no_grad;
+  // What is scored is what a checkpoint's model.pt holds: the average, if any.
+  ExponentialMovingAverage::Scope averaged(ema_ ? &*ema_ : nullptr);
   model_->eval();
   BatchingOptions o;
   o.max_tokens = config_.train.max_tokens;
@@ -421,9 +467,10 @@ double Trainer::validate() {
   double criterion = loss;
   if (config_.train.valid_bleu) {
     // BLEU of the model's own translations (sacreBLEU-compatible, cased).
-    Translator translator(model_, *tokenizer_, options_.device);
+    Translator translator(model_, *tokenizers_, options_.device);
     TranslateOptions o;
     o.search.beam = config_.train.valid_beam;
+    o.search.length_penalty = config_.train.valid_alpha;
     auto results = translator.translate(valid_src_text_, o);
     std::vector<std::string> hyps;
     for (const auto& r : results) hyps.push_back(r.texts.empty() ? "" : r.texts[0]);
@@ -483,7 +530,7 @@ void Trainer::checkpoint(bool validated) {
   state_.train_seconds = elapsed();
   state_.batching = batching_key();
   last_checkpoint_ = save_checkpoint(options_.save_dir, *model_, &*adam_, config_, state_,
-                                     *tokenizer_);
+                                     *tokenizers_, ema_ ? &*ema_ : nullptr);
   if (validated && state_.stale_validations == 0) {
     link_checkpoint(options_.save_dir, "best", last_checkpoint_);
   }
@@ -544,7 +591,13 @@ void Trainer::load_data() {
     throw InputError((options_.config_path.empty() ? std::string("config") : options_.config_path) +
                      ": key \"data.train_src\" and \"data.train_tgt\" must name the training files");
   }
+  if (config_.train.keep_best > 0 && d.valid_src.empty()) {
+    throw InputError((options_.config_path.empty() ? std::string("config") : options_.config_path) +
+                     ": key \"train.keep_best\" needs a validation set (data.valid_src and "
+                     "data.valid_tgt) to rank checkpoints by");
+  }
   train_ = load_corpus(d.train_src, d.train_tgt, "training data");
+  setup_bpe_dropout();
   if (!d.valid_src.empty() && leader()) {  // rank 0 alone validates
     valid_ = load_corpus(d.valid_src, d.valid_tgt, "validation data");
     if (config_.train.valid_bleu) {
@@ -555,6 +608,34 @@ void Trainer::load_data() {
       }
     }
   }
+}
+
+void Trainer::setup_bpe_dropout() {
+  const double p = config_.data.bpe_dropout;
+  if (p <= 0) return;
+  target_dropout_.emplace(tokenizers_->target);
+  if (!tokenizers_->joint()) source_dropout_.emplace(tokenizers_->source);
+  // At p = 0 the re-merge must give SentencePiece's own pieces back; a model
+  // that is not BPE (or that BPE-dropout cannot follow) shows here, not as
+  // silently wrong training data.
+  std::vector<int64_t> again;
+  for (int side = 0; side < 2; ++side) {
+    const BpeDropout& dropout = side == 0 && source_dropout_ ? *source_dropout_ : *target_dropout_;
+    int64_t differ = 0, first = -1;
+    for (int64_t pair : train_->pairs) {
+      auto ids = side == 0 ? train_->cache.src_ids(pair) : train_->cache.tgt_ids(pair);
+      dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.0, 0, &again);
+      if (again != ids && differ++ == 0) first = pair;
+    }
+    if (differ > 0) {
+      const auto& t = side == 0 ? tokenizers_->source : tokenizers_->target;
+      throw InputError(t.path() + ": data.bpe_dropout: re-merging does not reproduce this model's "
+                       "segmentation (" + std::to_string(differ) + " lines, the first line " +
+                       std::to_string(first + 1) + "); BPE-dropout needs a BPE SentencePiece model");
+    }
+  }
+  log_->info("subword regularisation: BPE-dropout p={}, drawn afresh each epoch for every training "
+             "pair (seeded by seed, epoch, pair); validation keeps the cached segmentation", p);
 }
 
 void Trainer::prepare() {
@@ -616,10 +697,15 @@ TrainResult Trainer::run() {
   // The same seed gives every rank the same weights; the broadcast makes
   // sure of it (and of resumed weights) before the first update.
   if (comm_ != nullptr) comm_->broadcast(params_, "broadcast of rank 0's weights");
+  start_ema();  // unless restore() started it from the checkpoint
   steps_at_start_ = state_.step;
   log_->info("{}", model_->summary());
   log_->info("threads: {} on {}", describe_threads(), options_.device.str());
   log_->info("BLAS: {}", describe_blas());
+  if (ema_) {
+    log_->info("weights: moving average, decay {} (validation scores it; checkpoints hold it as "
+               "model.pt, the raw weights as raw_model.pt)", ema_->decay());
+  }
   // What this run ran on, first in metrics.jsonl, so figures from different
   // machines are told apart.
   metric({{"kind", "run"}, {"version", AIAYN_VERSION}, {"libtorch", TORCH_VERSION},

@@ -12,6 +12,7 @@
 
 #include "src/bleu.h"
 #include "src/checkpoint.h"
+#include "src/decoding_choice.h"
 #include "src/app.h"
 #include "src/blas_kernel.h"
 #include "src/error.h"
@@ -53,42 +54,43 @@ void write_translation(std::ostream& out, const Translator& translator, const Tr
   }
 }
 
-std::vector<std::string> read_all_lines(const std::string& path) {
-  LineReader reader(path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (reader.next(&line)) lines.push_back(line);
-  return lines;
-}
-
 }  // namespace
 
 TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   if (job.checkpoints.empty()) throw InputError("--checkpoint: at least one is needed");
   refuse_output_over_input("--output", job.output, {{"--input", job.input}, {"--reference", job.reference}});
-  const auto& s = job.options.search;
+  std::vector<std::string> dirs;
+  for (const auto& c : job.checkpoints) dirs.push_back(resolve_checkpoint(c));
+  TranslateOptions options = job.options;
+  auto& s = options.search;
+  if (job.recorded_decoding && dirs.size() == 1) {
+    if (auto choice = read_decoding_choice(dirs[0])) {
+      s.beam = choice->beam;
+      s.length_penalty = choice->alpha;
+      log << "decoding: beam " << s.beam << ", alpha " << s.length_penalty << ", as chosen on "
+          << choice->chosen_on << " (" << dirs[0] << "/decoding.json; --beam or --alpha overrides)\n";
+    }
+  }
   if (s.nbest > s.beam) {
     throw InputError("--nbest " + std::to_string(s.nbest) + " exceeds --beam " + std::to_string(s.beam));
   }
-  std::vector<std::string> dirs;
-  for (const auto& c : job.checkpoints) dirs.push_back(resolve_checkpoint(c));
-  auto tokenizer = load_checkpoint_tokenizer(dirs.back());
+  auto tokenizers = load_checkpoint_tokenizers(dirs.back());
   if (job.int8 && !job.device.is_cpu()) throw InputError("--int8: runs on --device cpu only");
-  auto model = load_averaged_model(dirs, job.device);
+  auto model = load_averaged_model(dirs, job.device, job.raw_weights);
   if (job.int8) {
     const auto engine = select_int8_engine();
     model->quantize_int8();
     log << "int8: linear layers quantized (per-row int8 weights, dynamic 8-bit inputs; "
         << engine << " engine)\n";
   }
-  Translator translator(model, tokenizer, job.device);
+  Translator translator(model, tokenizers, job.device);
 
   // A file is read (and checked against the reference) before anything is
   // translated or written; stdin is read as it arrives.
   std::vector<std::string> input, references;
-  if (job.input != "-") input = read_all_lines(job.input);
+  if (job.input != "-") input = read_lines(job.input);
   if (!job.reference.empty()) {
-    references = read_all_lines(job.reference);
+    references = read_lines(job.reference);
     if (job.input != "-" && references.size() != input.size()) {
       throw InputError(job.reference + ": " + std::to_string(references.size()) +
                        " lines, but the input has " + std::to_string(input.size()));
@@ -108,7 +110,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   std::vector<std::string> hypotheses;
   const auto start = std::chrono::steady_clock::now();
   auto emit = [&](const std::vector<std::string>& lines, int64_t first) {
-    auto results = translator.translate(lines, job.options, first, warn);
+    auto results = translator.translate(lines, options, first, warn);
     for (size_t i = 0; i < results.size(); ++i) {
       write_translation(out, translator, results[i], first - 1 + static_cast<int64_t>(i), job);
       hypotheses.push_back(results[i].texts.empty() ? "" : results[i].texts[0]);
@@ -121,7 +123,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   if (job.input == "-") {
     LineStream stream(STDIN_FILENO);
     std::vector<std::string> group;
-    while (group.clear(), stream.next_group(&group, static_cast<size_t>(job.options.batch_sentences))) {
+    while (group.clear(), stream.next_group(&group, static_cast<size_t>(options.batch_sentences))) {
       emit(group, report.sentences + 1);
     }
   } else {

@@ -22,6 +22,10 @@ struct TranslateJob {
   bool lowercase = false;                // case-insensitive BLEU/chrF
   torch::Device device = torch::kCPU;
   bool int8 = false;                     // dynamic int8 linear layers (CPU)
+  bool raw_weights = false;              // an EMA run's raw weights instead of the average
+  // Beam and alpha from the checkpoint's decoding.json (aiayn-translate
+  // --tune), when it has one; false when the user set them.
+  bool recorded_decoding = true;
 };
 
 struct TranslateReport {

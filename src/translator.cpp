@@ -13,7 +13,10 @@
 namespace aiayn {
 
 Translator::Translator(Transformer model, Tokenizer tokenizer, torch::Device device)
-    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), device_(device) {
+    : Translator(std::move(model), TokenizerPair{tokenizer, tokenizer}, device) {}
+
+Translator::Translator(Transformer model, TokenizerPair tokenizers, torch::Device device)
+    : model_(std::move(model)), tokenizers_(std::move(tokenizers)), device_(device) {
   model_->eval();
 }
 
@@ -30,7 +33,7 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
       if (warn) warn("line " + std::to_string(first_line + i) + ": invalid UTF-8; output left empty");
       continue;
     }
-    auto encoded = tokenizer_.encode(line);
+    auto encoded = tokenizers_.source.encode(line);
     ids[i].assign(encoded.begin(), encoded.end());
     if (static_cast<int64_t>(ids[i].size()) > longest) {
       if (warn) {
@@ -101,7 +104,7 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   // Detokenized here, on one thread: the tokenizer is not shared across threads.
   for (auto& t : out) {
     for (const auto& h : t.hypotheses) {
-      t.texts.push_back(tokenizer_.decode(std::vector<int32_t>(h.tokens.begin(), h.tokens.end())));
+      t.texts.push_back(tokenizers_.target.decode(std::vector<int32_t>(h.tokens.begin(), h.tokens.end())));
     }
   }
   return out;

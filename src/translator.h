@@ -32,6 +32,8 @@ struct Translation {
 class Translator {
  public:
   Translator(Transformer model, Tokenizer tokenizer, torch::Device device);
+  // Separate vocabularies: the source side encoded, the target side decoded.
+  Translator(Transformer model, TokenizerPair tokenizers, torch::Device device);
 
   // Translates `lines`; `first_line` numbers them in warnings (file line of
   // lines[0]). Invalid UTF-8 gives an empty translation and a warning; a line
@@ -40,12 +42,13 @@ class Translator {
                                      const TranslateOptions& options, int64_t first_line = 1,
                                      const std::function<void(const std::string&)>& warn = {});
 
-  const Tokenizer& tokenizer() const { return tokenizer_; }
+  // The target side's (which renders outputs as pieces or ids).
+  const Tokenizer& tokenizer() const { return tokenizers_.target; }
   TransformerImpl& model() { return *model_; }
 
  private:
   Transformer model_;
-  Tokenizer tokenizer_;
+  TokenizerPair tokenizers_;
   torch::Device device_;
 };
 

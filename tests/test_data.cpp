@@ -7,6 +7,7 @@
 
 #include "models/config.h"
 #include "src/batching.h"
+#include "src/bpe_dropout.h"
 #include "src/error.h"
 #include "src/text_reader.h"
 #include "src/token_cache.h"
@@ -376,4 +377,75 @@ TEST_CASE("a stream resumed at a position continues exactly", "[data][batching][
     BatchStream resumed(planner, positions[start]);
     for (int i = start; i < 100; ++i) REQUIRE(resumed.next() == expected[i]);
   }
+}
+
+TEST_CASE("BPE-dropout at p=0 gives SentencePiece's segmentation back, and at p>0 the same text", "[data][bpe-dropout]") {
+  test::TempDir dir;
+  TokenizerTrainOptions o;
+  o.vocab_size = 10000;  // the Multi30k recipe's joint BPE
+  Tokenizer::train({multi30k("train.en"), multi30k("train.de")}, dir.file("bpe"), o);
+  auto tok = Tokenizer::load(dir.file("bpe.model"));
+  BpeDropout dropout(tok);
+  int64_t lines = 0, same = 0, text_kept = 0, longer = 0, pieces = 0, drawn_pieces = 0;
+  std::vector<int64_t> out, again, other_epoch;
+  int64_t differs_by_epoch = 0;
+  for (const auto* lang : {"en", "de", "fr", "cs"}) {
+    LineReader reader(multi30k(std::string("val.") + lang));
+    std::string line;
+    while (reader.next(&line)) {
+      auto ids32 = tok.encode(line);
+      std::vector<int64_t> ids(ids32.begin(), ids32.end());
+      ++lines;
+      dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.0, 7, &out);
+      same += out == ids;
+      const uint64_t seed = BpeDropout::seed_for(1, 3, lines, 0);
+      dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.1, seed, &out);
+      std::vector<int32_t> out32(out.begin(), out.end());
+      text_kept += tok.decode(out32) == tok.decode(ids32);
+      longer += out.size() > ids.size();
+      pieces += static_cast<int64_t>(ids.size());
+      drawn_pieces += static_cast<int64_t>(out.size());
+      dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.1, seed, &again);
+      REQUIRE(again == out);  // a function of its seed
+      dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.1,
+                       BpeDropout::seed_for(1, 4, lines, 0), &other_epoch);
+      differs_by_epoch += other_epoch != out;
+    }
+  }
+  INFO(same << " of " << lines << " unchanged at p=0; " << longer << " longer at p=0.1");
+  CHECK(lines == 4 * 1014);
+  CHECK(same == lines);        // French and Czech too, with their unseen words
+  CHECK(text_kept == lines);   // a segmentation of the same text
+  CHECK(longer > lines / 4);   // and a real change: more, shorter pieces
+  CHECK(drawn_pieces > pieces);
+  CHECK(differs_by_epoch > lines / 4);
+  // p close to 1 leaves (nearly) characters.
+  auto ids32 = tok.encode("A man rides a bicycle.");
+  std::vector<int64_t> ids(ids32.begin(), ids32.end());
+  dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.999999, 5, &out);
+  const std::string spelled = "\xE2\x96\x81" "A" "\xE2\x96\x81" "man" "\xE2\x96\x81" "rides"
+                              "\xE2\x96\x81" "a" "\xE2\x96\x81" "bicycle.";
+  CHECK(out.size() == spelled.size() - 5 * 2);  // one piece per character; U+2581 takes 3 bytes
+}
+
+TEST_CASE("BPE-dropout cannot follow a unigram model: re-merging differs", "[data][bpe-dropout][bad-input]") {
+  test::TempDir dir;
+  TokenizerTrainOptions o;
+  o.model_type = "unigram";
+  o.vocab_size = 4000;
+  Tokenizer::train({multi30k("train.en")}, dir.file("uni"), o);
+  auto tok = Tokenizer::load(dir.file("uni.model"));
+  BpeDropout dropout(tok);
+  LineReader reader(multi30k("val.en"));
+  std::string line;
+  int64_t differ = 0;
+  std::vector<int64_t> out;
+  while (reader.next(&line)) {
+    auto ids32 = tok.encode(line);
+    std::vector<int64_t> ids(ids32.begin(), ids32.end());
+    dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.0, 1, &out);
+    differ += out != ids;
+  }
+  // The trainer's p = 0 check refuses such a model (src/trainer.cpp).
+  CHECK(differ > 10);
 }

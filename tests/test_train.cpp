@@ -40,6 +40,31 @@ bool losses_exist(const std::string& save_dir) {
   return fs::exists(save_dir + "/metrics.jsonl") && losses(save_dir).size() >= 3;
 }
 
+// Trains `extra` for 12 steps in one run and in two (7, then resumed to
+// 12): the losses agree and the last checkpoints' `files` are equal byte for byte.
+void expect_exact_resume(const Workspace& ws, const std::string& extra,
+                         const std::vector<std::string>& files = {"model.pt"}) {
+  auto whole = test::run(ws.command(ws.file("whole"), extra + " --set train.max_steps=12"));
+  INFO(whole.out << whole.err);
+  REQUIRE(whole.exit_code == 0);
+  REQUIRE(test::run(ws.command(ws.file("split"), extra + " --set train.max_steps=7")).exit_code == 0);
+  auto second = test::run(ws.command(ws.file("split"), extra + " --set train.max_steps=12 --resume"));
+  INFO(second.out << second.err);
+  REQUIRE(second.exit_code == 0);
+  CHECK_THAT(second.out, Catch::Contains("resumed from") && Catch::Contains("at step 7"));
+  auto a = losses(ws.file("whole")), b = losses(ws.file("split"));
+  REQUIRE(a.size() == 12);
+  REQUIRE(b.size() == 12);
+  for (int64_t step = 1; step <= 12; ++step) {
+    INFO("step " << step);
+    CHECK(std::abs(a[step] - b[step]) <= 1e-6);
+  }
+  for (const auto& file : files) {
+    INFO(file);
+    CHECK(test::read_file(ws.file("whole/last/" + file)) == test::read_file(ws.file("split/last/" + file)));
+  }
+}
+
 std::map<std::string, std::string> snapshot(const std::string& dir) {
   std::map<std::string, std::string> files;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
@@ -72,25 +97,8 @@ TEST_CASE("OpenMP workers are told to sleep, or OpenBLAS gets the cores", "[trai
 
 TEST_CASE("a resumed run logs the same losses as an uninterrupted one", "[train][resume]") {
   Workspace ws;
-  auto whole = test::run(ws.command(ws.file("whole"), "--set train.max_steps=12"));
-  INFO(whole.err);
-  REQUIRE(whole.exit_code == 0);
-  auto first = test::run(ws.command(ws.file("split"), "--set train.max_steps=7"));
-  REQUIRE(first.exit_code == 0);
-  auto second = test::run(ws.command(ws.file("split"), "--set train.max_steps=12 --resume"));
-  INFO(second.out << second.err);
-  REQUIRE(second.exit_code == 0);
-  CHECK_THAT(second.out, Catch::Contains("resumed from") && Catch::Contains("at step 7"));
-  auto a = losses(ws.file("whole")), b = losses(ws.file("split"));
-  REQUIRE(a.size() == 12);
-  REQUIRE(b.size() == 12);
-  for (int64_t step = 1; step <= 12; ++step) {
-    INFO("step " << step);
-    CHECK(std::abs(a[step] - b[step]) <= 1e-6);
-  }
-  // The last checkpoints agree bit for bit in their weights.
-  CHECK(test::read_file(ws.file("whole/last/model.pt")) ==
-        test::read_file(ws.file("split/last/model.pt")));
+  // The weights of the last checkpoints agree bit for bit too.
+  expect_exact_resume(ws, "");
 }
 
 TEST_CASE("SIGINT finishes the update, checkpoints and says how to resume", "[train][signal]") {
@@ -235,6 +243,16 @@ TEST_CASE("training bad input: each a one-line error, exit 2, nothing lost", "[t
     r = test::run(ws.command(ws.file("run"), "--set train.label_smoothing=1.5"));
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("\"train.label_smoothing\""));
+  }
+  SECTION("a moving average that would never move, keep_best with nothing to rank by") {
+    auto r = test::run(ws.command(ws.file("run"), "--set train.ema_decay=1"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("\"train.ema_decay\""));
+    r = test::run(ws.command(ws.file("run"), "--set train.keep_best=2 --set data.valid_src= --set data.valid_tgt="));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("\"train.keep_best\"") && Catch::Contains("validation set"));
+    CHECK(test::count_lines(r.err) == 1);
+    CHECK_FALSE(fs::exists(ws.file("run/last")));
   }
   SECTION("a training corpus empty after filtering") {
     auto r = test::run(ws.command(ws.file("run"), "--set data.max_length=1"));
@@ -477,4 +495,171 @@ TEST_CASE("the K best-validated checkpoints are kept and averaged with --average
                         ws.file("plain") + " --average best:2");
   CHECK(none.exit_code == 2);
   CHECK_THAT(none.err, Catch::Contains("holds no validated checkpoint"));
+}
+
+TEST_CASE("with ema_decay, checkpoints hold the average and the raw weights, and resume is exact", "[train][ema]") {
+  Workspace ws;
+  // Resumed halfway: both weight files agree bit for bit with the uninterrupted run.
+  expect_exact_resume(ws, "--set train.ema_decay=0.9", {"model.pt", "raw_model.pt"});
+  CHECK_THAT(test::read_file(ws.file("whole/train.log")), Catch::Contains("weights: moving average, decay 0.9"));
+  const auto last = resolve_checkpoint(ws.file("whole"));
+  auto meta = nlohmann::json::parse(test::read_file(last + "/meta.json"));
+  CHECK(meta["weights"] == "ema");
+  CHECK(meta["ema_decay"].get<double>() == Approx(0.9));
+  // The average is not the raw weights (--raw-weights reads those).
+  auto average = load_model(last, torch::kCPU), raw = load_model(last, torch::kCPU, /*raw=*/true);
+  double differ = 0;
+  for (const auto& p : average->named_parameters()) {
+    differ = std::max(differ, (p.value() - raw->named_parameters()[p.key()]).abs().max().item<double>());
+  }
+  CHECK(differ > 1e-4);
+  // The average never feeds back into training: the raw weights are those of
+  // the same run without EMA. What validation scored is the average.
+  auto plain = test::run(ws.command(ws.file("plain"), "--set train.max_steps=12"));
+  REQUIRE(plain.exit_code == 0);
+  CHECK(test::read_file(ws.file("whole/last/raw_model.pt")) == test::read_file(ws.file("plain/last/model.pt")));
+  auto valid_loss = [](const std::string& save, int64_t step) {
+    std::istringstream in(test::read_file(save + "/metrics.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line);
+      if (j["kind"] == "valid" && j["step"] == step) return j["loss"].get<double>();
+    }
+    return std::nan("");
+  };
+  const double with_ema = valid_loss(ws.file("whole"), 10), without = valid_loss(ws.file("plain"), 10);
+  REQUIRE(std::isfinite(with_ema));
+  REQUIRE(std::isfinite(without));
+  CHECK(std::abs(with_ema - without) > 1e-4);
+  // A run without EMA has no raw_model.pt: asking for raw weights says so.
+  CHECK_FALSE(fs::exists(resolve_checkpoint(ws.file("plain")) + "/raw_model.pt"));
+  CHECK_THROWS_WITH(load_model(resolve_checkpoint(ws.file("plain")), torch::kCPU, true),
+                    Catch::Contains("raw_model.pt: missing") && Catch::Contains("without train.ema_decay"));
+}
+
+TEST_CASE("the sweep runner trains each variant and tabulates updates, ppl and BLEU", "[train][sweep]") {
+  Workspace ws;
+  const std::string sweep = std::string(AIAYN_SOURCE_DIR) + "/scripts/sweep.sh";
+  test::write_file(ws.file("sweep.txt"), "# two variants\nbase\nwarm10  --set train.warmup_steps=10  # shorter\n\n");
+  const std::string env = "AIAYN_TRAIN=" + kTrain + " ";
+  const std::string tail = " -- " + ws.arguments("--set train.max_steps=10");
+  auto r = test::run(env + "bash " + sweep + " " + ws.file("sweep.txt") + " " + ws.file("out") + tail);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto table = test::read_file(ws.file("out/sweep.md"));
+  CHECK_THAT(table, Catch::Contains("| base | (base) | finished | 10 |") &&
+                        Catch::Contains("| warm10 | `--set train.warmup_steps=10` | finished | 10 |"));
+  CHECK(test::count_lines(table) == 4);  // header, rule, two rows
+  CHECK(test::read_file(ws.file("out/sweep.png")).substr(0, 4) == "\x89PNG");
+  // The two differ only in warm-up: their validation losses differ.
+  CHECK(test::read_file(ws.file("out/base/metrics.jsonl")) != test::read_file(ws.file("out/warm10/metrics.jsonl")));
+  // Run again: finished variants are kept, not retrained.
+  const auto before = test::read_file(ws.file("out/base/metrics.jsonl"));
+  r = test::run(env + "bash " + sweep + " " + ws.file("sweep.txt") + " " + ws.file("out") + tail);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("== base: already trained"));
+  CHECK(test::read_file(ws.file("out/base/metrics.jsonl")) == before);
+  // A variant that fails is marked and the sweep goes on.
+  test::write_file(ws.file("bad.txt"), "broken --set train.nonsense=1\nok\n");
+  r = test::run(env + "bash " + sweep + " " + ws.file("bad.txt") + " " + ws.file("out2") + tail);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(test::read_file(ws.file("out2/sweep.md")), Catch::Contains("| broken |") &&
+                                                              Catch::Contains("failed (exit 2)") &&
+                                                              Catch::Contains("| ok | (base) | finished | 10 |"));
+}
+
+TEST_CASE("sweep files with bad lines are refused before anything trains", "[train][sweep][bad-input]") {
+  Workspace ws;
+  const std::string sweep = "AIAYN_TRAIN=" + kTrain + " bash " + std::string(AIAYN_SOURCE_DIR) + "/scripts/sweep.sh ";
+  const std::string tail = " -- " + ws.arguments();
+  for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
+           {"a\nb --set x=1\na\n", "sweep.txt:3: variant 'a' appears twice"},
+           {"ok\nno/slash\n", "sweep.txt:2: variant name 'no/slash'"},
+           {"# nothing\n\n", "sweep.txt: no variants"}}) {
+    INFO(text);
+    test::write_file(ws.file("sweep.txt"), text);
+    auto r = test::run(sweep + ws.file("sweep.txt") + " " + ws.file("out") + tail);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(message));
+    CHECK(test::count_lines(r.err) == 1);
+    CHECK_FALSE(fs::exists(ws.file("out")));
+  }
+  auto r = test::run(sweep + ws.file("missing.txt") + " " + ws.file("out") + tail);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("missing.txt: no such file"));
+  r = test::run(sweep + ws.file("sweep.txt") + " " + ws.file("out") + " --config x");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("usage: scripts/sweep.sh"));
+}
+
+TEST_CASE("BPE-dropout changes the training pairs each epoch, and resume stays exact", "[train][bpe-dropout]") {
+  Workspace ws;
+  // Resumed mid-run (the run crosses epochs: 300 pairs, 300-token batches).
+  expect_exact_resume(ws, "--set data.bpe_dropout=0.2 --set data.vocab_size=48");
+  CHECK_THAT(test::read_file(ws.file("whole/train.log")), Catch::Contains("BPE-dropout p=0.2, drawn afresh each epoch"));
+  auto plain = test::run(ws.command(ws.file("plain"), "--set data.vocab_size=48 --set train.max_steps=12"));
+  REQUIRE(plain.exit_code == 0);
+  // Same batches, other segmentations: the losses part from the first update.
+  auto a = losses(ws.file("whole")), b = losses(ws.file("plain"));
+  REQUIRE(a.size() == 12);
+  CHECK(std::abs(a[1] - b[1]) > 1e-4);
+  // A unigram model cannot be resampled by merges: refused by the config.
+  auto r = test::run(ws.command(ws.file("uni"), "--set data.bpe_dropout=0.1 --set data.spm_type=unigram"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("\"data.bpe_dropout\"") && Catch::Contains("BPE model"));
+  r = test::run(ws.command(ws.file("uni"), "--set data.bpe_dropout=1"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("\"data.bpe_dropout\""));
+}
+
+TEST_CASE("separate source and target vocabularies: two models, untied embeddings, translate", "[train][vocab]") {
+  Workspace ws;
+  const std::string separate = "--set data.joint_vocabulary=false --set model.share_embeddings=false ";
+  auto r = test::run(ws.command(ws.file("run"), separate + "--set train.max_steps=6"));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("training two bpe SentencePiece models"));
+  const auto last = resolve_checkpoint(ws.file("run"));
+  REQUIRE(fs::exists(last + "/spm.src.model"));
+  auto meta = read_checkpoint_meta(last);
+  CHECK(meta.src_tokenizer_hash != 0);
+  CHECK(meta.src_vocab_size == 40);
+  auto tokenizers = load_checkpoint_tokenizers(last);
+  CHECK_FALSE(tokenizers.joint());
+  auto config = read_checkpoint_config(last);
+  CHECK_FALSE(config.model.share_embeddings);
+  auto model = load_model(last, torch::kCPU);
+  CHECK(model->parameter_count() == expected_parameter_count(config.model));  // two embedding matrices
+  // Resume, averaging and translation read both models.
+  r = test::run(ws.command(ws.file("run"), separate + "--set train.max_steps=8 --resume"));
+  REQUIRE(r.exit_code == 0);
+  r = test::run(kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --save-dir " + ws.file("run") +
+                " --average last:2");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(fs::exists(ws.file("run/averaged/spm.src.model")));
+  test::write_file(ws.file("in.txt"), "red cat sun\nblue dog\n");
+  r = test::run(std::string(AIAYN_BIN_DIR) + "/aiayn-translate -c " + ws.file("run/averaged") + " -i " +
+                ws.file("in.txt"));
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(test::count_lines(r.out) == 2);
+  // A checkpoint that lost its source model says so.
+  fs::remove(last + "/spm.src.model");
+  CHECK_THROWS_WITH(load_checkpoint_tokenizers(last), Catch::Contains("spm.src.model: missing"));
+}
+
+TEST_CASE("vocabulary settings that contradict each other: one-line errors naming the key", "[train][vocab][bad-input]") {
+  Workspace ws;
+  for (const auto& [extra, key] : std::vector<std::pair<std::string, std::string>>{
+           {"--set data.joint_vocabulary=false", "\"model.share_embeddings\""},
+           {"--set data.spm_src_model=x.model", "\"data.spm_src_model\""},
+           {"--set data.joint_vocabulary=false --set model.share_embeddings=false --set data.spm_model=x.model",
+            "\"data.spm_src_model\""}}) {
+    INFO(extra);
+    auto r = test::run(ws.command(ws.file("run"), extra));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(key));
+    CHECK(test::count_lines(r.err) == 1);
+  }
 }

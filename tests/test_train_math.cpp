@@ -1,10 +1,12 @@
 // The fused training kernels against their definitions: the label-smoothed
-// cross-entropy (section 5.4) and Adam (section 5.3).
+// cross-entropy (section 5.4) and Adam (section 5.3); the moving average of
+// the weights against its formula.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include <cmath>
 
+#include "src/ema.h"
 #include "src/loss.h"
 #include "src/optimizer.h"
 
@@ -132,4 +134,46 @@ TEST_CASE("fused Adam with weight decay follows torch::optim::AdamW step for ste
   // A large decay, so that a coupled (L2) decay or a missing one shows.
   check_against<torch::optim::AdamW>(
       0.5, torch::optim::AdamWOptions(1.0).betas({0.9, 0.98}).eps(1e-9).weight_decay(0.5));
+}
+
+TEST_CASE("the moving average of the weights follows its formula, warm-up included", "[ema]") {
+  torch::manual_seed(3);
+  auto w = torch::randn({4, 3}), b = torch::randn({3});
+  torch::OrderedDict<std::string, torch::Tensor> named;
+  named.insert("w", w);
+  named.insert("b", b);
+  aiayn::ExponentialMovingAverage ema(named, 0.9);
+  // d = min(0.9, (1 + t) / (10 + t)): 2/11, 3/12, ... until 0.9 from t = 80.
+  CHECK(ema.decay_at(1) == Approx(2.0 / 11));
+  CHECK(ema.decay_at(80) == Approx(0.9));
+  CHECK(ema.decay_at(1000) == Approx(0.9));
+  auto ref_w = w.to(torch::kFloat64).clone(), ref_b = b.to(torch::kFloat64).clone();
+  for (int64_t t = 1; t <= 100; ++t) {
+    w.add_(torch::randn({4, 3}));  // an "update"
+    b.mul_(0.97);
+    ema.update(t);
+    const double d = std::min(0.9, (1.0 + t) / (10.0 + t));
+    ref_w = d * ref_w + (1 - d) * w.to(torch::kFloat64);
+    ref_b = d * ref_b + (1 - d) * b.to(torch::kFloat64);
+  }
+  auto avg = ema.weights();
+  CHECK((avg["w"].to(torch::kFloat64) - ref_w).abs().max().item<double>() < 1e-5);
+  CHECK((avg["b"].to(torch::kFloat64) - ref_b).abs().max().item<double>() < 1e-5);
+  CHECK((avg["w"] - w).abs().max().item<float>() > 0.1);  // an average, not a copy
+
+  // A scope puts the average in the parameters and the raw weights back after.
+  const auto raw = w.clone();
+  {
+    aiayn::ExponentialMovingAverage::Scope scope(&ema);
+    CHECK(torch::equal(w, avg["w"]));
+  }
+  CHECK(torch::equal(w, raw));
+
+  // Loading checks names and shapes.
+  aiayn::ExponentialMovingAverage other(named, 0.9);
+  other.load(avg, "ema.pt");
+  CHECK(torch::equal(other.weights()["w"], avg["w"]));
+  CHECK_THROWS_WITH(other.load({{"w", avg["w"]}}, "ema.pt"), Catch::Contains("ema.pt") && Catch::Contains("\"b\""));
+  CHECK_THROWS_WITH(other.load({{"w", avg["b"]}, {"b", avg["b"]}}, "ema.pt"),
+                    Catch::Contains("\"w\" has the wrong shape"));
 }

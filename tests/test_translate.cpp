@@ -331,3 +331,80 @@ TEST_CASE("a full disk is an I/O error (exit 1, path and OS error), not bad inpu
   CHECK_THAT(r.err, Catch::Contains("aiayn-translate: error: " + disk + "/out.txt: cannot write: No space left on device"));
   CHECK_THAT(r.out, !Catch::Contains(".tmp-"));  // the temporary went too
 }
+
+TEST_CASE("translate --tune picks beam and alpha on validation data, and translate then uses them", "[translate][tune]") {
+  auto& t = trained();
+  const auto ck = t.ws.file("tuned");
+  fs::copy(resolve_checkpoint(t.save), ck);  // --tune writes into the checkpoint: not the shared one
+  const std::string valid = " -i " + t.ws.file("valid.src") + " -r " + t.ws.file("valid.tgt");
+  auto r = test::run(kTranslate + " -c " + ck + " --tune --tune-beams 1,3 --tune-alphas 0,1.5" + valid);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.empty());  // a table on stderr, no translations
+  auto choice = nlohmann::json::parse(test::read_file(ck + "/decoding.json"));
+  // beam 1 once (alpha changes nothing there), beam 3 with each alpha.
+  REQUIRE(choice["grid"].size() == 3);
+  double best = -1;
+  for (const auto& g : choice["grid"]) best = std::max(best, g["bleu"].get<double>());
+  CHECK(choice["bleu"].get<double>() == Approx(best));
+  CHECK_THAT(choice["chosen_on"].get<std::string>(), Catch::Contains("valid.src"));
+  const auto beam = std::to_string(choice["beam"].get<int64_t>());
+  std::ostringstream alpha;
+  alpha << choice["alpha"].get<double>();
+  CHECK_THAT(r.err, Catch::Contains("chose beam " + beam));
+
+  // Without --beam/--alpha the recorded ones are used: the same output as giving them.
+  test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\nsea sky hill moon\n");
+  auto by_default = test::run(kTranslate + " -c " + ck + " -i " + t.ws.file("in.txt"));
+  REQUIRE(by_default.exit_code == 0);
+  CHECK_THAT(by_default.err, Catch::Contains("decoding: beam " + beam + ", alpha " + alpha.str()) &&
+                                 Catch::Contains("decoding.json"));
+  auto given = test::run(kTranslate + " -c " + ck + " -i " + t.ws.file("in.txt") + " --beam " + beam +
+                         " --alpha " + alpha.str());
+  REQUIRE(given.exit_code == 0);
+  CHECK(given.out == by_default.out);
+  CHECK_THAT(given.err, !Catch::Contains("decoding: beam"));
+  auto greedy = test::run(kTranslate + " -c " + ck + " -i " + t.ws.file("in.txt") + " --greedy");
+  CHECK_THAT(greedy.err, !Catch::Contains("decoding: beam"));
+}
+
+TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2", "[translate][tune][bad-input]") {
+  auto& t = trained();
+  const auto ck = t.ws.file("tuned-bad");
+  fs::remove_all(ck);  // each section runs the case again from here
+  fs::copy(resolve_checkpoint(t.save), ck);
+  const auto src = t.ws.file("valid.src");
+  SECTION("no reference") {
+    auto r = test::run(kTranslate + " -c " + ck + " --tune -i " + src);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--reference"));
+  }
+  SECTION("a reference of another length") {
+    test::write_file(t.ws.file("short.tgt"), "red\n");
+    auto r = test::run(kTranslate + " -c " + ck + " --tune -i " + src + " -r " + t.ws.file("short.tgt"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("short.tgt: 1 lines"));
+    CHECK_FALSE(fs::exists(ck + "/decoding.json"));
+  }
+  SECTION("several checkpoints") {
+    auto r = test::run(kTranslate + " -c " + ck + " -c " + ck + " --tune -i " + src + " -r " + src);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("one checkpoint"));
+  }
+  SECTION("a damaged decoding.json") {
+    test::write_file(ck + "/decoding.json", "{\"beam\": 0, \"alpha\": 0.6}");
+    auto r = test::run(kTranslate + " -c " + ck + " -i " + src);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("decoding.json") && Catch::Contains("beam"));
+    CHECK(test::count_lines(r.err) == 1);
+    test::write_file(ck + "/decoding.json", "{\"alpha\": 0.6}");
+    r = test::run(kTranslate + " -c " + ck + " -i " + src);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("decoding.json: needs \"beam\""));
+  }
+  SECTION("--raw-weights of a run without EMA") {
+    auto r = test::run(kTranslate + " -c " + ck + " -i " + src + " --raw-weights");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("raw_model.pt") && Catch::Contains("drop --raw-weights"));
+  }
+}

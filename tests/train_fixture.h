@@ -40,8 +40,12 @@ struct Workspace {
   std::string file(const std::string& name) const { return dir.file(name); }
   // The training command with the tiny model and a quick recipe.
   std::string command(const std::string& save_dir, const std::string& extra = "") const {
-    return kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --threads 2" +
-           " --save-dir " + save_dir + " --set data.train_src=" + file("train.src") +
+    return kTrain + " --save-dir " + save_dir + " " + arguments(extra);
+  }
+  // Its arguments but the save directory (for scripts that add their own).
+  std::string arguments(const std::string& extra = "") const {
+    return std::string("--config ") + AIAYN_SOURCE_DIR + "/configs/tiny.json --threads 2" +
+           " --set data.train_src=" + file("train.src") +
            " --set data.train_tgt=" + file("train.tgt") + " --set data.valid_src=" +
            file("valid.src") + " --set data.valid_tgt=" + file("valid.tgt") +
            " --set data.vocab_size=40 --set train.max_tokens=300 --set train.warmup_steps=50" +

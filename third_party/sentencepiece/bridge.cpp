@@ -90,9 +90,23 @@ int train(const char* flags) {
 
 void set_random_seed(unsigned int seed) { sentencepiece::SetRandomGeneratorSeed(seed); }
 
+float score(const aiayn_spm_processor* p, int id) {
+  const auto& spm = as_proc(p)->spm;
+  return id >= 0 && id < spm.GetPieceSize() ? spm.GetScore(id) : 0.0f;
+}
+
+int piece_type(const aiayn_spm_processor* p, int id) {
+  const auto& spm = as_proc(p)->spm;
+  if (id < 0 || id >= spm.GetPieceSize()) return -1;
+  if (spm.IsUnknown(id)) return 1;
+  if (spm.IsControl(id)) return 2;
+  if (spm.IsUnused(id) || spm.IsByte(id)) return 3;
+  return 0;
+}
+
 const aiayn_spm_api kApi = {
     AIAYN_SPM_API_VERSION, last_error, load, free_processor, vocab_size, piece_to_id,
-    id_to_piece, encode, decode, train, set_random_seed,
+    id_to_piece, encode, decode, train, set_random_seed, score, piece_type,
 };
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIAYN_SPM_API_VERSION 1
+#define AIAYN_SPM_API_VERSION 2
 
 extern "C" {
 
@@ -32,6 +32,11 @@ typedef struct aiayn_spm_api {
   int (*train)(const char* flags);
   // Seeds SentencePiece's random generator (sentence sampling in training).
   void (*set_random_seed)(unsigned int seed);
+  // The score of `id` (for BPE models: higher merges first); 0 outside the vocabulary.
+  float (*score)(const aiayn_spm_processor*, int id);
+  // 0 a normal piece, 1 unknown, 2 control, 3 anything else (unused, byte, ...);
+  // -1 outside the vocabulary.
+  int (*piece_type)(const aiayn_spm_processor*, int id);
 } aiayn_spm_api;
 
 // The single symbol the bridge exports.
