@@ -85,7 +85,19 @@ int main(int argc, char** argv) {
     if (greedy) search.beam = 1;
     if (search.nbest > 1) job.scores = true;
     search.use_cache = !no_cache;
+    // Options that belong to the other mode are refused, not silently dropped.
+    if (!tuning) {
+      for (const char* flag : {"--tune-beams", "--tune-alphas"}) {
+        if (app.count(flag) > 0) throw aiayn::InputError(std::string(flag) + ": only with --tune");
+      }
+    }
     if (tuning) {
+      for (const char* flag : {"--output", "--beam", "--alpha", "--greedy", "--nbest", "--scores"}) {
+        if (app.count(flag) > 0) {
+          throw aiayn::InputError(std::string(flag) + ": not with --tune (it tries --tune-beams x " +
+                                  "--tune-alphas and writes decoding.json, not translations)");
+        }
+      }
       if (job.checkpoints.size() != 1) {
         throw aiayn::InputError("--tune: give one checkpoint (average first with aiayn-train --average)");
       }

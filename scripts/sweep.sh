@@ -11,9 +11,9 @@
 #               goes on.
 #   Then:       OUT_DIR/sweep.md (config, updates, valid ppl, valid BLEU, ...)
 #               and OUT_DIR/sweep.png (validation curves), by tools/sweep_table.py.
-# Example (10 minutes each on Multi30k en-de):
+# Example (12 minutes each on Multi30k en-de):
 #   scripts/sweep.sh configs/sweeps/multi30k.txt runs/sweep -- --config configs/multi30k.json \
-#     --set train.max_minutes=10 --set data.train_src=../shared/data/multi30k/train.en ...
+#     --set train.max_minutes=12 --set data.train_src=../shared/data/multi30k/train.en ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { echo "usage: scripts/sweep.sh SWEEP_FILE OUT_DIR -- AIAYN_TRAIN_ARGS..." >&2; exit 2; }

@@ -465,7 +465,13 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
     std::map<std::string, torch::Tensor> weights;
     for (const auto& p : model->named_parameters()) weights[p.key()] = p.value();
     write_synced(tmp / "model.pt", pickle(weights));
-    for (const char* file : {"config.json", "meta.json", "spm.model", "spm.src.model"}) {
+    // model.pt here averages what each model.pt held (the moving average, for
+    // a run with train.ema_decay); there is no raw_model.pt beside it.
+    auto meta = nlohmann::json::parse(read_bytes(fs::path(newest) / "meta.json"));
+    meta["averaged_weights"] = meta.value("weights", "raw");
+    meta["weights"] = "averaged";
+    write_synced(tmp / "meta.json", meta.dump(2) + "\n");
+    for (const char* file : {"config.json", "spm.model", "spm.src.model"}) {
       if (std::string(file) == "spm.src.model" && !fs::exists(fs::path(newest) / file)) continue;
       write_synced(tmp / file, read_bytes(fs::path(newest) / file));
     }

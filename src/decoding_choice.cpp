@@ -1,5 +1,6 @@
 #include "src/decoding_choice.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <ostream>
@@ -73,6 +74,11 @@ DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log) {
       grid.push_back({{"beam", beam}, {"alpha", beam == 1 ? 0.0 : alpha}, {"bleu", bleu}});
       if (bleu > best.bleu) best = {beam, beam == 1 ? 0.0 : alpha, bleu, ""};
     }
+  }
+  const double widest = *std::max_element(job.alphas.begin(), job.alphas.end());
+  if (best.beam > 1 && job.alphas.size() > 1 && best.alpha == widest) {
+    log << "note: alpha " << widest << " is the largest of --tune-alphas; a larger one may "
+        << "score higher on this validation set (try --tune-alphas with larger values)\n";
   }
   best.chosen_on = job.input + " -> " + job.reference;
   nlohmann::json out = {{"beam", best.beam},         {"alpha", best.alpha},

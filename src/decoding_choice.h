@@ -29,7 +29,7 @@ struct TuneJob {
   std::string checkpoint;       // one checkpoint directory (or save directory: its last)
   std::string input, reference; // validation source and reference
   std::vector<int64_t> beams = {1, 4, 5, 8};
-  std::vector<double> alphas = {0.0, 0.3, 0.6, 1.0, 1.5};
+  std::vector<double> alphas = {0.0, 0.3, 0.6, 1.0, 1.5, 2.0};
   TranslateOptions options;     // batching, workers, max length; beam and alpha are swept
   bool lowercase = false;       // choose by lowercased BLEU
   bool raw_weights = false;
@@ -39,6 +39,8 @@ struct TuneJob {
 // Translates the input with every beam x alpha (alpha only for beams > 1),
 // prints a table of BLEU to `log`, writes the best as <checkpoint>/decoding.json
 // (atomically) and returns it. Ties go to the smaller beam, then smaller alpha.
+// A choice on the edge of the alpha grid is reported as such: a wider grid
+// may score higher.
 DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log);
 
 }  // namespace aiayn

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
+#include <string>
 
 #include "models/config.h"
+#include "src/error.h"
 
 namespace aiayn {
 
@@ -68,6 +71,24 @@ std::vector<int64_t> row_tokens(const torch::Tensor& history_row) {
 
 }  // namespace
 
+void SearchOptions::validate() const {
+  auto refuse = [](const std::string& option, auto value, const std::string& why) {
+    std::ostringstream text;
+    text << option << " " << value << ": " << why;
+    throw InputError(text.str());
+  };
+  if (beam < 1) refuse("--beam", beam, "must be at least 1");
+  if (nbest < 1) refuse("--nbest", nbest, "must be at least 1");
+  if (nbest > beam) refuse("--nbest", nbest, "exceeds --beam " + std::to_string(beam));
+  if (!std::isfinite(length_penalty) || length_penalty < 0) {
+    refuse("--alpha", length_penalty, "must be a finite number >= 0");
+  }
+  if (!std::isfinite(max_len_a) || max_len_a < 0) {
+    refuse("--max-len-a", max_len_a, "must be a finite number >= 0");
+  }
+  if (max_len_b < 0) refuse("--max-len-b", max_len_b, "must be >= 0");
+}
+
 double length_penalty(int64_t length, double alpha) {
   if (alpha == 0.0) return 1.0;
   return std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
@@ -80,6 +101,7 @@ int64_t max_output_length(const SearchOptions& o, int64_t source_length, int64_t
 
 std::vector<std::vector<Hypothesis>> search(TransformerImpl& model, const torch::Tensor& src,
                                             const SearchOptions& o) {
+  o.validate();
   return o.beam == 1 ? greedy_search(model, src, o) : beam_search(model, src, o);
 }
 

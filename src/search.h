@@ -17,6 +17,10 @@ struct SearchOptions {
   int64_t max_len_b = 50;
   int64_t nbest = 1;            // hypotheses returned per sentence (<= beam)
   bool use_cache = true;        // false: recompute the whole prefix each step (for comparison)
+
+  // Throws InputError naming the translate option (--beam, --nbest, --alpha,
+  // --max-len-a, --max-len-b) that is out of range; search() calls it.
+  void validate() const;
 };
 
 struct Hypothesis {

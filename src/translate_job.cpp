@@ -63,8 +63,10 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   for (const auto& c : job.checkpoints) dirs.push_back(resolve_checkpoint(c));
   TranslateOptions options = job.options;
   auto& s = options.search;
+  bool beam_recorded = false;
   if (job.recorded_decoding && dirs.size() == 1) {
     if (auto choice = read_decoding_choice(dirs[0])) {
+      beam_recorded = true;
       s.beam = choice->beam;
       s.length_penalty = choice->alpha;
       log << "decoding: beam " << s.beam << ", alpha " << s.length_penalty << ", as chosen on "
@@ -72,7 +74,10 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
     }
   }
   if (s.nbest > s.beam) {
-    throw InputError("--nbest " + std::to_string(s.nbest) + " exceeds --beam " + std::to_string(s.beam));
+    throw InputError("--nbest " + std::to_string(s.nbest) + " exceeds " +
+                     (beam_recorded ? "the beam " + std::to_string(s.beam) + " recorded in " + dirs[0] +
+                                          "/decoding.json; give --beam as well"
+                                    : "--beam " + std::to_string(s.beam)));
   }
   auto tokenizers = load_checkpoint_tokenizers(dirs.back());
   if (job.int8 && !job.device.is_cpu()) throw InputError("--int8: runs on --device cpu only");

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "models/transformer.h"
+#include "src/error.h"
 #include "src/search.h"
 #include "tests/test_util.h"
 
@@ -157,4 +158,27 @@ TEST_CASE("int8 linear layers approximate the float ones", "[search][int8]") {
   INFO("max |log-prob difference| " << drift);
   CHECK(drift > 0.0);
   CHECK(drift <= 0.2);
+}
+
+TEST_CASE("search refuses out-of-range options, naming the option", "[search][bad-input]") {
+  auto m = random_model(7);
+  auto src = random_sources(2, 8);
+  auto refused = [&](auto change, const std::string& message) {
+    SearchOptions o;
+    change(o);
+    INFO(message);
+    CHECK_THROWS_AS(search(*m, src, o), InputError);
+    CHECK_THROWS_WITH(search(*m, src, o), Catch::StartsWith(message));
+  };
+  refused([](SearchOptions& o) { o.beam = 0; }, "--beam 0: must be at least 1");
+  refused([](SearchOptions& o) { o.nbest = 0; }, "--nbest 0: must be at least 1");
+  refused([](SearchOptions& o) { o.beam = 2, o.nbest = 3; }, "--nbest 3: exceeds --beam 2");
+  refused([](SearchOptions& o) { o.length_penalty = -1; }, "--alpha -1: must be a finite number >= 0");
+  refused([](SearchOptions& o) { o.length_penalty = std::nan(""); }, "--alpha nan");
+  refused([](SearchOptions& o) { o.max_len_a = -0.5; }, "--max-len-a -0.5: must be a finite number >= 0");
+  refused([](SearchOptions& o) { o.max_len_b = -1; }, "--max-len-b -1: must be >= 0");
+  // The defaults (the paper's beam 4, alpha 0.6) pass.
+  SearchOptions fine;
+  CHECK_NOTHROW(fine.validate());
+  CHECK(search(*m, src, fine).size() == 2);
 }

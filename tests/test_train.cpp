@@ -506,6 +506,14 @@ TEST_CASE("with ema_decay, checkpoints hold the average and the raw weights, and
   auto meta = nlohmann::json::parse(test::read_file(last + "/meta.json"));
   CHECK(meta["weights"] == "ema");
   CHECK(meta["ema_decay"].get<double>() == Approx(0.9));
+  // An average of such checkpoints says what it averaged, and has no raw weights.
+  auto averaged = test::run(kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --save-dir " +
+                            ws.file("whole") + " --average last:2");
+  REQUIRE(averaged.exit_code == 0);
+  auto averaged_meta = nlohmann::json::parse(test::read_file(ws.file("whole/averaged/meta.json")));
+  CHECK(averaged_meta["weights"] == "averaged");
+  CHECK(averaged_meta["averaged_weights"] == "ema");
+  CHECK_FALSE(fs::exists(ws.file("whole/averaged/raw_model.pt")));
   // The average is not the raw weights (--raw-weights reads those).
   auto average = load_model(last, torch::kCPU), raw = load_model(last, torch::kCPU, /*raw=*/true);
   double differ = 0;
@@ -629,7 +637,14 @@ TEST_CASE("separate source and target vocabularies: two models, untied embedding
   auto config = read_checkpoint_config(last);
   CHECK_FALSE(config.model.share_embeddings);
   auto model = load_model(last, torch::kCPU);
-  CHECK(model->parameter_count() == expected_parameter_count(config.model));  // two embedding matrices
+  CHECK(model->parameter_count() == expected_parameter_count(config.model));
+  // Two embedding matrices, each the size of its own vocabulary, and the
+  // target one is what the output projection reuses.
+  REQUIRE(model->tgt_embed.ptr() != model->src_embed.ptr());
+  CHECK(model->src_embed->weight.sizes() == torch::IntArrayRef({meta.src_vocab_size, config.model.d_model}));
+  CHECK(model->tgt_embed->weight.sizes() == torch::IntArrayRef({meta.vocab_size, config.model.d_model}));
+  CHECK(config.model.src_vocab == meta.src_vocab_size);
+  CHECK(config.model.tgt_vocab == meta.vocab_size);
   // Resume, averaging and translation read both models.
   r = test::run(ws.command(ws.file("run"), separate + "--set train.max_steps=8 --resume"));
   REQUIRE(r.exit_code == 0);

@@ -352,6 +352,9 @@ TEST_CASE("translate --tune picks beam and alpha on validation data, and transla
   std::ostringstream alpha;
   alpha << choice["alpha"].get<double>();
   CHECK_THAT(r.err, Catch::Contains("chose beam " + beam));
+  // A choice at the grid's largest alpha is flagged; any other is not.
+  const bool on_edge = choice["beam"].get<int64_t>() > 1 && choice["alpha"].get<double>() == 1.5;
+  CHECK(on_edge == (r.err.find("note: alpha 1.5 is the largest of --tune-alphas") != std::string::npos));
 
   // Without --beam/--alpha the recorded ones are used: the same output as giving them.
   test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\nsea sky hill moon\n");
@@ -401,6 +404,26 @@ TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2
     r = test::run(kTranslate + " -c " + ck + " -i " + src);
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("decoding.json: needs \"beam\""));
+  }
+  SECTION("options of the other mode") {
+    auto r = test::run(kTranslate + " -c " + ck + " -i " + src + " --tune-beams 1,2");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--tune-beams: only with --tune"));
+    r = test::run(kTranslate + " -c " + ck + " --tune -i " + src + " -r " + src + " -o " + t.ws.file("tuned.out"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--output: not with --tune"));
+    CHECK_FALSE(fs::exists(t.ws.file("tuned.out")));
+    r = test::run(kTranslate + " -c " + ck + " --tune -i " + src + " -r " + src + " --beam 3");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--beam: not with --tune"));
+    CHECK_FALSE(fs::exists(ck + "/decoding.json"));
+  }
+  SECTION("--nbest beyond the recorded beam") {
+    test::write_file(ck + "/decoding.json", "{\"beam\": 2, \"alpha\": 0.6}");
+    auto r = test::run(kTranslate + " -c " + ck + " -i " + src + " --nbest 3");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--nbest 3 exceeds the beam 2 recorded in") &&
+                          Catch::Contains("give --beam as well"));
   }
   SECTION("--raw-weights of a run without EMA") {
     auto r = test::run(kTranslate + " -c " + ck + " -i " + src + " --raw-weights");
