@@ -4,14 +4,12 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
-#include <filesystem>
 #include <memory>
 #include <thread>
 
-#include "models/transformer.h"
 #include "src/app.h"
 #include "src/cli.h"
-#include "src/checkpoint.h"
+#include "src/checkpoint_writer.h"
 #include "src/distributed.h"
 #include "src/error.h"
 #include "src/trainer.h"
@@ -101,20 +99,12 @@ int main(int argc, char** argv) {
     }
     dist.device = device;
     if (summary) {
-      auto config = aiayn::load_model_config(config_path);
-      if (vocab > 0) config.src_vocab = config.tgt_vocab = vocab;
-      config.require_vocab(config_path);
-      aiayn::Transformer model(config);
-      std::cout << config_path << ": " << model->summary() << std::endl;
+      std::cout << aiayn::model_summary(config_path, vocab) << std::endl;
       return 0;
     }
     if (save_dir.empty()) throw aiayn::InputError("--save-dir is required");
     if (!average.empty()) {
-      auto dirs = aiayn::checkpoints_to_average(save_dir, average);
-      auto out = aiayn::write_averaged_checkpoint(dirs, save_dir, "averaged");
-      std::cout << "averaged " << dirs.size() << " checkpoints (" << average << ":";
-      for (const auto& d : dirs) std::cout << " " << std::filesystem::path(d).filename().string();
-      std::cout << ") into " << out << std::endl;
+      std::cout << aiayn::average_into(save_dir, average) << std::endl;
       return 0;
     }
     auto config = aiayn::load_experiment_config(config_path, overrides);

@@ -113,6 +113,11 @@ MultiHeadAttentionImpl::MultiHeadAttentionImpl(const MultiHeadAttentionOptions& 
   in_proj_bias = register_parameter("in_proj_bias", torch::empty({rows}));
   out_proj = register_module(
       "out_proj", torch::nn::Linear(torch::nn::LinearOptions(o.heads() * o.d_v(), o.d_model())));
+  const int64_t hk = o.heads() * o.d_k();
+  qkv_ = Projection(in_proj_weight, in_proj_bias);
+  q_ = Projection(in_proj_weight, in_proj_bias, 0, hk);
+  kv_ = Projection(in_proj_weight, in_proj_bias, hk, rows - hk);
+  o_ = Projection(out_proj->weight, out_proj->bias);
   reset_parameters();
 }
 
@@ -145,17 +150,11 @@ torch::Tensor MultiHeadAttentionImpl::attend_and_merge(const torch::Tensor& q, c
                                             is_training(), weights);  // [B, h, T, d_v]
   auto concat = heads.transpose(1, 2).reshape(
       {heads.size(0), heads.size(2), options.heads() * options.d_v()});  // [B, T, h*d_v]
-  return int8 ? int8->out(concat) : out_proj(concat);  // [B, T, d_model]
+  return o_(concat);  // [B, T, d_model]
 }
 
 void MultiHeadAttentionImpl::quantize_int8() {
-  const int64_t hk = options.heads() * options.d_k(), rest = in_proj_weight.size(0) - hk;
-  auto p = std::make_shared<Int8Projections>();
-  p->qkv = Int8Linear(in_proj_weight, in_proj_bias);
-  p->q = Int8Linear(in_proj_weight.narrow(0, 0, hk), in_proj_bias.narrow(0, 0, hk));
-  p->kv = Int8Linear(in_proj_weight.narrow(0, hk, rest), in_proj_bias.narrow(0, hk, rest));
-  p->out = Int8Linear(out_proj->weight, out_proj->bias);
-  int8 = std::move(p);
+  for (auto* p : {&qkv_, &q_, &kv_, &o_}) p->quantize();
   release_float_weight(in_proj_weight);
   release_float_weight(out_proj->weight);
 }
@@ -164,8 +163,7 @@ torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
                                                      const torch::Tensor& mask, KeyValueCache* cache,
                                                      torch::Tensor* weights) {
   const int64_t hk = options.heads() * options.d_k();
-  auto qkv = int8 ? int8->qkv(x)
-                  : F::linear(x, in_proj_weight, in_proj_bias);  // [B, T, h*(2 d_k + d_v)]
+  auto qkv = qkv_(x);  // [B, T, h*(2 d_k + d_v)]
   auto parts = qkv.split_with_sizes({hk, hk, options.heads() * options.d_v()}, -1);
   auto q = split_heads(parts[0], options.d_k());            // [B, h, T, d_k]
   KeyValue kv{split_heads(parts[1], options.d_k()),         // [B, h, T, d_k]
@@ -179,9 +177,7 @@ torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
 
 KeyValue MultiHeadAttentionImpl::project_memory(const torch::Tensor& memory) {
   const int64_t hk = options.heads() * options.d_k();
-  auto kv = int8 ? int8->kv(memory)
-                 : F::linear(memory, in_proj_weight.narrow(0, hk, in_proj_weight.size(0) - hk),
-                             in_proj_bias.narrow(0, hk, in_proj_bias.size(0) - hk));  // [B, S, h*(d_k + d_v)]
+  auto kv = kv_(memory);  // [B, S, h*(d_k + d_v)]
   auto parts = kv.split_with_sizes({hk, options.heads() * options.d_v()}, -1);
   return {split_heads(parts[0], options.d_k()),   // [B, h, S, d_k]
           split_heads(parts[1], options.d_v())};  // [B, h, S, d_v]
@@ -191,9 +187,7 @@ torch::Tensor MultiHeadAttentionImpl::cross_attention(const torch::Tensor& x,
                                                       const KeyValue& memory,
                                                       const torch::Tensor& mask,
                                                       torch::Tensor* weights) {
-  const int64_t hk = options.heads() * options.d_k();
-  auto q = int8 ? int8->q(x)
-                : F::linear(x, in_proj_weight.narrow(0, 0, hk), in_proj_bias.narrow(0, 0, hk));  // [B, T, h*d_k]
+  auto q = q_(x);  // [B, T, h*d_k]
   return attend_and_merge(split_heads(q, options.d_k()), memory, mask, weights);  // [B, T, d_model]
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "models/int8_linear.h"
+#include "models/projection.h"
 
 namespace aiayn {
 
@@ -103,12 +104,14 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // Int8 copies of the projections for decoding; once made, every
   // projection uses them and the float weight matrices are released.
   void quantize_int8();
-  struct Int8Projections {
-    Int8Linear qkv, q, kv, out;  // [W^Q; W^K; W^V], W^Q, [W^K; W^V], W^O
-  };
-  std::shared_ptr<const Int8Projections> int8;
 
  private:
+  // Views of the parameters above, float or int8 (models/projection.h).
+  Projection qkv_;  // [W^Q; W^K; W^V]: self-attention
+  Projection q_;    // W^Q: encoder-decoder attention's queries
+  Projection kv_;   // [W^K; W^V]: encoder-decoder attention's memory
+  Projection o_;    // W^O
+
   torch::Tensor split_heads(const torch::Tensor& x, int64_t width) const;
   torch::Tensor attend_and_merge(const torch::Tensor& q, const KeyValue& kv,
                                  const torch::Tensor& mask, torch::Tensor* weights);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "models/int8_linear.h"
+#include "models/projection.h"
 
 namespace aiayn {
 
@@ -28,7 +29,9 @@ class FeedForwardImpl : public torch::nn::Module {
   // Int8 copies of W1 and W2 for decoding (see models/int8_linear.h); the
   // float matrices are released.
   void quantize_int8();
-  Int8Linear int8_1, int8_2;
+
+ private:
+  Projection w1_, w2_;  // views of linear1 and linear2, float or int8 (models/projection.h)
 };
 TORCH_MODULE(FeedForward);
 

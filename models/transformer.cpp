@@ -32,6 +32,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c) {
     torch::nn::init::xavier_uniform_(generator->weight);
   }
   dropout = register_module("dropout", Dropout(c.p_drop));
+  output_ = Projection(generator ? generator->weight : tgt_embed->weight, {});
 }
 
 torch::Tensor TransformerImpl::embed(TokenEmbedding& tokens, PositionalEncoding& positions,
@@ -56,8 +57,7 @@ torch::Tensor TransformerImpl::decode(const torch::Tensor& tgt_in, const torch::
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   // Section 3.4: with tie_output the pre-softmax projection is the target
   // embedding matrix itself (without the sqrt(d_model) factor).
-  if (int8_output.defined()) return int8_output(hidden);  // [..., V]
-  return generator ? generator(hidden) : F::linear(hidden, tgt_embed->weight);  // [..., V]
+  return output_(hidden);  // [..., V]
 }
 
 void TransformerImpl::quantize_int8() {
@@ -72,7 +72,7 @@ void TransformerImpl::quantize_int8() {
     layer->multihead_attn->quantize_int8();
     layer->feed_forward->quantize_int8();
   }
-  int8_output = Int8Linear(generator ? generator->weight : tgt_embed->weight, {});
+  output_.quantize();
   if (generator) release_float_weight(generator->weight);
 }
 

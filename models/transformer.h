@@ -40,7 +40,7 @@ class TransformerImpl : public torch::nn::Module {
   // float matrices they replace are released (the embedding stays: it is
   // also the lookup table), so the instance can only decode from then on.
   void quantize_int8();
-  bool is_int8() const { return int8_output.defined(); }
+  bool is_int8() const { return output_.quantized(); }
 
   int64_t parameter_count() const;
   // "Transformer: 6+6 layers, d_model 512, ... 63,082,496 parameters".
@@ -54,9 +54,11 @@ class TransformerImpl : public torch::nn::Module {
   Decoder decoder{nullptr};
   torch::nn::Linear generator{nullptr};  // absent when tie_output
   Dropout dropout{nullptr};
-  Int8Linear int8_output;  // the pre-softmax projection, once quantize_int8 ran
 
  private:
+  // The pre-softmax projection (the target embedding, or the generator),
+  // float or int8 (models/projection.h).
+  Projection output_;
   // Dropout(Embedding * sqrt(d_model) + PE), sections 3.4, 3.5 and 5.4.
   torch::Tensor embed(TokenEmbedding& tokens, PositionalEncoding& positions,
                       const torch::Tensor& ids, int64_t offset);

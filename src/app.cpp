@@ -32,6 +32,9 @@ int run_app(const std::string& name, const std::function<int()>& body) {
   } catch (const IOError& e) {
     std::cerr << name << ": error: " << e.what() << "\n";
     return 1;
+  } catch (const DivergenceError& e) {
+    std::cerr << name << ": error: " << e.what() << "\n";
+    return 3;
   } catch (const DistributedError& e) {
     std::cerr << name << ": error: " << e.what() << "\n";
     return 1;

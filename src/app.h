@@ -10,7 +10,8 @@ namespace aiayn {
 // Runs an app's body and turns errors into exit codes: InputError (and any
 // other bad-input error) -> one line on stderr and 2; IOError (a write that
 // failed: full disk, permission) -> one line naming the path and the OS
-// error, and 1; anything else -> 1.
+// error, and 1; DivergenceError (training diverged) -> one line and 3;
+// anything else -> 1.
 int run_app(const std::string& name, const std::function<int()>& body);
 
 // Settings that OpenBLAS and libgomp read from the environment before main,

@@ -72,25 +72,6 @@ AttentionExporter::AttentionExporter(Transformer model, TokenizerPair tokenizers
   validate_attention_options(options_, model_->config());
 }
 
-std::vector<int64_t> AttentionExporter::encode_line(
-    const Tokenizer& tokenizer, const std::string& text, const std::string& where, int64_t limit,
-    const std::function<void(const std::string&)>& warn) {
-  if (!valid_utf8(text)) {
-    if (warn) warn(where + ": invalid UTF-8; that side is left empty");
-    return {};
-  }
-  auto ids = tokenizer.encode(text);
-  std::vector<int64_t> out(ids.begin(), ids.end());
-  if (static_cast<int64_t>(out.size()) > limit) {
-    if (warn) {
-      warn(where + ": " + std::to_string(out.size()) +
-           " tokens, truncated to the model's limit of " + std::to_string(limit));
-    }
-    out.resize(static_cast<size_t>(limit));
-  }
-  return out;
-}
-
 std::vector<int64_t> AttentionExporter::layer_ids(int64_t stack_layers) const {
   return options_.layers.empty() ? all_up_to(stack_layers) : options_.layers;
 }
@@ -132,29 +113,26 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
   std::vector<std::string> target_text(n);
   for (size_t i = 0; i < n; ++i) {
     const std::string line = ":" + std::to_string(first_index + static_cast<int64_t>(i) + 1);
-    src[i] = encode_line(tokenizers_.source, sources[i], source_name + line, limit, warn);
+    src[i] = encode_for_model(tokenizers_.source, sources[i], limit, source_name + line,
+                              "that side is left empty", warn);
     if (targets != nullptr) {
       target_text[i] = (*targets)[i];
-      tgt[i] = encode_line(tokenizers_.target, target_text[i], target_name + line, limit, warn);
+      tgt[i] = encode_for_model(tokenizers_.target, target_text[i], limit, target_name + line,
+                                "that side is left empty", warn);
     }
   }
   if (targets == nullptr) {
     // The model's own translations, searched as a batch.
     std::vector<size_t> rows;
-    int64_t width = 0;
+    std::vector<const std::vector<int64_t>*> row_ids;
     for (size_t i = 0; i < n; ++i) {
       if (!src[i].empty()) {
         rows.push_back(i);
-        width = std::max<int64_t>(width, static_cast<int64_t>(src[i].size()) + 1);
+        row_ids.push_back(&src[i]);
       }
     }
     if (!rows.empty()) {
-      auto batch = torch::full({static_cast<int64_t>(rows.size()), width}, kPadId, torch::kLong);  // [B, S]
-      for (size_t r = 0; r < rows.size(); ++r) {
-        const auto& x = src[rows[r]];
-        std::copy(x.begin(), x.end(), batch[static_cast<int64_t>(r)].data_ptr<int64_t>());
-        batch[static_cast<int64_t>(r)][static_cast<int64_t>(x.size())] = kEosId;
-      }
+      auto batch = source_batch(row_ids);  // [B, S]
       auto results = search(*model_, batch.to(model_->src_embed->weight.device()), options_.search);
       for (size_t r = 0; r < rows.size(); ++r) {
         tgt[rows[r]] = results[r].empty() ? std::vector<int64_t>{} : results[r][0].tokens;

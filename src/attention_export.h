@@ -58,10 +58,6 @@ class AttentionExporter {
              const std::string& source_name = "source", const std::string& target_name = "target");
 
  private:
-  std::vector<int64_t> encode_line(const Tokenizer& tokenizer, const std::string& text,
-                                    const std::string& where,
-                                    int64_t limit,
-                                    const std::function<void(const std::string&)>& warn);
   // The chosen layers of one kind (all of that stack's layers by default).
   std::vector<int64_t> layer_ids(int64_t stack_layers) const;
   nlohmann::json maps_json(const std::vector<torch::Tensor>& per_layer) const;

@@ -7,7 +7,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "src/checkpoint.h"
+#include "src/checkpoint_reader.h"
 #include "src/app.h"
 #include "src/blas_kernel.h"
 #include "src/error.h"

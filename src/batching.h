@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "src/batch_position.h"
 #include "src/bpe_dropout.h"
 #include "src/token_cache.h"
 
@@ -80,11 +81,6 @@ class BatchPlanner {
 
 // A position in the stream of batches: resuming at it yields exactly the
 // batches an uninterrupted run would have seen next.
-struct BatchPosition {
-  int64_t epoch = 0;
-  int64_t index = 0;  // next batch within the epoch
-};
-
 class BatchStream {
  public:
   BatchStream(const BatchPlanner& planner, BatchPosition start = {});

@@ -6,7 +6,7 @@
 #include <ostream>
 
 #include "src/bleu.h"
-#include "src/checkpoint.h"
+#include "src/checkpoint_reader.h"
 #include "src/error.h"
 #include "src/json_reader.h"
 #include "src/output_file.h"

@@ -1,4 +1,5 @@
-// Error kinds the apps map to exit codes (0 ok, 2 bad input, 1 anything else).
+// Error kinds the apps map to exit codes (0 ok, 2 bad input, 3 training
+// diverged, 1 anything else).
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -15,6 +16,13 @@ struct InputError : std::runtime_error {
 // a permission, an I/O error. The message names the path and the OS error;
 // apps exit with code 1.
 struct IOError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Training diverged: too many non-finite losses in a row. Neither bad input
+// nor a failing system, and a sweep or a scheduler may want to tell it
+// apart (try a lower learning rate): apps exit with code 3.
+struct DivergenceError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 

@@ -10,6 +10,7 @@
 #include "models/config.h"
 #include "src/error.h"
 #include "src/hash.h"
+#include "src/text_reader.h"
 #include "third_party/sentencepiece/loader.h"
 
 namespace aiayn {
@@ -129,5 +130,25 @@ std::string Tokenizer::piece(int32_t id) const {
 float Tokenizer::score(int32_t id) const { return spm::api().score(proc_.get(), id); }
 
 bool Tokenizer::is_normal(int32_t id) const { return spm::api().piece_type(proc_.get(), id) == 0; }
+
+std::vector<int64_t> encode_for_model(const Tokenizer& tokenizer, const std::string& text,
+                                      int64_t limit, const std::string& where,
+                                      const std::string& left_empty,
+                                      const std::function<void(const std::string&)>& warn) {
+  if (!valid_utf8(text)) {
+    if (warn) warn(where + ": invalid UTF-8; " + left_empty);
+    return {};
+  }
+  auto ids = tokenizer.encode(text);
+  std::vector<int64_t> out(ids.begin(), ids.end());
+  if (static_cast<int64_t>(out.size()) > limit) {
+    if (warn) {
+      warn(where + ": " + std::to_string(out.size()) +
+           " tokens, truncated to the model's limit of " + std::to_string(limit));
+    }
+    out.resize(static_cast<size_t>(limit));
+  }
+  return out;
+}
 
 }  // namespace aiayn

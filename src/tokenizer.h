@@ -2,6 +2,7 @@
 // third_party/sentencepiece): training, encoding to ids, decoding to text.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -61,5 +62,15 @@ struct TokenizerPair {
   bool separate = false;  // two models (even if they happen to be equal)
   bool joint() const { return !separate; }
 };
+
+// A line as the model takes it: checked for UTF-8, encoded, and cut to
+// `limit` tokens (the model's positions less eos), one path for translate
+// and the attention export. Invalid UTF-8 gives no ids and warns
+// "WHERE: invalid UTF-8; LEFT_EMPTY"; a cut line warns
+// "WHERE: N tokens, truncated to the model's limit of LIMIT".
+std::vector<int64_t> encode_for_model(const Tokenizer& tokenizer, const std::string& text,
+                                      int64_t limit, const std::string& where,
+                                      const std::string& left_empty,
+                                      const std::function<void(const std::string&)>& warn);
 
 }  // namespace aiayn

@@ -19,7 +19,8 @@
 #include "src/blas_kernel.h"
 #include "src/batching.h"
 #include "src/bpe_dropout.h"
-#include "src/checkpoint.h"
+#include "src/checkpoint_writer.h"
+#include "src/criterion.h"
 #include "src/distributed.h"
 #include "src/ema.h"
 #include "src/error.h"
@@ -28,6 +29,8 @@
 #include "src/optimizer.h"
 #include "src/token_cache.h"
 #include "src/tokenizer.h"
+#include "src/train_schedule.h"
+#include "src/update_step.h"
 #include "src/bleu.h"
 #include "src/text_reader.h"
 #include "src/translator.h"
@@ -48,18 +51,6 @@ std::string clock_string(double seconds) {
                 static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
   return buf;
 }
-
-// Sums over the batches of one or more updates.
-struct Tally {
-  double loss = 0, nll = 0;
-  int64_t src_tokens = 0, tgt_tokens = 0;
-  void add(const Tally& o) {
-    loss += o.loss;
-    nll += o.nll;
-    src_tokens += o.src_tokens;
-    tgt_tokens += o.tgt_tokens;
-  }
-};
 
 // A corpus ready for batching: its cache and the pairs that pass the filters.
 struct Corpus {
@@ -96,8 +87,8 @@ class Trainer {
   Tally forward_backward(const std::vector<int64_t>& pairs, int64_t epoch);
   // BPE-dropout (data.bpe_dropout), checked to give back the cache at p = 0.
   void setup_bpe_dropout();
-  // One optimizer step over update_freq batches; false when it was skipped
-  // for a non-finite loss (the step count does not advance).
+  // One update over update_freq x world_size batches (src/update_step.h);
+  // false when it was skipped (the step count does not advance).
   bool update();
   double validate();
   void validate_and_track();
@@ -125,13 +116,12 @@ class Trainer {
   std::optional<BatchStream> stream_;
   Transformer model_{nullptr};
   std::optional<Adam> adam_;
+  std::optional<UpdateStep> update_step_;
   std::optional<ExponentialMovingAverage> ema_;
   std::vector<torch::Tensor> params_;
   TrainingState state_;
   Clock::time_point start_;
   double seconds_before_ = 0;  // train_seconds of the checkpoint resumed from
-  int64_t bad_in_a_row_ = 0;
-  double last_grad_norm_ = 0;
   int64_t steps_at_start_ = 0;
   Tally update_tally_;  // the current update's sums
   std::string last_checkpoint_;
@@ -334,16 +324,7 @@ Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch
                   std::min(config_.data.max_length, config_.model.max_positions - 1)};
   }
   auto batch = make_batch(train_->cache, pairs, resampling);
-  const auto& device = options_.device;
-  auto src = batch.src.to(device), tgt_in = batch.tgt_in.to(device);
-  auto src_padding = batch.src_padding.to(device);
-  auto memory = model_->encode(src, src_padding);                    // [B, S, d_model]
-  auto hidden = model_->decode(tgt_in, memory, src_padding);          // [B, T, d_model]
-  // The vocabulary projection only where the target is real.
-  auto real = (~batch.tgt_padding).flatten().nonzero().squeeze(1).to(device);  // [N]
-  auto h = hidden.reshape({-1, hidden.size(-1)}).index_select(0, real);       // [N, d_model]
-  auto targets = batch.tgt_out.flatten().to(device).index_select(0, real);    // [N]
-  auto sums = label_smoothed_nll(model_->logits(h), targets, config_.train.label_smoothing);
+  auto sums = batch_criterion(*model_, batch, config_.train.label_smoothing, options_.device);
   sums.loss.backward();
   return {sums.loss.item<double>(), sums.nll.item<double>(), batch.src_tokens, batch.tgt_tokens};
 }
@@ -388,53 +369,14 @@ bool Trainer::update() {
     tally.add(forward_backward(pairs, epoch));
   }
   if (inject_nan(state_.step + 1)) tally.loss = std::nan("");
-  if (comm_ != nullptr) {  // the update's sums over all ranks
-    auto sums = torch::tensor({tally.loss, tally.nll, static_cast<double>(tally.src_tokens),
-                               static_cast<double>(tally.tgt_tokens)}, torch::kDouble);  // [4]
-    comm_->all_reduce_sum({sums}, "loss all-reduce at step " + std::to_string(state_.step + 1));
-    tally = {sums[0].item<double>(), sums[1].item<double>(), sums[2].item<int64_t>(),
-             sums[3].item<int64_t>()};
-  }
-  if (!std::isfinite(tally.loss)) {
-    adam_->zero_grad();
+  const auto outcome = update_step_->apply(tally, state_.step + 1);
+  if (outcome != UpdateStep::Outcome::applied) {
     ++state_.skipped_updates;
-    if (++bad_in_a_row_ >= config_.train.max_bad_steps) {
-      throw InputError("training diverged: " + std::to_string(bad_in_a_row_) +
-                       " non-finite losses in a row, the last at step " +
-                       std::to_string(state_.step + 1) +
-                       " (lower train.lr_scale or set train.clip_norm)");
-    }
-    log_->warn("step {}: non-finite loss, update skipped", state_.step + 1);
+    log_->warn("step {}: non-finite {}, update skipped", state_.step + 1,
+               outcome == UpdateStep::Outcome::skipped_loss ? "loss" : "gradient norm");
     return false;
   }
-  bad_in_a_row_ = 0;
   update_tally_ = tally;
-  if (comm_ != nullptr) {
-    std::vector<torch::Tensor> grads;
-    for (auto& p : params_) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad());
-    }
-    comm_->all_reduce_sum(grads, "gradient all-reduce at step " + std::to_string(state_.step + 1));
-  }
-  // Gradients of the summed loss, divided by the target tokens of the whole
-  // update: the mean per-token loss, however the update was split.
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : params_) {
-      if (p.grad().defined()) p.mutable_grad().div_(static_cast<double>(tally.tgt_tokens));
-    }
-  }
-  last_grad_norm_ = clip_grad_norm(params_, config_.train.clip_norm);
-  if (!std::isfinite(last_grad_norm_)) {
-    // A finite loss can still have an overflowing gradient: never apply it.
-    adam_->zero_grad();
-    ++state_.skipped_updates;
-    log_->warn("step {}: non-finite gradient norm, update skipped", state_.step + 1);
-    return false;
-  }
-  adam_->step(learning_rate(config_.train, config_.model.d_model, state_.step + 1));
-  adam_->zero_grad();
   ++state_.step;
   if (ema_) ema_->update(state_.step);
   return true;
@@ -452,13 +394,7 @@ double Trainer::validate() {
   int64_t tokens = 0;
   for (const auto& pairs : planner.epoch(0)) {
     auto batch = make_batch(valid_->cache, pairs);
-    auto src = batch.src.to(options_.device), padding = batch.src_padding.to(options_.device);
-    auto hidden = model_->decode(batch.tgt_in.to(options_.device), model_->encode(src, padding),
-                                 padding);
-    auto real = (~batch.tgt_padding).flatten().nonzero().squeeze(1).to(options_.device);
-    auto h = hidden.reshape({-1, hidden.size(-1)}).index_select(0, real);
-    auto targets = batch.tgt_out.flatten().to(options_.device).index_select(0, real);
-    nll += label_smoothed_nll(model_->logits(h), targets, 0.0).nll.item<double>();
+    nll += batch_criterion(*model_, batch, 0.0, options_.device).nll.item<double>();
     tokens += batch.tgt_tokens;
   }
   const double loss = nll / static_cast<double>(tokens);
@@ -550,15 +486,13 @@ void Trainer::validate_and_track() {
   }
 }
 
-// The last update's model is saved, and validated when the last validation
-// is older than it (max_steps not a multiple of valid_every), so that `best`
-// exists and has seen the end of training. An interrupted run skips that
-// validation: the user asked to stop.
+// The last update's model is saved, and validated when the schedule says
+// so (src/train_schedule.h).
 void Trainer::finish(bool interrupted) {
   const auto last = resolve_checkpoint_or_empty();
   const bool saved = !last.empty() && read_checkpoint_meta(last).state.step == state_.step;
-  const bool validate_now = valid_ && !interrupted && state_.step > steps_at_start_ &&
-                            state_.step % config_.train.valid_every != 0;
+  const bool validate_now = final_validation_due(config_.train, state_.step, steps_at_start_,
+                                                 valid_.has_value(), interrupted);
   if (validate_now) validate_and_track();
   // Saved again after a validation, so that the checkpoint's state has seen it.
   if (!saved || validate_now) {
@@ -569,19 +503,8 @@ void Trainer::finish(bool interrupted) {
 }
 
 std::optional<std::string> Trainer::stop_reason() const {
-  const auto& c = config_.train;
-  if (state_.step >= c.max_steps) return "reached max_steps " + std::to_string(c.max_steps);
-  if (c.max_epochs > 0 && stream_->position().epoch >= c.max_epochs &&
-      stream_->position().index == 0) {
-    return "completed max_epochs " + std::to_string(c.max_epochs);
-  }
-  if (c.max_minutes > 0 && elapsed() >= c.max_minutes * 60) {
-    return "used the time budget of " + std::to_string(c.max_minutes) + " minutes";
-  }
-  if (c.patience > 0 && state_.stale_validations >= c.patience) {
-    return "validation did not improve " + std::to_string(c.patience) + " times in a row";
-  }
-  return std::nullopt;
+  return reason_to_stop(config_.train,
+                        {state_.step, stream_->position(), elapsed(), state_.stale_validations});
 }
 
 void Trainer::load_data() {
@@ -692,6 +615,7 @@ TrainResult Trainer::run() {
   adam_.emplace(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2,
                 config_.train.adam_eps, config_.train.weight_decay);
   for (auto& p : model_->parameters()) params_.push_back(p);
+  update_step_.emplace(params_, *adam_, config_.train, config_.model.d_model, comm_);
   if (options_.resume) restore(resolve_checkpoint(options_.save_dir));
   if (!options_.resume && !options_.init.empty() && leader()) initialise_weights();
   // The same seed gives every rank the same weights; the broadcast makes
@@ -743,21 +667,15 @@ TrainResult Trainer::run() {
     if (!leader()) continue;
     const auto& c = config_.train;
     if (options_.progress_bar) draw_progress_bar();
-    if (state_.step % c.log_every == 0 && since_log.tgt_tokens > 0) {
+    if (log_due(c, state_.step) && since_log.tgt_tokens > 0) {
       double seconds = std::chrono::duration<double>(Clock::now() - log_start).count();
-      log_progress(since_log, seconds, last_grad_norm_);
+      log_progress(since_log, seconds, update_step_->grad_norm());
       since_log = {};
       log_start = Clock::now();
     }
-    const bool validated = valid_ && state_.step % c.valid_every == 0;
+    const bool validated = validation_due(c, state_.step, valid_.has_value());
     if (validated) validate_and_track();
-    // Save on schedule, and whenever validation improved, so `best` always
-    // points at the best model validated so far.
-    // With keep_best, every validated model is a candidate for best:K.
-    if (state_.step % c.save_every == 0 ||
-        (validated && (state_.stale_validations == 0 || c.keep_best > 0))) {
-      checkpoint(validated);
-    }
+    if (save_due(c, state_.step, validated, state_.stale_validations)) checkpoint(validated);
   }
   if (leader()) finish(result.interrupted);
   // No rank leaves (taking the store or its group with it) before rank 0 has saved.
@@ -779,6 +697,14 @@ TrainResult Trainer::run() {
 
 TrainResult train(const ExperimentConfig& config, const RunOptions& options) {
   return Trainer(config, options).run();
+}
+
+std::string model_summary(const std::string& config_path, int64_t vocab) {
+  auto config = load_model_config(config_path);
+  if (vocab > 0) config.src_vocab = config.tgt_vocab = vocab;
+  config.require_vocab(config_path);
+  Transformer model(config);
+  return config_path + ": " + model->summary();
 }
 
 }  // namespace aiayn

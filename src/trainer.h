@@ -36,6 +36,11 @@ struct TrainResult {
   std::string stop_reason;
 };
 
+// `aiayn-train --summary`: the model a config file describes, built with a
+// joint vocabulary of `vocab` pieces (0: the config's own sizes, which must
+// then be set). "CONFIG: <summary>"; InputError naming the file otherwise.
+std::string model_summary(const std::string& config_path, int64_t vocab);
+
 // Trains as configured. Throws InputError for bad input (config, data,
 // save directory, checkpoint); never overwrites existing checkpoints on a
 // failed start.

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "src/bleu.h"
-#include "src/checkpoint.h"
+#include "src/checkpoint_reader.h"
 #include "src/decoding_choice.h"
 #include "src/app.h"
 #include "src/blas_kernel.h"

@@ -28,20 +28,8 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   const int64_t longest = model_->config().max_positions - 1;  // eos takes one position
   std::vector<std::vector<int64_t>> ids(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
-    const auto& line = lines[i];
-    if (!valid_utf8(line)) {
-      if (warn) warn("line " + std::to_string(first_line + i) + ": invalid UTF-8; output left empty");
-      continue;
-    }
-    auto encoded = tokenizers_.source.encode(line);
-    ids[i].assign(encoded.begin(), encoded.end());
-    if (static_cast<int64_t>(ids[i].size()) > longest) {
-      if (warn) {
-        warn("line " + std::to_string(first_line + i) + ": " + std::to_string(ids[i].size()) +
-             " tokens, truncated to the model's limit of " + std::to_string(longest));
-      }
-      ids[i].resize(static_cast<size_t>(longest));
-    }
+    ids[i] = encode_for_model(tokenizers_.source, lines[i], longest,
+                              "line " + std::to_string(first_line + i), "output left empty", warn);
   }
   // Longest first, so the slowest batches start early and padding stays low.
   std::vector<int64_t> order;
@@ -65,14 +53,9 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   std::vector<Translation> out(static_cast<size_t>(n));
   auto run_batch = [&](size_t b) {
     const auto [at, end] = batches[b];
-    const int64_t width = static_cast<int64_t>(ids[order[at]].size()) + 1;
-    auto src = torch::full({static_cast<int64_t>(end - at), width}, kPadId, torch::kLong);  // [B, S]
-    for (size_t r = at; r < end; ++r) {
-      const auto& x = ids[order[r]];
-      auto row = src[static_cast<int64_t>(r - at)];
-      std::copy(x.begin(), x.end(), row.data_ptr<int64_t>());
-      row[static_cast<int64_t>(x.size())] = kEosId;
-    }
+    std::vector<const std::vector<int64_t>*> rows;
+    for (size_t r = at; r < end; ++r) rows.push_back(&ids[order[r]]);
+    auto src = source_batch(rows);  // [B, S]
     auto results = search(*model_, src.to(device_), options.search);
     for (size_t r = at; r < end; ++r) out[order[r]].hypotheses = std::move(results[r - at]);
   };

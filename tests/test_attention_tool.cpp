@@ -6,7 +6,7 @@
 
 #include "models/transformer.h"
 #include "src/attention_export.h"
-#include "src/checkpoint.h"
+#include "src/checkpoint_reader.h"
 #include "src/search.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"

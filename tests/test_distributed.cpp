@@ -14,7 +14,7 @@
 #include <vector>
 #include <thread>
 
-#include "src/checkpoint.h"
+#include "src/checkpoint_reader.h"
 #include "src/distributed.h"
 #include "src/error.h"
 #include "tests/test_util.h"

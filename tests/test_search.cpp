@@ -2,7 +2,15 @@
 // and the length limit.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+
+#include "models/projection.h"
 #include "models/transformer.h"
+#include "src/beam_rule.h"
 #include "src/error.h"
 #include "src/search.h"
 #include "tests/test_util.h"
@@ -160,6 +168,29 @@ TEST_CASE("int8 linear layers approximate the float ones", "[search][int8]") {
   CHECK(drift <= 0.2);
 }
 
+TEST_CASE("a projection reads its parameters at each call, as float or int8", "[search][int8]") {
+  namespace F = torch::nn::functional;
+  torch::manual_seed(12);
+  auto w = torch::randn({6, 4}), b = torch::randn({6}), x = torch::randn({2, 4});
+  Projection all(w, b), rows(w, b, 2, 3), no_bias(w, {});
+  CHECK(torch::equal(all(x), F::linear(x, w, b)));
+  CHECK(torch::equal(rows(x), F::linear(x, w.narrow(0, 2, 3), b.narrow(0, 2, 3))));
+  CHECK(torch::equal(no_bias(x), F::linear(x, w)));
+  // An update in place (an optimizer step, loading weights) is seen.
+  w.mul_(2);
+  CHECK(torch::equal(rows(x), F::linear(x, w.narrow(0, 2, 3), b.narrow(0, 2, 3))));
+  rows.quantize();
+  CHECK(rows.quantized());
+  CHECK_FALSE(all.quantized());
+  auto int8 = rows(x);  // [2, 3]
+  CHECK(int8.sizes() == torch::IntArrayRef({2, 3}));
+  auto exact = F::linear(x, w.narrow(0, 2, 3), b.narrow(0, 2, 3));  // [2, 3]
+  CHECK((int8 - exact).abs().max().item<double>() <= 0.03 * exact.abs().max().item<double>());
+  // From then on the int8 copy answers, whatever happens to the float weight.
+  w.zero_();
+  CHECK(torch::equal(rows(x), int8));
+}
+
 TEST_CASE("search refuses out-of-range options, naming the option", "[search][bad-input]") {
   auto m = random_model(7);
   auto src = random_sources(2, 8);
@@ -181,4 +212,206 @@ TEST_CASE("search refuses out-of-range options, naming the option", "[search][ba
   SearchOptions fine;
   CHECK_NOTHROW(fine.validate());
   CHECK(search(*m, src, fine).size() == 2);
+}
+
+// ---- The decoding seam: search against a scripted decoder ----------------
+// Vocabulary: pad 0, unk 1, bos 2, eos 3, words 4..7. A script gives the
+// next-token probabilities of each (sentence, prefix); the scripted model
+// follows its rows through select() as the Transformer's cache does.
+
+namespace {
+
+constexpr int64_t kA = 4, kB = 5, kX = 6;
+using Script = std::function<std::map<int64_t, double>(int64_t sentence,
+                                                       const std::vector<int64_t>& prefix)>;
+
+class ScriptedStepModel : public StepModel {
+ public:
+  ScriptedStepModel(Script script, int64_t sentences, int64_t rows_per_sentence)
+      : script_(std::move(script)) {
+    for (int64_t r = 0; r < sentences * rows_per_sentence; ++r) {
+      row_sentence_.push_back(r / rows_per_sentence);
+    }
+  }
+  int64_t vocab() const override { return 8; }
+  int64_t max_positions() const override { return 32; }
+  torch::Device device() const override { return torch::kCPU; }
+  torch::Tensor step(const torch::Tensor& history) override {
+    REQUIRE(history.size(0) == static_cast<int64_t>(row_sentence_.size()));
+    rows_seen.push_back(history.size(0));
+    auto out = torch::full({history.size(0), vocab()}, -std::numeric_limits<float>::infinity());
+    for (int64_t r = 0; r < history.size(0); ++r) {
+      auto h = history[r].contiguous();
+      std::vector<int64_t> prefix(h.data_ptr<int64_t>() + 1, h.data_ptr<int64_t>() + h.numel());
+      for (auto [token, p] : script_(row_sentence_[r], prefix)) {
+        if (p > 0) out[r][token] = std::log(p);
+      }
+    }
+    return out;  // [rows, V]
+  }
+  void select(const torch::Tensor& rows, const torch::Tensor&) override {
+    std::vector<int64_t> kept;
+    for (int64_t i = 0; i < rows.size(0); ++i) kept.push_back(row_sentence_[rows[i].item<int64_t>()]);
+    row_sentence_ = std::move(kept);
+  }
+  std::vector<int64_t> rows_seen;  // rows fed at each step
+
+ private:
+  Script script_;
+  std::vector<int64_t> row_sentence_;
+};
+
+using Tokens = std::vector<int64_t>;
+
+// a .6 / b .4; after a: eos .5, a .3, b .2; after b: eos .1, a .9; then eos.
+// Greedy takes "a" (.3 in all); beam 2 finds "b a" (.36), then "a".
+std::map<int64_t, double> two_paths(int64_t, const Tokens& prefix) {
+  if (prefix.empty()) return {{kA, 0.6}, {kB, 0.4}};
+  if (prefix == Tokens{kA}) return {{kEosId, 0.5}, {kA, 0.3}, {kB, 0.2}};
+  if (prefix == Tokens{kB}) return {{kEosId, 0.1}, {kA, 0.9}};
+  return {{kEosId, 1.0}};
+}
+
+SearchOptions scripted_options(int64_t beam, int64_t nbest, double alpha) {
+  SearchOptions o;
+  o.beam = beam;
+  o.nbest = nbest;
+  o.length_penalty = alpha;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("beam search on a scripted decoder returns the exact hypotheses and scores",
+          "[search][seam]") {
+  for (double alpha : {0.0, 1.0}) {
+    INFO("alpha " << alpha);
+    ScriptedStepModel model(two_paths, 1, 2);
+    auto result = search(model, {5}, scripted_options(2, 2, alpha));
+    REQUIRE(result.size() == 1);
+    REQUIRE(result[0].size() == 2);
+    CHECK(result[0][0].tokens == Tokens{kB, kA});
+    CHECK(result[0][0].log_prob == Approx(std::log(0.36)).epsilon(1e-6));
+    // GNMT's penalty over the length with eos: 3 and 2 here.
+    CHECK(result[0][0].score == Approx(std::log(0.36) / std::pow(8.0 / 6.0, alpha)).epsilon(1e-6));
+    CHECK(result[0][1].tokens == Tokens{kA});
+    CHECK(result[0][1].log_prob == Approx(std::log(0.3)).epsilon(1e-6));
+    CHECK(result[0][1].score == Approx(std::log(0.3) / std::pow(7.0 / 6.0, alpha)).epsilon(1e-6));
+  }
+  ScriptedStepModel greedy(two_paths, 1, 1);
+  auto g = search(greedy, {5}, scripted_options(1, 1, 0.6));
+  CHECK(g[0][0].tokens == Tokens{kA});
+  CHECK(g[0][0].log_prob == Approx(std::log(0.3)).epsilon(1e-6));
+}
+
+TEST_CASE("the length penalty decides between a short and a long hypothesis", "[search][seam]") {
+  // "a" then eos: .5; "b b b" then eos: .4 * .9 * .9 = .324.
+  Script script = [](int64_t, const Tokens& prefix) -> std::map<int64_t, double> {
+    if (prefix.empty()) return {{kA, 0.5}, {kB, 0.4}, {kX, 0.1}};
+    if (prefix[0] == kA || prefix.size() == 3) return {{kEosId, 1.0}};
+    return {{kB, 0.9}, {kEosId, 0.1}};
+  };
+  // ln .5 / (7/6)^alpha against ln .324 / (9/6)^alpha: the long one wins
+  // once alpha > ln(ln .324 / ln .5) / ln(9/7) = 1.93.
+  ScriptedStepModel plain(script, 1, 3);
+  CHECK(search(plain, {5}, scripted_options(3, 1, 0.6))[0][0].tokens == Tokens{kA});
+  ScriptedStepModel favoured(script, 1, 3);
+  CHECK(search(favoured, {5}, scripted_options(3, 1, 2.5))[0][0].tokens == Tokens{kB, kB, kB});
+}
+
+TEST_CASE("beam search does not stop at K early eos far below its best beam (the 2030- bug)",
+          "[search][seam]") {
+  // The right output is five tokens, each at .9; eos ranks second at every
+  // step (.06) and the other word third. Stopping once K hypotheses have
+  // finished (fairseq's rule) returned the empty or one-token output.
+  const Tokens right{kA, kB, kA, kB, kA};
+  Script script = [&](int64_t, const Tokens& prefix) -> std::map<int64_t, double> {
+    const bool on_path = prefix.size() <= right.size() &&
+                         std::equal(prefix.begin(), prefix.end(), right.begin());
+    if (!on_path) return {{kEosId, 0.5}, {kX, 0.5}};
+    if (prefix.size() == right.size()) return {{kEosId, 1.0}};
+    return {{right[prefix.size()], 0.9}, {kEosId, 0.06}, {kX, 0.04}};
+  };
+  for (int64_t beam : {2, 4}) {
+    INFO("beam " << beam);
+    ScriptedStepModel model(script, 1, beam);
+    auto best = search(model, {3}, scripted_options(beam, 1, 0.6))[0][0];
+    CHECK(best.tokens == right);
+    CHECK(best.log_prob == Approx(5 * std::log(0.9)).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("the length limit forces eos and scores it", "[search][seam][length]") {
+  // A decoder that never wants to stop: eos .01 everywhere.
+  Script script = [](int64_t, const Tokens&) -> std::map<int64_t, double> {
+    return {{kA, 0.7}, {kB, 0.29}, {kEosId, 0.01}};
+  };
+  for (int64_t beam : {1, 3}) {
+    INFO("beam " << beam);
+    auto o = scripted_options(beam, 1, 0.6);
+    o.max_len_a = 0.0;
+    o.max_len_b = 3;
+    ScriptedStepModel model(script, 1, beam);
+    auto best = search(model, {9}, o)[0][0];
+    CHECK(best.tokens == Tokens{kA, kA, kA});
+    CHECK(best.log_prob == Approx(3 * std::log(0.7) + std::log(0.01)).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("sentences of a batch keep their own scripts, limits and order", "[search][seam]") {
+  // Sentence 0 ends at once; sentence 1 follows two_paths; sentence 2 never
+  // stops and meets its limit of 2 * 1 + 1 tokens (alpha 1 makes its forced
+  // end beat the empty output).
+  Script script = [](int64_t sentence, const Tokens& prefix) -> std::map<int64_t, double> {
+    if (sentence == 0) return {{kEosId, 0.8}, {kX, 0.2}};
+    if (sentence == 1) return two_paths(sentence, prefix);
+    return {{kX, 0.99}, {kEosId, 0.01}};
+  };
+  for (int64_t beam : {1, 2}) {
+    INFO("beam " << beam);
+    auto o = scripted_options(beam, 1, 1.0);
+    o.max_len_a = 2.0;
+    o.max_len_b = 1;
+    ScriptedStepModel model(script, 3, beam);
+    auto result = search(model, {4, 4, 1}, o);
+    REQUIRE(result.size() == 3);
+    CHECK(result[0][0].tokens.empty());
+    CHECK(result[1][0].tokens == (beam == 1 ? Tokens{kA} : Tokens{kB, kA}));
+    CHECK(result[2][0].tokens == Tokens{kX, kX, kX});
+    // Finished sentences leave the batch: the last steps feed sentence 2 alone.
+    CHECK(model.rows_seen.front() == 3 * beam);
+    CHECK(model.rows_seen.back() == beam);
+  }
+}
+
+TEST_CASE("the beam rule: eos counts among the top K only, and -inf ends the list",
+          "[search][seam]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<Candidate> ranked{{0, kA, -0.5}, {1, kEosId, -0.6}, {0, kEosId, -0.7}, {1, kB, -0.8}};
+  auto step = split_candidates(ranked, 2, kEosId);
+  REQUIRE(step.ended.size() == 1);  // the eos ranked 3rd of 2K does not count
+  CHECK(step.ended[0].beam == 1);
+  REQUIRE(step.live.size() == 2);
+  CHECK(step.live[0].token == kA);
+  CHECK(step.live[1].token == kB);
+  CHECK(step.live[1].beam == 1);
+  CHECK(step.live[0].log_prob == static_cast<float>(-0.5));  // the loop's precision
+
+  std::vector<Candidate> with_eos{{1, kEosId, -0.2}, {0, kA, -0.5}, {0, kB, -inf}, {1, kA, -2.0}};
+  step = split_candidates(with_eos, 2, kEosId);
+  REQUIRE(step.ended.size() == 1);
+  CHECK(step.ended[0].beam == 1);
+  REQUIRE(step.live.size() == 1);  // -inf ends the list before the 4th
+  fill_beams(step.live, 2);
+  REQUIRE(step.live.size() == 2);
+  CHECK(step.live[1].log_prob == -inf);
+
+  // Done: no live beam left, or the best finished beats the best live beam
+  // even at the longest length.
+  auto o = scripted_options(2, 1, 1.0);
+  std::vector<Hypothesis> finished{ended_hypothesis({kA}, -0.1, 1.0)};
+  CHECK(sentence_done(finished, {}, 3, 10, o));
+  CHECK(sentence_done(finished, {{0, kA, -5.0}}, 3, 10, o));
+  CHECK_FALSE(sentence_done(finished, {{0, kA, -0.2}}, 3, 10, o));
+  CHECK_FALSE(sentence_done({}, {{0, kA, -5.0}}, 3, 10, o));
 }

@@ -1,14 +1,21 @@
 // The fused training kernels against their definitions: the label-smoothed
 // cross-entropy (section 5.4) and Adam (section 5.3); the moving average of
-// the weights against its formula.
+// the weights against its formula; the loop's schedule of logs, validations,
+// checkpoints and stops.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 
+#include "models/transformer.h"
+#include "src/criterion.h"
 #include "src/ema.h"
+#include "src/error.h"
 #include "src/loss.h"
 #include "src/optimizer.h"
+#include "src/train_schedule.h"
+#include "src/update_step.h"
 
 using aiayn::label_smoothed_nll;
 using aiayn::label_smoothed_nll_composed;
@@ -176,4 +183,154 @@ TEST_CASE("the moving average of the weights follows its formula, warm-up includ
   CHECK_THROWS_WITH(other.load({{"w", avg["w"]}}, "ema.pt"), Catch::Contains("ema.pt") && Catch::Contains("\"b\""));
   CHECK_THROWS_WITH(other.load({{"w", avg["b"]}, {"b", avg["b"]}}, "ema.pt"),
                     Catch::Contains("\"w\" has the wrong shape"));
+}
+
+TEST_CASE("the training schedule: when to log, validate, save and stop", "[train][schedule]") {
+  aiayn::TrainConfig c;
+  c.log_every = 50;
+  c.valid_every = 250;
+  c.save_every = 110;
+  c.max_steps = 1000;
+
+  CHECK(aiayn::log_due(c, 100));
+  CHECK_FALSE(aiayn::log_due(c, 101));
+  CHECK(aiayn::validation_due(c, 500, true));
+  CHECK_FALSE(aiayn::validation_due(c, 500, false));  // no validation set
+  CHECK_FALSE(aiayn::validation_due(c, 510, true));
+
+  // Saves on schedule, and after a validation that improved; with keep_best,
+  // after every validation.
+  CHECK(aiayn::save_due(c, 220, false, 0));
+  CHECK_FALSE(aiayn::save_due(c, 221, false, 0));
+  CHECK(aiayn::save_due(c, 250, true, 0));
+  CHECK_FALSE(aiayn::save_due(c, 250, true, 2));
+  c.keep_best = 3;
+  CHECK(aiayn::save_due(c, 250, true, 2));
+  CHECK_FALSE(aiayn::save_due(c, 251, false, 2));
+
+  aiayn::RunPosition at;
+  at.step = 999;
+  CHECK_FALSE(aiayn::reason_to_stop(c, at).has_value());
+  at.step = 1000;
+  CHECK(aiayn::reason_to_stop(c, at).value() == "reached max_steps 1000");
+  at.step = 10;
+  c.max_epochs = 2;
+  at.next_batch = {2, 3};  // the third epoch is under way
+  CHECK_FALSE(aiayn::reason_to_stop(c, at).has_value());
+  at.next_batch = {2, 0};
+  CHECK(aiayn::reason_to_stop(c, at).value() == "completed max_epochs 2");
+  c.max_epochs = 0;
+  c.max_minutes = 1.5;
+  at.elapsed_seconds = 89;
+  CHECK_FALSE(aiayn::reason_to_stop(c, at).has_value());
+  at.elapsed_seconds = 90;
+  CHECK(aiayn::reason_to_stop(c, at).value().rfind("used the time budget of 1.5", 0) == 0);
+  c.max_minutes = 0;
+  c.patience = 4;
+  at.stale_validations = 3;
+  CHECK_FALSE(aiayn::reason_to_stop(c, at).has_value());
+  at.stale_validations = 4;
+  CHECK(aiayn::reason_to_stop(c, at).value() == "validation did not improve 4 times in a row");
+
+  // One more validation at the end only when this session trained past
+  // the last one, and not after an interrupt.
+  CHECK(aiayn::final_validation_due(c, 1010, 0, true, false));
+  CHECK_FALSE(aiayn::final_validation_due(c, 1000, 0, true, false));  // just validated
+  CHECK_FALSE(aiayn::final_validation_due(c, 1010, 1010, true, false));  // resumed, stopped at once
+  CHECK_FALSE(aiayn::final_validation_due(c, 1010, 0, true, true));
+  CHECK_FALSE(aiayn::final_validation_due(c, 1010, 0, false, false));
+}
+
+TEST_CASE("the criterion scores a batch's real target positions only", "[train][criterion]") {
+  torch::manual_seed(3);
+  auto c = aiayn::load_model_config(std::string(AIAYN_SOURCE_DIR) + "/configs/tiny.json");
+  c.src_vocab = c.tgt_vocab = 20;
+  aiayn::Transformer model(c);
+  model->eval();
+  // Two pairs: the second target is one token shorter, so its last position is padding.
+  aiayn::Batch batch;
+  batch.src = torch::tensor({{5, 6, 7, 3}, {8, 9, 3, 0}}, torch::kLong);       // [2, 4]
+  batch.tgt_in = torch::tensor({{2, 10, 11, 12}, {2, 13, 14, 0}}, torch::kLong);  // [2, 4]
+  batch.tgt_out = torch::tensor({{10, 11, 12, 3}, {13, 14, 3, 0}}, torch::kLong); // [2, 4]
+  batch.src_padding = batch.src.eq(0);
+  batch.tgt_padding = batch.tgt_out.eq(0);
+  batch.tgt_tokens = 7;
+  torch::NoGradGuard no_grad;
+  for (double epsilon : {0.0, 0.1}) {
+    auto sums = aiayn::batch_criterion(*model, batch, epsilon, torch::kCPU);
+    // The definition: the whole model's logits, then the real positions picked.
+    auto logits = model->forward(batch.src, batch.tgt_in);  // [2, 4, V]
+    auto real = batch.tgt_out.ne(0).flatten().nonzero().squeeze(1);  // [7]
+    auto expected = aiayn::label_smoothed_nll_composed(
+        logits.reshape({-1, logits.size(-1)}).index_select(0, real),
+        batch.tgt_out.flatten().index_select(0, real), epsilon);
+    CHECK(sums.loss.item<double>() == Approx(expected.loss.item<double>()).epsilon(1e-5));
+    CHECK(sums.nll.item<double>() == Approx(expected.nll.item<double>()).epsilon(1e-5));
+  }
+  // Padding content changes nothing.
+  auto other = batch;
+  other.tgt_in = batch.tgt_in.clone();
+  other.tgt_in[1][3] = 17;
+  CHECK(aiayn::batch_criterion(*model, other, 0.1, torch::kCPU).loss.item<double>() ==
+        Approx(aiayn::batch_criterion(*model, batch, 0.1, torch::kCPU).loss.item<double>()).epsilon(1e-6));
+}
+
+TEST_CASE("the update step: non-finite losses skip, K in a row end training, gradients per token",
+          "[train][update]") {
+  aiayn::TrainConfig config;
+  config.max_bad_steps = 3;
+  config.lr_schedule = "inverse_sqrt";
+  config.lr = 0.1;
+  config.warmup_steps = 1;
+  auto w = torch::ones({3}).requires_grad_();
+  torch::OrderedDict<std::string, torch::Tensor> named;
+  named.insert("w", w);
+  aiayn::Adam adam(named, 0.9, 0.98, 1e-9);
+  aiayn::UpdateStep update({w}, adam, config, 4);
+  // backward(g): every element's gradient grows by g, as a batch's backward would.
+  auto backward = [&](double g) { (w * g).sum().backward(); };
+  auto weights_are_ones = [&] { return torch::equal(w.detach(), torch::ones({3})); };
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+
+  // The test double of a diverging batch: a NaN loss. Skipped, gradients
+  // zero, weights untouched.
+  backward(2.0);
+  aiayn::Tally bad{nan, nan, 10, 10};
+  CHECK(update.apply(bad, 1) == aiayn::UpdateStep::Outcome::skipped_loss);
+  CHECK(w.grad().abs().sum().item<double>() == 0.0);
+  CHECK(weights_are_ones());
+
+  // A finite loss: applied, the gradients divided by the update's target
+  // tokens first (8 / 4 = 2 per element, norm sqrt(12)).
+  backward(8.0);
+  aiayn::Tally good{1.0, 1.0, 4, 4};
+  CHECK(update.apply(good, 2) == aiayn::UpdateStep::Outcome::applied);
+  CHECK(update.grad_norm() == Approx(std::sqrt(12.0)));
+  CHECK((w.detach() < 1.0).all().item<bool>());
+  CHECK(w.grad().abs().sum().item<double>() == 0.0);
+
+  // The count of non-finite losses restarts after a good update; the third
+  // in a row ends training, naming the step.
+  for (int64_t step : {3, 4}) {
+    backward(1.0);
+    aiayn::Tally infinite{inf, inf, 4, 4};
+    CHECK(update.apply(infinite, step) == aiayn::UpdateStep::Outcome::skipped_loss);
+  }
+  backward(1.0);
+  aiayn::Tally last{nan, nan, 4, 4};
+  CHECK_THROWS_AS(update.apply(last, 5), aiayn::DivergenceError);
+  aiayn::Tally again{nan, nan, 4, 4};
+  CHECK_THROWS_WITH(update.apply(again, 6),
+                    Catch::StartsWith("training diverged: 4 non-finite losses in a row, the last at step 6"));
+
+  // A finite loss with an overflowing gradient is skipped too.
+  auto v = torch::ones({2}).requires_grad_();
+  torch::OrderedDict<std::string, torch::Tensor> named_v;
+  named_v.insert("v", v);
+  aiayn::Adam adam_v(named_v, 0.9, 0.98, 1e-9);
+  aiayn::UpdateStep update_v({v}, adam_v, config, 4);
+  (v * inf).sum().backward();
+  aiayn::Tally finite{1.0, 1.0, 2, 2};
+  CHECK(update_v.apply(finite, 1) == aiayn::UpdateStep::Outcome::skipped_gradient);
+  CHECK(torch::equal(v.detach(), torch::ones({2})));
 }

@@ -1,4 +1,8 @@
-// Checkpoints: a directory a user can read, written atomically.
+// Reading checkpoints back: what translate, the attention export and the
+// decoding choice need, without the optimizer or the training data. The
+// writer is src/checkpoint_writer.h.
+//
+// A checkpoint is a directory a user can read:
 //
 //   checkpoint_<step>/config.json   the experiment config (model, data, train)
 //   checkpoint_<step>/meta.json     step, data position, tokenizer hash, vocab size, ...
@@ -11,25 +15,25 @@
 //                                   with separate vocabularies)
 //   checkpoint_<step>/spm.src.model with separate vocabularies: the source side's
 //   last, best                      symbolic links to checkpoint directories
-//
-// A checkpoint is written under a temporary name, every file fsynced, and
-// renamed into place; links are replaced by rename too. A kill at any moment
-// leaves every earlier checkpoint and link intact.
+
 #pragma once
 #include <torch/torch.h>
 
 #include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "models/transformer.h"
-#include "src/batching.h"
-#include "src/ema.h"
-#include "src/optimizer.h"
+#include "src/batch_position.h"
 #include "src/tokenizer.h"
 #include "src/train_config.h"
 
 namespace aiayn {
+
+// meta.json's "format"; a reader refuses any other.
+constexpr int kCheckpointFormat = 1;
 
 struct TrainingState {
   int64_t step = 0;             // updates done
@@ -54,23 +58,6 @@ struct CheckpointMeta {
   int64_t src_vocab_size = 0;
 };
 
-// Writes checkpoint_<step> under save_dir and points `last` at it. With an
-// `ema`, model.pt holds its average and raw_model.pt the model's own weights.
-// Returns the checkpoint's directory.
-std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model, const Adam* adam,
-                            const ExperimentConfig& config, const TrainingState& state,
-                            const TokenizerPair& tokenizers,
-                            const ExponentialMovingAverage* ema = nullptr);
-
-// Points save_dir/<link> (e.g. "best") at checkpoint directory `target`.
-void link_checkpoint(const std::string& save_dir, const std::string& link,
-                     const std::string& target);
-
-// Deletes all but the newest `keep_last` checkpoint_<step> directories and
-// the `keep_best` with the best validation results, sparing those `last`
-// and `best` point at.
-void prune_checkpoints(const std::string& save_dir, int64_t keep_last, int64_t keep_best = 0);
-
 // A checkpoint directory, or a save directory (then its `last`).
 std::string resolve_checkpoint(const std::string& path);
 
@@ -81,15 +68,9 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir);
 // kept one). raw = true asks for the raw weights of an EMA run instead
 // (raw_model.pt; a run without EMA has only raw weights, in model.pt).
 void load_weights(TransformerImpl& model, const std::string& dir, bool raw = false);
-// For resuming: the raw weights into `model` and, given an `ema`, the average
-// into it (an average started from the weights when the checkpoint has none).
-void load_training_weights(TransformerImpl& model, ExponentialMovingAverage* ema,
-                           const std::string& dir);
 // The same from a weights file: a checkpoint's model.pt, or any torch.save'd
 // {name: tensor} dict with the model's names (Python's torch.load format).
 void load_weights_file(TransformerImpl& model, const std::string& path);
-void load_optimizer(Adam& adam, const std::string& dir, int64_t steps);
-void load_rng(const std::string& dir);
 // The tokenizer stored with the checkpoint (the target side's when the
 // vocabularies are separate), checked against its recorded hash.
 Tokenizer load_checkpoint_tokenizer(const std::string& dir);
@@ -111,9 +92,16 @@ std::vector<std::string> best_checkpoints(const std::string& save_dir, int64_t c
 // "last:K", "best:K", or "K" (= last:K), as `aiayn-train --average` takes it.
 std::vector<std::string> checkpoints_to_average(const std::string& save_dir, const std::string& spec);
 
-// Writes the average of `dirs` as save_dir/<name> (config, tokenizer and
-// metadata of the newest, no optimizer state). Returns its path.
-std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
-                                      const std::string& save_dir, const std::string& name);
+// The save directory's complete checkpoint_<step> directories, oldest first.
+std::vector<std::string> checkpoint_dirs(const std::string& save_dir);
+// The `count` validated directories of `dirs` with the lowest criterion (a
+// tie goes to the later step), in step order; none when none was validated.
+std::vector<std::string> best_validated(const std::vector<std::string>& dirs, int64_t count);
+
+// A file of a checkpoint, whole; InputError naming it when it is missing.
+std::string read_checkpoint_file(const std::string& file);
+// A {name: tensor} file (model.pt, optimizer.pt, rng.pt); InputError naming
+// it when it is missing or damaged.
+std::map<std::string, torch::Tensor> read_tensors(const std::string& file);
 
 }  // namespace aiayn
