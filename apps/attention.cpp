@@ -2,9 +2,9 @@
 // HTML viewer for them (docs/attention-format.md).
 #include <iostream>
 
-#include "src/app.h"
-#include "src/attention_job.h"
-#include "src/cli.h"
+#include "src/attention/attention_job.h"
+#include "src/common/app.h"
+#include "src/common/cli.h"
 
 int main(int argc, char** argv) {
   aiayn::tune_environment(argv, /*training=*/false);

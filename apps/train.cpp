@@ -7,12 +7,12 @@
 #include <memory>
 #include <thread>
 
-#include "src/app.h"
-#include "src/cli.h"
-#include "src/checkpoint_writer.h"
-#include "src/distributed.h"
-#include "src/error.h"
-#include "src/trainer.h"
+#include "src/common/app.h"
+#include "src/common/cli.h"
+#include "src/common/error.h"
+#include "src/train/checkpoint_writer.h"
+#include "src/train/distributed.h"
+#include "src/train/trainer.h"
 
 namespace {
 

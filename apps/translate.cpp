@@ -2,11 +2,11 @@
 // incremental decoding), and scores it when given references.
 #include <iostream>
 
-#include "src/app.h"
-#include "src/cli.h"
-#include "src/decoding_choice.h"
-#include "src/error.h"
-#include "src/translate_job.h"
+#include "src/common/app.h"
+#include "src/common/cli.h"
+#include "src/common/error.h"
+#include "src/decode/decoding_choice.h"
+#include "src/decode/translate_job.h"
 
 int main(int argc, char** argv) {
   aiayn::tune_environment(argv, /*training=*/false);

@@ -14,9 +14,9 @@
 #include <iostream>
 #include <random>
 
-#include "src/text_reader.h"
-#include "src/token_cache.h"
-#include "src/tokenizer.h"
+#include "src/common/text_reader.h"
+#include "src/data/token_cache.h"
+#include "src/data/tokenizer.h"
 
 using namespace aiayn;
 

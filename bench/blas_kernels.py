@@ -4,7 +4,7 @@ translation speed of our executables, per OpenBLAS kernel (and BLIS).
 
 On a CPU that Debian's OpenBLAS 0.3.21 does not know, it runs its generic
 `Prescott` kernels; our executables now re-execute with the kernel the CPU's
-features allow (src/blas_kernel.h). On a CPU it does know, forcing
+features allow (src/common/blas_kernel.h). On a CPU it does know, forcing
 OPENBLAS_CORETYPE=Prescott (which our executables keep, as a user's setting)
 reproduces the fallback, so "before" and "after" can be measured anywhere.
 

@@ -72,7 +72,7 @@ def reference(args, out, env=None, extra=()):
 
 
 # Each side as it starts by default, and with the process settings that
-# aiayn's executables give themselves (src/app.h: tune_environment,
+# aiayn's executables give themselves (src/common/app.h: tune_environment,
 # keep_freed_memory): libgomp's workers sleeping between regions instead of
 # spinning against OpenBLAS's pool, OpenBLAS's idle threads sleeping soon,
 # and glibc keeping freed blocks instead of mapping every large one afresh.

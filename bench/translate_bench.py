@@ -92,7 +92,7 @@ SIDES = {
     "torch-cache": (lambda a, b, o: torch_side(a, b, o, "cache"), False),
     "torch-nocache": (lambda a, b, o: torch_side(a, b, o, "nocache"), True),
     # Reference (b) at its best here: libgomp's workers sleep instead of
-    # spinning against OpenBLAS's pool (see src/app.cpp).
+    # spinning against OpenBLAS's pool (see src/common/app.cpp).
     "torch-cache-passive": (lambda a, b, o: torch_side(a, b, o, "cache", {"OMP_WAIT_POLICY": "PASSIVE"}), False),
     "torch-cache-tuned": (lambda a, b, o: torch_side(a, b, o, "cache", TUNED), False),
 }

@@ -1,15 +1,12 @@
-// The model's hyper-parameters (paper Table 3), read from and written to JSON.
+// The model's hyper-parameters (paper Table 3). Reading and writing them as
+// JSON is src/common/model_config_json.h's: models/ depends on LibTorch alone.
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <string>
 
 namespace aiayn {
 
-class JsonObjectReader;
-
-// Fixed special ids of every vocabulary the toolkit trains (docs in README).
+// Fixed special ids of every vocabulary the toolkit trains (docs/design.md).
 constexpr int64_t kPadId = 0;
 constexpr int64_t kUnkId = 1;
 constexpr int64_t kBosId = 2;
@@ -38,18 +35,7 @@ struct ModelConfig {
   int64_t src_vocab = 0;
   int64_t tgt_vocab = 0;
 
-  // Reads the keys of a "model" object; throws InputError naming file and key.
-  static ModelConfig from_json(JsonObjectReader& reader);
-  nlohmann::json to_json() const;
-  // Checks the relations between keys; `origin` names the file in errors.
-  void validate(const std::string& origin) const;
-  // Vocabulary sizes must be known before a model is built.
-  void require_vocab(const std::string& origin) const;
 };
-
-// Reads the "model" object of a config file (other top-level sections are
-// the business of their own readers; unknown ones are rejected there).
-ModelConfig load_model_config(const std::string& path);
 
 // Closed-form parameter count of the architecture (for tests and summaries).
 int64_t expected_parameter_count(const ModelConfig& c);

@@ -7,7 +7,8 @@ namespace aiayn {
 namespace F = torch::nn::functional;
 
 TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c) {
-  c.require_vocab("model config");
+  TORCH_CHECK(c.src_vocab > 0 && c.tgt_vocab > 0,
+              "model config: src_vocab and tgt_vocab must be set before a model is built");
   TORCH_CHECK(!c.share_embeddings || c.src_vocab == c.tgt_vocab,
               "share_embeddings needs src_vocab == tgt_vocab");
   // Tied modules are registered once, so parameters() (and an optimizer)

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 namespace aiayn {
-void tune_environment(char** argv, bool training);  // src/app.h (kept light: no LibTorch here)
+void tune_environment(char** argv, bool training);  // src/common/app.h (kept light: no LibTorch here)
 }
 
 int main(int argc, char** argv) {

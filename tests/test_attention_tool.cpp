@@ -5,9 +5,9 @@
 #include <filesystem>
 
 #include "models/transformer.h"
-#include "src/attention_export.h"
-#include "src/checkpoint_reader.h"
-#include "src/search.h"
+#include "src/attention/attention_export.h"
+#include "src/decode/checkpoint_reader.h"
+#include "src/decode/search.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "src/bleu.h"
+#include "src/decode/bleu.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;

@@ -6,12 +6,12 @@
 #include <set>
 
 #include "models/config.h"
-#include "src/batching.h"
-#include "src/bpe_dropout.h"
-#include "src/error.h"
-#include "src/text_reader.h"
-#include "src/token_cache.h"
-#include "src/tokenizer.h"
+#include "src/common/error.h"
+#include "src/common/text_reader.h"
+#include "src/data/batching.h"
+#include "src/data/bpe_dropout.h"
+#include "src/data/token_cache.h"
+#include "src/data/tokenizer.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -446,6 +446,6 @@ TEST_CASE("BPE-dropout cannot follow a unigram model: re-merging differs", "[dat
     dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.0, 1, &out);
     differ += out != ids;
   }
-  // The trainer's p = 0 check refuses such a model (src/trainer.cpp).
+  // The trainer's p = 0 check refuses such a model (src/train/trainer.cpp).
   CHECK(differ > 10);
 }

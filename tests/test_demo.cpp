@@ -7,9 +7,9 @@
 #include <regex>
 #include <set>
 
-#include "src/dates_corpus.h"
-#include "src/error.h"
+#include "src/common/error.h"
 #include "tests/test_util.h"
+#include "tools/dates_corpus.h"
 
 using namespace aiayn;
 

@@ -14,9 +14,9 @@
 #include <vector>
 #include <thread>
 
-#include "src/checkpoint_reader.h"
-#include "src/distributed.h"
-#include "src/error.h"
+#include "src/common/error.h"
+#include "src/decode/checkpoint_reader.h"
+#include "src/train/distributed.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 

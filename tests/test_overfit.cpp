@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "models/transformer.h"
+#include "src/common/model_config_json.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;

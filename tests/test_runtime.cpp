@@ -1,14 +1,14 @@
-// The process around the model: which BLAS kernel runs, and output files
-// that never cost the user data.
+// The process around the model: which BLAS kernel runs, output files that
+// never cost the user data, and the build's layering check.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "src/blas_kernel.h"
-#include "src/error.h"
-#include "src/output_file.h"
+#include "src/common/blas_kernel.h"
+#include "src/common/error.h"
+#include "src/common/output_file.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -161,4 +161,36 @@ TEST_CASE("an output file appears whole on commit, and never otherwise", "[runti
   // A directory that does not exist is the user's path (bad input); a full
   // disk is the system's (IOError: the tmpfs cases in test_translate.cpp).
   CHECK_THROWS_AS(OutputFile(dir.file("no/such/dir/out.txt")), InputError);
+}
+
+TEST_CASE("the build refuses an include against the layering", "[layering]") {
+  const std::string check = std::string(AIAYN_CMAKE) + " -DROOT=%s -P " + AIAYN_SOURCE_DIR +
+                            "/cmake/check_layering.cmake";
+  auto command = [&](const std::string& root) {
+    std::string c = check;
+    return c.replace(c.find("%s"), 2, root);
+  };
+  // The tree as it is keeps the order.
+  auto ours = test::run(command(AIAYN_SOURCE_DIR));
+  INFO(ours.out << ours.err);
+  CHECK(ours.exit_code == 0);
+
+  test::TempDir dir;
+  for (const char* folder : {"models", "src/data", "src/decode", "src/attention"}) {
+    fs::create_directories(dir.path() / folder);
+  }
+  test::write_file(dir.file("models/a.h"), "#include \"src/train/trainer.h\"\n");
+  test::write_file(dir.file("src/decode/b.cpp"),
+                   "#include <vector>\n\n#include \"src/train/optimizer.h\"\n#include \"src/data/batching.h\"\n");
+  test::write_file(dir.file("src/attention/c.cpp"), "#include \"src/attention/x.h\"\n#include \"src/decode/search.h\"\n");
+  test::write_file(dir.file("src/data/d.cpp"), "  #  include \"src/decode/search.h\"  // upward\n");
+  auto bad = test::run(command(dir.path().string()));
+  INFO(bad.out << bad.err);
+  CHECK(bad.exit_code != 0);
+  CHECK_THAT(bad.err, Catch::Contains("models/a.h:1: includes src/train/trainer.h, but models may use only LibTorch"));
+  CHECK_THAT(bad.err, Catch::Contains("src/decode/b.cpp:3: includes src/train/optimizer.h, but src/decode may use "
+                                      "only models, src/common, src/data"));
+  CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:1: includes src/decode/search.h"));
+  CHECK_THAT(bad.err, !Catch::Contains("src/attention/c.cpp"));  // its own folder and one below
+  CHECK_THAT(bad.err, !Catch::Contains("batching.h"));
 }

@@ -10,9 +10,10 @@
 
 #include "models/projection.h"
 #include "models/transformer.h"
-#include "src/beam_rule.h"
-#include "src/error.h"
-#include "src/search.h"
+#include "src/common/error.h"
+#include "src/common/model_config_json.h"
+#include "src/decode/beam_rule.h"
+#include "src/decode/search.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;

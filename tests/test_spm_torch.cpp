@@ -5,8 +5,8 @@
 // dies before or during these tests, and ctest reports it.
 #include <catch2/catch.hpp>
 
-#include "third_party/sentencepiece/loader.h"
 #include "tests/test_util.h"
+#include "third_party/sentencepiece/loader.h"
 
 namespace {
 

@@ -12,8 +12,8 @@
 #include <set>
 #include <thread>
 
-#include "src/checkpoint_reader.h"
-#include "src/json_reader.h"
+#include "src/common/json_reader.h"
+#include "src/decode/checkpoint_reader.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 

@@ -9,13 +9,14 @@
 #include <limits>
 
 #include "models/transformer.h"
-#include "src/criterion.h"
-#include "src/ema.h"
-#include "src/error.h"
-#include "src/loss.h"
-#include "src/optimizer.h"
-#include "src/train_schedule.h"
-#include "src/update_step.h"
+#include "src/common/error.h"
+#include "src/common/model_config_json.h"
+#include "src/train/criterion.h"
+#include "src/train/ema.h"
+#include "src/train/loss.h"
+#include "src/train/optimizer.h"
+#include "src/train/train_schedule.h"
+#include "src/train/update_step.h"
 
 using aiayn::label_smoothed_nll;
 using aiayn::label_smoothed_nll_composed;

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "models/transformer.h"
+#include "src/common/model_config_json.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -77,7 +78,7 @@ TEST_CASE("every Table 3 variant is expressible and counted exactly", "[model][p
   pre_ln.norm_first = true;
   variants.push_back(pre_ln);
   for (const auto& c : variants) {
-    c.validate("variant");
+    validate_model_config(c, "variant");
     Transformer m(c);
     CHECK(m->parameter_count() == expected_parameter_count(c));
   }

@@ -9,7 +9,7 @@
 
 #include <filesystem>
 
-#include "src/checkpoint_reader.h"
+#include "src/decode/checkpoint_reader.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 

@@ -1,10 +1,10 @@
-// aiayn-dates: writes the demo's synthetic corpus (src/dates_corpus.h):
+// aiayn-dates: writes the demo's synthetic corpus (tools/dates_corpus.h):
 // human-written dates in four languages paired with their ISO 8601 form.
 #include <iostream>
 
-#include "src/app.h"
-#include "src/cli.h"
-#include "src/dates_corpus.h"
+#include "src/common/app.h"
+#include "src/common/cli.h"
+#include "tools/dates_corpus.h"
 
 int main(int argc, char** argv) {
   return aiayn::run_app("aiayn-dates", [&] {

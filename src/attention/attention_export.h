@@ -1,0 +1,70 @@
+// Attention maps as JSON (the attention tool): per sentence, the weights every
+// attention head really used, in bertviz's encoder-decoder vocabulary.
+// Format: docs/attention-format.md.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <iosfwd>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "models/transformer.h"
+#include "src/data/tokenizer.h"
+#include "src/decode/search.h"
+
+namespace aiayn {
+
+constexpr int kAttentionFormatVersion = 1;
+
+struct AttentionExportOptions {
+  bool encoder = true, decoder = true, cross = true;  // which kinds to write
+  std::vector<int64_t> layers;  // empty = all
+  std::vector<int64_t> heads;   // empty = all
+  bool average_heads = false;   // one map per layer: the mean over the chosen heads
+  int decimals = 4;             // rounding of the weights
+  SearchOptions search = greedy();  // for sentences without a given target
+
+  static SearchOptions greedy() {
+    SearchOptions o;
+    o.beam = 1;
+    return o;
+  }
+};
+
+// Checks layer and head indices against the model; throws InputError naming
+// the option and the valid range.
+void validate_attention_options(const AttentionExportOptions& options, const ModelConfig& model);
+
+// The maps of one sentence pair under forced decoding: source ids (no eos)
+// and target ids (no bos/eos). Decoder queries are the decoder input
+// positions (bos + target); keys of cross attention are source + eos.
+AttentionMaps capture_attention(TransformerImpl& model, const std::vector<int64_t>& source,
+                                const std::vector<int64_t>& target);
+
+// Writes one JSON object per line for each source line (targets optional:
+// empty vector = translate first). Lines are processed in groups and
+// flushed, so the output streams and memory stays bounded.
+class AttentionExporter {
+ public:
+  AttentionExporter(Transformer model, TokenizerPair tokenizers, AttentionExportOptions options);
+  // Writes the entries of these lines; `first_index` is the 0-based index of
+  // sources[0] in the whole input.
+  // Warnings name source_name / target_name and the line.
+  void write(const std::vector<std::string>& sources, const std::vector<std::string>* targets,
+             int64_t first_index, std::ostream& out,
+             const std::function<void(const std::string&)>& warn = {},
+             const std::string& source_name = "source", const std::string& target_name = "target");
+
+ private:
+  // The chosen layers of one kind (all of that stack's layers by default).
+  std::vector<int64_t> layer_ids(int64_t stack_layers) const;
+  nlohmann::json maps_json(const std::vector<torch::Tensor>& per_layer) const;
+
+  Transformer model_;
+  TokenizerPair tokenizers_;
+  AttentionExportOptions options_;
+};
+
+}  // namespace aiayn

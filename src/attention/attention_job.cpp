@@ -1,0 +1,125 @@
+#include "src/attention/attention_job.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "src/common/app.h"
+#include "src/common/blas_kernel.h"
+#include "src/common/error.h"
+#include "src/common/output_file.h"
+#include "src/common/text_reader.h"
+#include "src/decode/checkpoint_reader.h"
+
+namespace aiayn {
+
+namespace {
+
+constexpr size_t kGroup = 32;  // sentences searched and written together
+
+// Sends everything written to both streams (the dump and, for the viewer, a copy).
+class TeeBuf : public std::streambuf {
+ public:
+  TeeBuf(std::streambuf* a, std::streambuf* b) : a_(a), b_(b) {}
+
+ protected:
+  int overflow(int c) override {
+    if (c == EOF) return !EOF;
+    const bool ok = a_->sputc(static_cast<char>(c)) != EOF && (!b_ || b_->sputc(static_cast<char>(c)) != EOF);
+    return ok ? c : EOF;
+  }
+  int sync() override { return a_->pubsync() | (b_ ? b_->pubsync() : 0); }
+
+ private:
+  std::streambuf *a_, *b_;
+};
+
+}  // namespace
+
+void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* o) {
+  o->encoder = o->decoder = o->cross = false;
+  std::stringstream in(kinds);
+  std::string kind;
+  while (std::getline(in, kind, ',')) {
+    if (kind == "encoder") o->encoder = true;
+    else if (kind == "decoder") o->decoder = true;
+    else if (kind == "cross") o->cross = true;
+    else throw InputError("--kinds: unknown kind \"" + kind + "\" (use encoder, decoder, cross)");
+  }
+}
+
+void run_attention_job(const AttentionJob& job, std::ostream& log) {
+  const NamedPaths inputs = {{"--source", job.source}, {"--target", job.target}};
+  refuse_output_over_input("--output", job.output, inputs);
+  refuse_output_over_input("--html", job.html, inputs);
+  if (!job.html.empty()) refuse_output_over_input("--html", job.html, {{"--output", job.output}});
+  const auto dir = resolve_checkpoint(job.checkpoint);
+  AttentionExporter exporter(load_model(dir, job.device), load_checkpoint_tokenizers(dir), job.options);
+  auto warn = [&](const std::string& m) { log << "warning: " << m << "\n"; };
+  // Inputs are opened before the output exists, so a missing one leaves nothing behind.
+  std::unique_ptr<LineReader> targets;
+  if (!job.target.empty()) targets = std::make_unique<LineReader>(job.target);
+  std::unique_ptr<LineReader> source_file;
+  std::unique_ptr<LineStream> source_stream;
+  if (job.source == "-") source_stream = std::make_unique<LineStream>(STDIN_FILENO);
+  else source_file = std::make_unique<LineReader>(job.source);
+
+  // The dump goes to a temporary file renamed at the end, so an error (say,
+  // a target file that runs out early) or a signal never leaves a partial
+  // dump behind (src/common/output_file.h).
+  std::unique_ptr<OutputFile> file;
+  if (job.output != "-") file = std::make_unique<OutputFile>(job.output);
+  std::ostringstream copy;
+  TeeBuf tee(file ? file->stream().rdbuf() : std::cout.rdbuf(), job.html.empty() ? nullptr : copy.rdbuf());
+  std::ostream out(&tee);
+
+  log << "BLAS: " << describe_blas() << "; threads: " << describe_threads() << "\n";
+  int64_t written = 0;
+  for (;;) {
+    std::vector<std::string> sources, tgts;
+    if (source_stream) {
+      source_stream->next_group(&sources, kGroup);
+    } else {
+      std::string line;
+      while (sources.size() < kGroup && source_file->next(&line)) sources.push_back(line);
+    }
+    if (targets) {
+      std::string line;
+      for (size_t i = 0; i < sources.size(); ++i) {
+        if (!targets->next(&line)) {
+          throw InputError("source and target differ in length: " + job.target + " has " +
+                           std::to_string(targets->line_number()) + " lines, " + job.source +
+                           " has more");
+        }
+        tgts.push_back(line);
+      }
+    }
+    if (sources.empty()) break;
+    exporter.write(sources, targets ? &tgts : nullptr, written, out, warn, job.source,
+                   job.target);
+    written += static_cast<int64_t>(sources.size());
+    out.flush();
+    if (file) file->check();
+  }
+  if (targets) {
+    std::string line;
+    if (targets->next(&line)) {
+      throw InputError("source and target differ in length: " + job.source + " has " +
+                       std::to_string(written) + " lines, " + job.target + " has more (" +
+                       std::to_string(targets->line_number() + targets->count_rest()) + ")");
+    }
+  }
+  out.flush();
+  if (file) file->commit();
+  log << "wrote the attention of " << written << " sentences to "
+      << (job.output == "-" ? "stdout" : job.output) << "\n";
+  if (!job.html.empty()) {
+    write_file_atomically(job.html, attention_viewer_html(copy.str()));
+    log << "viewer: " << job.html << "\n";
+  }
+}
+
+}  // namespace aiayn

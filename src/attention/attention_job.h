@@ -1,0 +1,31 @@
+// What aiayn-attention does, as a library call.
+#pragma once
+#include <torch/torch.h>
+
+#include <iosfwd>
+#include <string>
+
+#include "src/attention/attention_export.h"
+
+namespace aiayn {
+
+struct AttentionJob {
+  std::string checkpoint;
+  std::string source = "-";  // "-" = stdin
+  std::string target;        // optional: force-decode these
+  std::string output = "-";  // "-" = stdout
+  std::string html;          // optional viewer path
+  AttentionExportOptions options;
+  torch::Device device = torch::kCPU;
+};
+
+// "encoder,cross" -> the kind switches; throws InputError for an unknown kind.
+void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* options);
+
+// Streams the dump (and writes the viewer). Throws InputError for bad input.
+void run_attention_job(const AttentionJob& job, std::ostream& log);
+
+// The self-contained HTML viewer; `dump` (JSON Lines) is embedded when not empty.
+std::string attention_viewer_html(const std::string& dump);
+
+}  // namespace aiayn

@@ -1,0 +1,31 @@
+// Command-line parsing shared by the apps (CLI11), with the project's exit codes.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+namespace aiayn {
+
+std::string version_text(const std::string& app_name);  // src/common/app.h
+
+// Returns -1 when the app should go on, else the exit code: 0 after --help,
+// 2 after a usage error (one line naming the option).
+// Every app also gets --version (version_text).
+inline int parse_command_line(CLI::App& app, int argc, char** argv) {
+  const std::string name = app.get_name();
+  app.set_version_flag("--version", [name] { return version_text(name); },
+                       "print the version, LibTorch, the BLAS kernel and the CPU, and exit");
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << app.get_name() << ": error: " << e.what() << " (see --help)\n";
+    return 2;
+  }
+}
+
+}  // namespace aiayn

@@ -1,0 +1,274 @@
+#include "src/decode/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "models/config.h"
+#include "src/common/error.h"
+#include "src/decode/beam_rule.h"
+
+namespace aiayn {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+std::vector<int64_t> row_tokens(const torch::Tensor& history_row) {
+  auto h = history_row.cpu();
+  return std::vector<int64_t>(h.data_ptr<int64_t>() + 1, h.data_ptr<int64_t>() + h.numel());
+}
+
+// A row (or block of rows) at its length limit must end now: everything but
+// eos becomes -inf. lprobs: [..., V], a view into the step's log-probs.
+void force_eos(torch::Tensor lprobs) {
+  auto eos = lprobs.select(-1, kEosId).clone();  // [...]
+  lprobs.fill_(kNegInf);
+  lprobs.select(-1, kEosId).copy_(eos);
+}
+
+torch::Tensor long_tensor(const std::vector<int64_t>& values, torch::Device device) {
+  return torch::tensor(values, torch::dtype(torch::kLong).device(device));  // [n]
+}
+
+}  // namespace
+
+torch::Tensor source_batch(const std::vector<const std::vector<int64_t>*>& rows) {
+  size_t longest = 0;
+  for (const auto* row : rows) longest = std::max(longest, row->size());
+  const auto b = static_cast<int64_t>(rows.size()), s = static_cast<int64_t>(longest) + 1;
+  auto src = torch::full({b, s}, kPadId, torch::kLong);  // [B, S]
+  auto* data = src.data_ptr<int64_t>();
+  for (int64_t r = 0; r < b; ++r) {
+    std::copy(rows[r]->begin(), rows[r]->end(), data + r * s);
+    data[r * s + static_cast<int64_t>(rows[r]->size())] = kEosId;
+  }
+  return src;
+}
+
+std::vector<int64_t> source_lengths(const torch::Tensor& src) {
+  auto lengths = src.ne(kPadId).sum(1).sub(1).cpu();  // [B] tokens without eos
+  return std::vector<int64_t>(lengths.data_ptr<int64_t>(),
+                              lengths.data_ptr<int64_t>() + lengths.numel());
+}
+
+void SearchOptions::validate() const {
+  auto refuse = [](const std::string& option, auto value, const std::string& why) {
+    std::ostringstream text;
+    text << option << " " << value << ": " << why;
+    throw InputError(text.str());
+  };
+  if (beam < 1) refuse("--beam", beam, "must be at least 1");
+  if (nbest < 1) refuse("--nbest", nbest, "must be at least 1");
+  if (nbest > beam) refuse("--nbest", nbest, "exceeds --beam " + std::to_string(beam));
+  if (!std::isfinite(length_penalty) || length_penalty < 0) {
+    refuse("--alpha", length_penalty, "must be a finite number >= 0");
+  }
+  if (!std::isfinite(max_len_a) || max_len_a < 0) {
+    refuse("--max-len-a", max_len_a, "must be a finite number >= 0");
+  }
+  if (max_len_b < 0) refuse("--max-len-b", max_len_b, "must be >= 0");
+}
+
+double length_penalty(int64_t length, double alpha) {
+  if (alpha == 0.0) return 1.0;
+  return std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
+}
+
+int64_t max_output_length(const SearchOptions& o, int64_t source_length, int64_t max_positions) {
+  auto limit = static_cast<int64_t>(o.max_len_a * static_cast<double>(source_length)) + o.max_len_b;
+  return std::max<int64_t>(1, std::min(limit, max_positions - 1));
+}
+
+Hypotheses search(TransformerImpl& model, const torch::Tensor& src, const SearchOptions& o) {
+  o.validate();
+  return o.beam == 1 ? greedy_search(model, src, o) : beam_search(model, src, o);
+}
+
+Hypotheses greedy_search(TransformerImpl& model, const torch::Tensor& src,
+                         const SearchOptions& o) {
+  torch::NoGradGuard no_grad;
+  TransformerStepModel step_model(model, src, o.use_cache);
+  return greedy_search(step_model, source_lengths(src), o);
+}
+
+Hypotheses beam_search(TransformerImpl& model, const torch::Tensor& src, const SearchOptions& o) {
+  torch::NoGradGuard no_grad;
+  // The K beams of a sentence share its memory: no copy per beam.
+  TransformerStepModel step_model(model, src, o.use_cache);
+  return beam_search(step_model, source_lengths(src), o);
+}
+
+Hypotheses search(StepModel& model, const std::vector<int64_t>& lengths, const SearchOptions& o) {
+  o.validate();
+  return o.beam == 1 ? greedy_search(model, lengths, o) : beam_search(model, lengths, o);
+}
+
+Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths,
+                         const SearchOptions& o) {
+  torch::NoGradGuard no_grad;
+  const auto batch = static_cast<int64_t>(lengths.size());
+  const auto device = model.device();
+  Hypotheses out(static_cast<size_t>(batch), std::vector<Hypothesis>(1));
+  std::vector<int64_t> active(static_cast<size_t>(batch));  // row -> sentence
+  for (int64_t i = 0; i < batch; ++i) active[i] = i;
+  auto history = torch::full({batch, 1}, kBosId, torch::dtype(torch::kLong).device(device));  // [B, 1]
+  std::vector<double> log_prob(static_cast<size_t>(batch), 0.0);
+  for (int64_t t = 1; !active.empty(); ++t) {
+    auto lprobs = model.step(history);  // [rows, V]
+    for (size_t r = 0; r < active.size(); ++r) {
+      if (t > max_output_length(o, lengths[active[r]], model.max_positions())) force_eos(lprobs[r]);
+    }
+    auto [best, token] = lprobs.max(1);  // [rows], [rows]
+    auto best_cpu = best.to(torch::kCPU, torch::kDouble).contiguous();  // [rows]
+    auto token_cpu = token.cpu().contiguous();                          // [rows]
+    const double* best_of = best_cpu.data_ptr<double>();
+    const int64_t* token_of = token_cpu.data_ptr<int64_t>();
+    std::vector<int64_t> keep, still_active;
+    for (size_t r = 0; r < active.size(); ++r) {
+      const int64_t s = active[r];
+      log_prob[s] += best_of[r];
+      if (token_of[r] == kEosId) {
+        out[s][0] = ended_hypothesis(row_tokens(history[r]), log_prob[s], o.length_penalty);
+      } else {
+        keep.push_back(static_cast<int64_t>(r));
+        still_active.push_back(s);
+      }
+    }
+    history = torch::cat({history, token.unsqueeze(1)}, 1);  // [rows, t + 1]
+    if (keep.size() != active.size() && !keep.empty()) {
+      auto index = long_tensor(keep, device);  // [rows']
+      history = history.index_select(0, index);  // [rows', t + 1]
+      model.select(index, index);
+    }
+    active = std::move(still_active);
+  }
+  return out;
+}
+
+namespace {
+
+// Each live sentence's best 2K extensions, best first: the beam rule's input.
+// scores: [n, K] summed log-probs of the beams; lprobs: [n, K, V].
+std::vector<std::vector<Candidate>> rank_extensions(const torch::Tensor& scores,
+                                                    const torch::Tensor& lprobs) {
+  const int64_t n = lprobs.size(0), k = lprobs.size(1), vocab = lprobs.size(2);
+  auto extensions = (scores.unsqueeze(2) + lprobs).view({n, k * vocab});  // [n, K*V]
+  auto [top_scores, top_index] = extensions.topk(std::min(2 * k, k * vocab), 1);  // [n, 2K]
+  auto top_scores_cpu = top_scores.to(torch::kCPU, torch::kDouble);  // [n, 2K]
+  auto top_index_cpu = top_index.cpu();                              // [n, 2K]
+  const auto* ts = top_scores_cpu.data_ptr<double>();
+  const auto* ti = top_index_cpu.data_ptr<int64_t>();
+  const int64_t width = top_index.size(1);
+  std::vector<std::vector<Candidate>> ranked(static_cast<size_t>(n));
+  for (int64_t s = 0; s < n; ++s) {
+    for (int64_t j = 0; j < width; ++j) {
+      const int64_t index = ti[s * width + j];
+      ranked[s].push_back({index / vocab, index % vocab, ts[s * width + j]});
+    }
+  }
+  return ranked;
+}
+
+// The beams that go on to the next step, K per surviving sentence.
+struct NextBeams {
+  std::vector<int64_t> rows, tokens;  // row extended, token appended
+  std::vector<float> scores;
+  std::vector<int64_t> sentences;     // surviving sentences
+  std::vector<int64_t> slots;         // their positions among this step's live sentences
+};
+
+}  // namespace
+
+Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& lengths,
+                       const SearchOptions& o) {
+  torch::NoGradGuard no_grad;
+  const auto batch = static_cast<int64_t>(lengths.size());
+  const int64_t k = o.beam, vocab = model.vocab();
+  const auto device = model.device();
+  std::vector<int64_t> active(static_cast<size_t>(batch));  // block of K rows -> sentence
+  for (int64_t i = 0; i < batch; ++i) active[i] = i;
+  Hypotheses finished(static_cast<size_t>(batch));
+  auto history = torch::full({batch * k, 1}, kBosId, torch::dtype(torch::kLong).device(device));  // [B*K, 1]
+  // Only the first beam of each sentence is live at the start, so the K
+  // beams do not begin as K copies of one hypothesis.
+  auto scores = torch::full({batch, k}, kNegInf, torch::dtype(torch::kFloat).device(device));  // [B, K]
+  scores.select(1, 0).fill_(0.0);
+
+  for (int64_t t = 1; !active.empty(); ++t) {
+    const auto n = static_cast<int64_t>(active.size());
+    auto lprobs = model.step(history).view({n, k, vocab});  // [n, K, V]
+    for (int64_t s = 0; s < n; ++s) {
+      if (t > max_output_length(o, lengths[active[s]], model.max_positions())) force_eos(lprobs[s]);
+    }
+    const auto ranked = rank_extensions(scores, lprobs);
+    NextBeams next;
+    for (int64_t s = 0; s < n; ++s) {
+      const int64_t sentence = active[s];
+      auto& done = finished[sentence];
+      auto beams = split_candidates(ranked[s], k, kEosId);
+      for (const auto& c : beams.ended) {
+        done.push_back(ended_hypothesis(row_tokens(history[s * k + c.beam]), c.log_prob,
+                                        o.length_penalty));
+      }
+      rank_finished(done);
+      const int64_t longest = max_output_length(o, lengths[sentence], model.max_positions());
+      const bool stop = sentence_done(done, beams.live, t, longest, o);
+      // Only the best K finished can be returned (nbest <= K).
+      if (static_cast<int64_t>(done.size()) > k) done.resize(static_cast<size_t>(k));
+      if (stop) continue;
+      fill_beams(beams.live, k);
+      next.sentences.push_back(sentence);
+      next.slots.push_back(s);
+      for (const auto& c : beams.live) {
+        next.rows.push_back(s * k + c.beam);
+        next.tokens.push_back(c.token);
+        next.scores.push_back(static_cast<float>(c.log_prob));
+      }
+    }
+    const bool sentences_left = next.sentences.size() != active.size();
+    active = std::move(next.sentences);
+    if (active.empty()) break;
+    auto rows = long_tensor(next.rows, device);      // [n' * K]
+    auto tokens = long_tensor(next.tokens, device);  // [n' * K]
+    history = torch::cat({history.index_select(0, rows), tokens.unsqueeze(1)}, 1);  // [n' * K, t + 1]
+    scores = torch::tensor(next.scores, torch::dtype(torch::kFloat).device(device))
+                 .view({static_cast<int64_t>(active.size()), k});  // [n', K]
+    model.select(rows, sentences_left ? long_tensor(next.slots, device) : torch::Tensor());
+  }
+  for (auto& done : finished) {
+    if (static_cast<int64_t>(done.size()) > o.nbest) done.resize(static_cast<size_t>(o.nbest));
+  }
+  return finished;
+}
+
+std::vector<double> forced_log_probs(TransformerImpl& model, const torch::Tensor& src,
+                                     const std::vector<std::vector<int64_t>>& targets) {
+  torch::NoGradGuard no_grad;
+  const int64_t batch = src.size(0);
+  int64_t longest = 0;
+  for (const auto& t : targets) longest = std::max<int64_t>(longest, static_cast<int64_t>(t.size()) + 1);
+  auto tgt_in = torch::full({batch, longest}, kPadId, torch::kLong);   // [B, T] bos + y
+  auto tgt_out = torch::full({batch, longest}, kPadId, torch::kLong);  // [B, T] y + eos
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& y = targets[b];
+    tgt_in[b][0] = kBosId;
+    for (size_t i = 0; i < y.size(); ++i) {
+      tgt_in[b][static_cast<int64_t>(i) + 1] = y[i];
+      tgt_out[b][static_cast<int64_t>(i)] = y[i];
+    }
+    tgt_out[b][static_cast<int64_t>(y.size())] = kEosId;
+  }
+  tgt_in = tgt_in.to(src.device());
+  tgt_out = tgt_out.to(src.device());
+  auto padding = padding_mask(src, kPadId);
+  auto hidden = model.decode(tgt_in, model.encode(src, padding), padding);  // [B, T, d_model]
+  auto lprobs = torch::log_softmax(model.logits(hidden), -1);               // [B, T, V]
+  auto picked = lprobs.gather(2, tgt_out.clamp_min(0).unsqueeze(2)).squeeze(2);  // [B, T]
+  auto sums = picked.masked_fill(tgt_out.eq(kPadId), 0.0).sum(1).to(torch::kCPU, torch::kDouble);
+  return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + batch);
+}
+
+}  // namespace aiayn

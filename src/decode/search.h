@@ -1,0 +1,50 @@
+// Decoding: greedy search and beam search (section 6.1: beam 4, length
+// penalty alpha 0.6, maximum output length |x| + 50), both incremental: each
+// step feeds one token per hypothesis through the cached decoder state.
+// The loops run on a StepModel (src/decode/step_model.h); the beam rule they apply
+// is src/decode/beam_rule.h.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "models/transformer.h"
+#include "src/decode/search_options.h"
+#include "src/decode/step_model.h"
+
+namespace aiayn {
+
+using Hypotheses = std::vector<std::vector<Hypothesis>>;  // per sentence, best first
+
+// Translates a batch: src [B, S] (tokens + eos, right-padded with kPadId) ->
+// for each sentence, up to nbest hypotheses, best first. Beam 1 runs the
+// greedy path. Validates the options first. The model must be in eval mode.
+Hypotheses search(TransformerImpl& model, const torch::Tensor& src, const SearchOptions& options);
+Hypotheses greedy_search(TransformerImpl& model, const torch::Tensor& src,
+                         const SearchOptions& options);
+Hypotheses beam_search(TransformerImpl& model, const torch::Tensor& src,
+                       const SearchOptions& options);
+
+// The same on any step model, for sentences of `source_lengths` tokens
+// (without eos; they set each sentence's length limit). The step model
+// starts with one row per sentence for greedy and `beam` rows for beam search.
+Hypotheses search(StepModel& model, const std::vector<int64_t>& source_lengths,
+                  const SearchOptions& options);
+Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& source_lengths,
+                         const SearchOptions& options);
+Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& source_lengths,
+                       const SearchOptions& options);
+
+// The source format search takes: rows of ids (without eos) -> [B, S] ids +
+// eos, right-padded with kPadId, S = the longest row + 1. On the CPU.
+torch::Tensor source_batch(const std::vector<const std::vector<int64_t>*>& rows);
+
+// Source lengths without eos of src [B, S].
+std::vector<int64_t> source_lengths(const torch::Tensor& src);
+
+// Log-probability of each target under forced decoding: src [B, S],
+// targets: token lists without bos/eos (eos is scored too) -> [B] sums.
+std::vector<double> forced_log_probs(TransformerImpl& model, const torch::Tensor& src,
+                                     const std::vector<std::vector<int64_t>>& targets);
+
+}  // namespace aiayn

@@ -1,0 +1,45 @@
+// What aiayn-translate does, as a library call: checkpoints and text in,
+// translations, speed and (given references) BLEU and chrF out.
+#pragma once
+#include <torch/torch.h>
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "src/decode/translator.h"
+
+namespace aiayn {
+
+struct TranslateJob {
+  std::vector<std::string> checkpoints;  // one, or several to average
+  std::string input = "-";               // "-" = stdin, streamed line by line
+  std::string output = "-";              // "-" = stdout
+  TranslateOptions options;
+  std::string output_format = "text";    // text | pieces | ids
+  bool scores = false;                   // "i ||| text ||| score ||| log-prob" lines
+  std::string reference;                 // score the output against this file
+  bool lowercase = false;                // case-insensitive BLEU/chrF
+  torch::Device device = torch::kCPU;
+  bool int8 = false;                     // dynamic int8 linear layers (CPU)
+  bool raw_weights = false;              // an EMA run's raw weights instead of the average
+  // Beam and alpha from the checkpoint's decoding.json (aiayn-translate
+  // --tune), when it has one; false when the user set them.
+  bool recorded_decoding = true;
+};
+
+struct TranslateReport {
+  int64_t sentences = 0;
+  int64_t output_tokens = 0;
+  double seconds = 0;
+  std::string bleu, chrf;  // formatted scores with signatures, when a reference was given
+  double bleu_score = 0;
+  int64_t exact_matches = 0;  // hypotheses equal to their reference line
+};
+
+// Translates as the job says, writing translations to job.output and
+// warnings and the summary to `log`. Throws InputError for bad input; an
+// output file is written under a temporary name and renamed at the end.
+TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log);
+
+}  // namespace aiayn

@@ -1,0 +1,19 @@
+// The criterion, one path for training and validation alike: the model's
+// label-smoothed cross-entropy (section 5.4) over a batch's real target
+// positions, the vocabulary projection computed only there.
+#pragma once
+#include <torch/torch.h>
+
+#include "models/transformer.h"
+#include "src/data/batching.h"
+#include "src/train/loss.h"
+
+namespace aiayn {
+
+// Sums over the batch (src/train/loss.h); training optimises .loss with its label
+// smoothing, validation reads .nll (smoothing 0 there). Builds the autograd
+// graph unless a NoGradGuard is active.
+LossSums batch_criterion(TransformerImpl& model, const Batch& batch, double label_smoothing,
+                         const torch::Device& device);
+
+}  // namespace aiayn
