@@ -225,7 +225,10 @@ TEST_CASE("the training schedule: when to log, validate, save and stop", "[train
   at.elapsed_seconds = 89;
   CHECK_FALSE(aiayn::reason_to_stop(c, at).has_value());
   at.elapsed_seconds = 90;
-  CHECK(aiayn::reason_to_stop(c, at).value().rfind("used the time budget of 1.5", 0) == 0);
+  CHECK(aiayn::reason_to_stop(c, at).value() == "used the time budget of 1.5 minutes");
+  c.max_minutes = 12;
+  at.elapsed_seconds = 720;
+  CHECK(aiayn::reason_to_stop(c, at).value() == "used the time budget of 12 minutes");
   c.max_minutes = 0;
   c.patience = 4;
   at.stale_validations = 3;

@@ -1,5 +1,7 @@
 #include "src/train/train_schedule.h"
 
+#include <sstream>
+
 namespace aiayn {
 
 bool log_due(const TrainConfig& c, int64_t step) { return step % c.log_every == 0; }
@@ -18,7 +20,9 @@ std::optional<std::string> reason_to_stop(const TrainConfig& c, const RunPositio
     return "completed max_epochs " + std::to_string(c.max_epochs);
   }
   if (c.max_minutes > 0 && at.elapsed_seconds >= c.max_minutes * 60) {
-    return "used the time budget of " + std::to_string(c.max_minutes) + " minutes";
+    std::ostringstream minutes;  // "12", "1.5": as the user wrote it, not "12.000000"
+    minutes << c.max_minutes;
+    return "used the time budget of " + minutes.str() + " minutes";
   }
   if (c.patience > 0 && at.stale_validations >= c.patience) {
     return "validation did not improve " + std::to_string(c.patience) + " times in a row";
