@@ -119,7 +119,7 @@ TEST_CASE("demo end to end: >= 98% exact match, aligned cross-attention", "[demo
   REQUIRE(r.exit_code == 0);
   std::smatch m;
   REQUIRE(std::regex_search(r.out, m, std::regex(R"(exact match = ([0-9.]+)% \((\d+) of 1000 lines\))")));
-  // 100% here (README, Notes); 98% leaves room for another machine's arithmetic.
+  // 100% here (docs/notes.md); 98% leaves room for another machine's arithmetic.
   CHECK(std::stod(m[1]) >= 98.0);
   CHECK(test::count_lines(test::read_file(out + "/test.hyp")) == 1000);
   CHECK(test::read_file(out + "/attention.html").find("<html") != std::string::npos);
