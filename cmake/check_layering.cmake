@@ -16,8 +16,9 @@ set(may_src/decode "models;src/common;src/data")
 set(may_src/train "models;src/common;src/data;src/decode")
 set(may_src/attention "models;src/common;src/data;src/decode")
 set(layers models src/common src/data src/decode src/train src/attention)
-# Folders whose headers are ours, so that an include of them is checked.
-set(known models src/common src/data src/decode src/train src/attention tools apps third_party)
+# Folders whose headers are ours, so that an include of them is checked;
+# "src" itself holds no layer, so no layer may include a header left there.
+set(known models src src/common src/data src/decode src/train src/attention tools apps third_party)
 
 set(offences "")
 foreach(layer ${layers})

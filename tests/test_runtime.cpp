@@ -183,7 +183,8 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   test::write_file(dir.file("src/decode/b.cpp"),
                    "#include <vector>\n\n#include \"src/train/optimizer.h\"\n#include \"src/data/batching.h\"\n");
   test::write_file(dir.file("src/attention/c.cpp"), "#include \"src/attention/x.h\"\n#include \"src/decode/search.h\"\n");
-  test::write_file(dir.file("src/data/d.cpp"), "  #  include \"src/decode/search.h\"  // upward\n");
+  test::write_file(dir.file("src/data/d.cpp"),
+                   "  #  include \"src/decode/search.h\"  // upward\n#include \"src/loose.h\"\n");
   auto bad = test::run(command(dir.path().string()));
   INFO(bad.out << bad.err);
   CHECK(bad.exit_code != 0);
@@ -191,6 +192,8 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   CHECK_THAT(bad.err, Catch::Contains("src/decode/b.cpp:3: includes src/train/optimizer.h, but src/decode may use "
                                       "only models, src/common, src/data"));
   CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:1: includes src/decode/search.h"));
+  // A header left in src/ itself belongs to no layer: none may include it.
+  CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:2: includes src/loose.h"));
   CHECK_THAT(bad.err, !Catch::Contains("src/attention/c.cpp"));  // its own folder and one below
   CHECK_THAT(bad.err, !Catch::Contains("batching.h"));
 }
