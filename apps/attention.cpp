@@ -25,6 +25,20 @@ int main(int argc, char** argv) {
     app.add_option("-t,--target", job.target, "target sentences to force-decode (line by line)");
     app.add_option("-o,--output", job.output, "JSON Lines output; - = stdout")->capture_default_str();
     app.add_option("--html", job.html, "also write the HTML viewer here, with the dump embedded");
+    app.add_option("--mask-heads", job.mask_heads,
+                   "head ablation: these heads' outputs and weights are zero, e.g. enc:0:1,cross:1:3 "
+                   "(kind:layer:head, counted from 0)");
+    app.add_option("--alignment-layer", o.alignment.layer,
+                   "decoder layer whose encoder-decoder attention gives the \"alignment\" field; "
+                   "-1: the penultimate")
+        ->capture_default_str();
+    app.add_option("--alignment-head", o.alignment.head, "one head for the alignment; -1: the heads' mean")
+        ->capture_default_str();
+    app.add_flag("--alignment-target-chars", o.alignment.target_characters,
+                 "align to target characters instead of words (targets without spaces, as ISO dates)");
+    app.add_option("--gold-alignment", job.gold_alignment,
+                   "gold links per source line (Pharaoh: i-j sure, i?j possible, 0-based source-target): "
+                   "print the AER of every decoder layer and head (with --target, the references they link)");
     app.add_option("--kinds", kinds, "comma-separated: encoder, decoder, cross")->capture_default_str();
     app.add_option("--layers", o.layers, "layer indices to keep (default: all)")->delimiter(',');
     app.add_option("--heads", o.heads, "head indices to keep (default: all)")->delimiter(',');

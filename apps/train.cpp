@@ -10,6 +10,7 @@
 #include "src/common/app.h"
 #include "src/common/cli.h"
 #include "src/common/error.h"
+#include "src/common/train_config.h"
 #include "src/train/checkpoint_writer.h"
 #include "src/train/distributed.h"
 #include "src/train/trainer.h"
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
         "Settings come from a JSON config (model, data, train sections; see configs/)\n"
         "and --set overrides, e.g. --set train.max_steps=2000 --set data.train_src=train.en",
         "aiayn-train"};
+    app.footer("\n" + aiayn::settings_help());
     std::string config_path, save_dir, device_name = "cpu";
     std::vector<std::string> overrides;
     int64_t vocab = 0;

@@ -1,6 +1,7 @@
 // aiayn-translate: translates text with a trained checkpoint (beam search,
 // incremental decoding), and scores it when given references.
 #include <iostream>
+#include <map>
 
 #include "src/common/app.h"
 #include "src/common/cli.h"
@@ -25,8 +26,52 @@ int main(int argc, char** argv) {
     std::string device_name = "cpu";
     bool greedy = false, no_cache = false;
     app.add_option("-c,--checkpoint", job.checkpoints,
-                   "checkpoint directory, or a save directory (its last); several are averaged")
+                   "checkpoint directory, or a save directory (its last); several need --ensemble "
+                   "or --average-weights")
         ->required();
+    bool ensemble = false, average_weights = false;
+    auto* ensemble_flag = app.add_flag("--ensemble", ensemble,
+                                       "several -c: decode with all of them, their log-probabilities "
+                                       "averaged at every step (they must share one vocabulary)");
+    app.add_flag("--average-weights", average_weights,
+                 "several -c: average their weights into one model (section 6.1's checkpoint averaging)")
+        ->excludes(ensemble_flag);
+    auto& sampling = search.sampling;
+    auto* sampling_flag = app.add_flag("--sampling", sampling.enabled,
+                                       "sample outputs instead of searching (back-translation); --nbest N "
+                                       "gives N samples per line");
+    app.add_option("--sampling-topk", sampling.top_k, "sample among the K likeliest tokens only; 0 = all")
+        ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str()->needs(sampling_flag);
+    app.add_option("--sampling-topp", sampling.top_p,
+                   "sample among the likeliest tokens that make up this probability (nucleus); 1 = all")
+        ->check(CLI::Range(0.0, 1.0))->capture_default_str()->needs(sampling_flag);
+    app.add_option("--temperature", sampling.temperature, "divides the log-probabilities before sampling; 0 = greedy")
+        ->check(CLI::Range(0.0, 1e6))->capture_default_str()->needs(sampling_flag);
+    app.add_option("--seed", sampling.seed,
+                   "sampling seed: each draw depends on it, the line and the sample alone (not on "
+                   "batching, threads or workers)")
+        ->capture_default_str()->needs(sampling_flag);
+    app.add_option("--prefix", job.prefix,
+                   "target prefixes, one per input line (empty line: none): each output starts with its "
+                   "line's prefix, forced, and search continues after it");
+    app.add_option("--mask-heads", job.mask_heads,
+                   "head ablation: these heads' outputs are zero, e.g. enc:0:1,dec:2:0,cross:1:3 "
+                   "(kind:layer:head, counted from 0 as in aiayn-attention's dump)");
+    auto& align = job.options.alignment_options;
+    auto* alignment_flag = app.add_flag("--alignment", job.options.alignment,
+                                        "append each output's word alignment, ' ||| 0-0 1-2 ...' (Pharaoh: "
+                                        "source-target words, 0-based), from encoder-decoder attention");
+    app.add_option("--alignment-layer", align.layer,
+                   "decoder layer whose attention aligns; -1: the penultimate (Garg et al., 2019)")
+        ->capture_default_str()->needs(alignment_flag);
+    app.add_option("--alignment-head", align.head, "one head; -1: the mean of the layer's heads")
+        ->capture_default_str()->needs(alignment_flag);
+    app.add_flag("--alignment-target-chars", align.target_characters,
+                 "align to target characters instead of words (targets without spaces)")
+        ->needs(alignment_flag);
+    app.add_option("--score-targets", job.score_targets,
+                   "instead of translating, score these targets (one per input line) by forced decoding: "
+                   "'index ||| target ||| score ||| log-prob' lines");
     app.add_option("-i,--input", job.input, "source text; - = stdin")->capture_default_str();
     app.add_option("-o,--output", job.output, "translations; - = stdout")->capture_default_str();
     app.add_option("-b,--beam", search.beam, "beam size (paper: 4)")
@@ -45,8 +90,12 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 100000))->capture_default_str();
     app.add_option("--batch-tokens", job.options.batch_tokens, "source tokens per batch")
         ->check(CLI::Range(1, 10000000))->capture_default_str();
-    app.add_option("--output-format", job.output_format, "text, pieces or ids")
-        ->check(CLI::IsMember({"text", "pieces", "ids"}))->capture_default_str();
+    const std::map<std::string, aiayn::OutputFormat> formats = {
+        {"text", aiayn::OutputFormat::text}, {"pieces", aiayn::OutputFormat::pieces}, {"ids", aiayn::OutputFormat::ids}};
+    app.add_option("--output-format", job.output_format,
+                   "text (detokenized), pieces (SentencePiece pieces) or ids")
+        ->transform(CLI::CheckedTransformer(formats))
+        ->default_str("text");
     app.add_option("-r,--reference", job.reference, "print BLEU and chrF2 against this file");
     app.add_flag("--lowercase", job.lowercase, "case-insensitive BLEU and chrF");
     app.add_flag("--no-cache", no_cache, "recompute the decoder over the whole prefix (slow; for comparison)");
@@ -84,6 +133,17 @@ int main(int argc, char** argv) {
     job.recorded_decoding = !greedy && app.count("--beam") == 0 && app.count("--alpha") == 0;
     if (greedy) search.beam = 1;
     if (search.nbest > 1) job.scores = true;
+    job.combine = ensemble ? aiayn::Combine::ensemble
+                           : average_weights ? aiayn::Combine::average_weights : aiayn::Combine::one;
+    // Options that cannot go together are refused, not silently dropped.
+    auto refuse_with = [&](const char* mode, std::initializer_list<const char*> flags) {
+      for (const char* flag : flags) {
+        if (app.count(flag) > 0) throw aiayn::InputError(std::string(flag) + ": not with " + mode);
+      }
+    };
+    if (sampling.enabled) refuse_with("--sampling", {"--beam", "--greedy", "--tune", "--score-targets"});
+    if (!job.score_targets.empty()) refuse_with("--score-targets", {"--prefix", "--nbest", "--beam", "--greedy", "--tune"});
+    if (!job.prefix.empty()) refuse_with("--prefix", {"--tune"});
     search.use_cache = !no_cache;
     // Options that belong to the other mode are refused, not silently dropped.
     if (!tuning) {

@@ -148,9 +148,26 @@ torch::Tensor MultiHeadAttentionImpl::attend_and_merge(const torch::Tensor& q, c
                                                        torch::Tensor* weights) {
   auto heads = scaled_dot_product_attention(q, kv.keys, kv.values, mask, options.dropout(),
                                             is_training(), weights);  // [B, h, T, d_v]
+  if (masked_.defined()) {
+    const auto index = masked_.to(heads.device());
+    heads = heads.index_fill(1, index, 0.0);  // [B, h, T, d_v]
+    if (weights != nullptr) *weights = weights->index_fill(1, index, 0.0);  // [B, h, T, S]
+  }
   auto concat = heads.transpose(1, 2).reshape(
       {heads.size(0), heads.size(2), options.heads() * options.d_v()});  // [B, T, h*d_v]
   return o_(concat);  // [B, T, d_model]
+}
+
+void MultiHeadAttentionImpl::mask_heads(const std::vector<int64_t>& heads) {
+  for (int64_t h : heads) {
+    TORCH_CHECK(h >= 0 && h < options.heads(), "mask_heads: head ", h, " of ", options.heads());
+  }
+  masked_ = heads.empty() ? torch::Tensor() : torch::tensor(heads, torch::kLong);  // [n]
+}
+
+std::vector<int64_t> MultiHeadAttentionImpl::masked_heads() const {
+  if (!masked_.defined()) return {};
+  return std::vector<int64_t>(masked_.data_ptr<int64_t>(), masked_.data_ptr<int64_t>() + masked_.numel());
 }
 
 void MultiHeadAttentionImpl::quantize_int8() {

@@ -105,12 +105,19 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // projection uses them and the float weight matrices are released.
   void quantize_int8();
 
+  // Head ablation (Michel et al., 2019): from now on each listed head's
+  // output is zero, so W^O sees nothing of it, and so are its captured
+  // weights; {} restores every head. Heads are 0-based, < h.
+  void mask_heads(const std::vector<int64_t>& heads);
+  std::vector<int64_t> masked_heads() const;
+
  private:
   // Views of the parameters above, float or int8 (models/projection.h).
   Projection qkv_;  // [W^Q; W^K; W^V]: self-attention
   Projection q_;    // W^Q: encoder-decoder attention's queries
   Projection kv_;   // [W^K; W^V]: encoder-decoder attention's memory
   Projection o_;    // W^O
+  torch::Tensor masked_;  // [n] long: the masked heads; undefined when none
 
   torch::Tensor split_heads(const torch::Tensor& x, int64_t width) const;
   torch::Tensor attend_and_merge(const torch::Tensor& q, const KeyValue& kv,

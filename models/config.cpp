@@ -15,7 +15,7 @@ int64_t expected_parameter_count(const ModelConfig& c) {
   n += c.src_vocab * d;                                  // source embedding
   if (!c.share_embeddings) n += c.tgt_vocab * d;         // target embedding
   if (!c.tie_output) n += c.tgt_vocab * d;               // pre-softmax projection
-  if (c.positional == "learned") n += 2 * c.max_positions * d;
+  if (c.positional == Positional::learned) n += 2 * c.max_positions * d;
   return n;
 }
 

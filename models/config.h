@@ -12,6 +12,10 @@ constexpr int64_t kUnkId = 1;
 constexpr int64_t kBosId = 2;
 constexpr int64_t kEosId = 3;
 
+// How positions enter the embeddings (section 3.5; Table 3 row E).
+enum class Positional { sinusoidal, learned };
+inline const char* to_string(Positional p) { return p == Positional::learned ? "learned" : "sinusoidal"; }
+
 struct ModelConfig {
   int64_t encoder_layers = 6;  // N (Table 3)
   int64_t decoder_layers = 6;  // N
@@ -23,7 +27,7 @@ struct ModelConfig {
   double p_drop = 0.1;    // residual dropout, section 5.4
   double attention_dropout = 0.0;   // on attention weights (not in the paper)
   double activation_dropout = 0.0;  // after the FFN's ReLU (not in the paper)
-  std::string positional = "sinusoidal";  // or "learned" (Table 3 row E)
+  Positional positional = Positional::sinusoidal;
   int64_t max_positions = 1024;           // longest sequence, in tokens
   bool norm_first = false;  // false: LayerNorm(x + Sublayer(x)) as section 3.1
   double layer_norm_eps = 1e-5;
@@ -34,7 +38,6 @@ struct ModelConfig {
   // Vocabulary sizes: 0 in a config file means "from the tokenizer".
   int64_t src_vocab = 0;
   int64_t tgt_vocab = 0;
-
 };
 
 // Closed-form parameter count of the architecture (for tests and summaries).

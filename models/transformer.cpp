@@ -20,7 +20,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c) {
                   : register_module("tgt_embed", TokenEmbedding(TokenEmbeddingOptions(
                                                      c.tgt_vocab, c.d_model).pad_id(kPadId)));
   auto positions = PositionalEncodingOptions(c.d_model, c.max_positions)
-                       .learned(c.positional == "learned");
+                       .learned(c.positional == Positional::learned);
   src_pos = register_module("src_pos", PositionalEncoding(positions));
   tgt_pos = register_module("tgt_pos", PositionalEncoding(positions));
   auto layer = LayerOptions::from(c);
@@ -89,12 +89,40 @@ int64_t TransformerImpl::parameter_count() const {
   return n;
 }
 
+MultiHeadAttentionImpl& TransformerImpl::attention(AttentionKind kind, int64_t layer) {
+  if (kind == AttentionKind::encoder) {
+    TORCH_CHECK(layer >= 0 && layer < config_.encoder_layers, "attention: encoder layer ", layer);
+    return *encoder->layers[static_cast<size_t>(layer)]->as<EncoderLayer>()->self_attn;
+  }
+  TORCH_CHECK(layer >= 0 && layer < config_.decoder_layers, "attention: decoder layer ", layer);
+  auto* l = decoder->layers[static_cast<size_t>(layer)]->as<DecoderLayer>();
+  return kind == AttentionKind::decoder ? *l->self_attn : *l->multihead_attn;
+}
+
+void TransformerImpl::mask_heads(const std::vector<HeadRef>& heads) {
+  const AttentionKind kinds[] = {AttentionKind::encoder, AttentionKind::decoder, AttentionKind::cross};
+  for (auto kind : kinds) {
+    const int64_t layers = kind == AttentionKind::encoder ? config_.encoder_layers : config_.decoder_layers;
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      std::vector<int64_t> masked;
+      for (const auto& h : heads)
+        if (h.kind == kind && h.layer == layer) masked.push_back(h.head);
+      attention(kind, layer).mask_heads(masked);
+    }
+  }
+  for (const auto& h : heads) {
+    TORCH_CHECK(h.layer >= 0 && h.layer < (h.kind == AttentionKind::encoder ? config_.encoder_layers
+                                                                                : config_.decoder_layers),
+                "mask_heads: layer ", h.layer);
+  }
+}
+
 std::string TransformerImpl::summary() const {
   const auto& c = config_;
   std::ostringstream s;
   s << "Transformer: " << c.encoder_layers << "+" << c.decoder_layers << " layers, d_model "
     << c.d_model << ", d_ff " << c.d_ff << ", heads " << c.heads << " (d_k " << c.d_k << ", d_v "
-    << c.d_v << "), P_drop " << c.p_drop << ", " << c.positional << " positions, "
+    << c.d_v << "), P_drop " << c.p_drop << ", " << to_string(c.positional) << " positions, "
     << (c.norm_first ? "pre-LN" : "post-LN") << ", vocab " << c.src_vocab << "/" << c.tgt_vocab
     << ", tying: " << (c.share_embeddings ? "src=tgt" : "none")
     << (c.tie_output ? ", tgt=output" : "") << "\n";

@@ -13,6 +13,15 @@
 
 namespace aiayn {
 
+// The three kinds of attention sub-layer, as the attention dump names them.
+enum class AttentionKind { encoder, decoder, cross };
+
+// One head of one sub-layer: layer and head 0-based, as in the dump.
+struct HeadRef {
+  AttentionKind kind = AttentionKind::encoder;
+  int64_t layer = 0, head = 0;
+};
+
 class TransformerImpl : public torch::nn::Module {
  public:
   // Builds the model with fresh Xavier-uniform weights; the vocabulary sizes
@@ -41,6 +50,12 @@ class TransformerImpl : public torch::nn::Module {
   // also the lookup table), so the instance can only decode from then on.
   void quantize_int8();
   bool is_int8() const { return output_.quantized(); }
+
+  // Head ablation (models/attention.h): the listed heads contribute zero
+  // from now on, every other head is restored. Out-of-range refs fail a
+  // TORCH_CHECK; callers check them against the config first.
+  void mask_heads(const std::vector<HeadRef>& heads);
+  MultiHeadAttentionImpl& attention(AttentionKind kind, int64_t layer);
 
   int64_t parameter_count() const;
   // "Transformer: 6+6 layers, d_model 512, ... 63,082,496 parameters".

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <regex>
 
 #include "models/transformer.h"
 #include "src/attention/attention_export.h"
@@ -280,4 +281,182 @@ TEST_CASE("plot_attention.py draws every kind and selection of a real dump", "[a
   r = test::run(plot + t.ws.file("plot3.jsonl") + " " + t.ws.file("x.png") + " --kind encoder_attention");
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.err, Catch::Contains("has no encoder_attention"));
+}
+
+TEST_CASE("a masked head contributes zero, its weights are zero, and masking none changes nothing",
+          "[attention-tool][ablation]") {
+  auto m = trained_model();
+  torch::NoGradGuard no_grad;
+  auto src = torch::tensor(std::vector<int64_t>{5, 9, 7, 11, kEosId, 6, 8, kEosId, kPadId, kPadId}).view({2, 5});
+  auto tgt = torch::tensor(std::vector<int64_t>{kBosId, 8, 9, kBosId, 5, 6}).view({2, 3});
+  auto run = [&](AttentionMaps* maps) {
+    auto padding = padding_mask(src, kPadId);
+    return m->decode(tgt, m->encode(src, padding, maps), padding, {}, nullptr, maps);  // [2, 3, d_model]
+  };
+  const auto before = run(nullptr);
+  m->mask_heads({});
+  CHECK(torch::equal(run(nullptr), before));
+
+  const int64_t dv = m->config().d_v;
+  for (auto kind : {AttentionKind::encoder, AttentionKind::decoder, AttentionKind::cross}) {
+    const HeadRef head{kind, 0, 1};
+    m->mask_heads({head});
+    AttentionMaps maps;
+    const auto masked = run(&maps);
+    const auto& w = kind == AttentionKind::encoder ? maps.encoder : kind == AttentionKind::decoder ? maps.decoder : maps.cross;
+    CHECK(w[0].select(1, 1).abs().max().item<float>() == 0.0f);  // the masked head's weights
+    CHECK(w[0].select(1, 0).abs().max().item<float>() > 0.0f);   // the others' are kept
+    m->mask_heads({});
+    // The same as removing the head from W^O: its d_v columns set to zero.
+    auto& attn = m->attention(kind, 0);
+    auto saved = attn.out_proj->weight.clone();
+    attn.out_proj->weight.narrow(1, dv, dv).zero_();
+    const auto without = run(nullptr);
+    attn.out_proj->weight.copy_(saved);
+    CHECK(test::max_abs_diff(masked, without) < 1e-5);
+    CHECK(test::max_abs_diff(masked, before) > 1e-4);  // and it did matter
+  }
+  CHECK(torch::equal(run(nullptr), before));
+}
+
+TEST_CASE("masking heads with --mask-heads: zero in the dump, nothing when empty, and errors naming the item",
+          "[attention-tool][ablation][bad-input]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("src.txt"), "red cat sun\n");
+  const std::string base = kAttention + " -c " + t.save + " -i " + t.ws.file("src.txt");
+  auto plain = test::run(base);
+  REQUIRE(plain.exit_code == 0);
+  auto masked = test::run(base + " --mask-heads enc:0:0,cross:1:1");
+  INFO(masked.err);
+  REQUIRE(masked.exit_code == 0);
+  auto dump = read_dump(masked.out)[0];
+  auto all_zero = [](const nlohmann::json& map) {
+    for (const auto& row : map)
+      for (const auto& w : row)
+        if (w.get<double>() != 0.0) return false;
+    return true;
+  };
+  CHECK(all_zero(dump["encoder_attention"][0][0]));
+  CHECK_FALSE(all_zero(dump["encoder_attention"][0][1]));
+  CHECK(all_zero(dump["cross_attention"][1][1]));
+  CHECK_FALSE(all_zero(read_dump(plain.out)[0]["encoder_attention"][0][0]));
+
+  const std::string translate = std::string(AIAYN_BIN_DIR) + "/aiayn-translate -c " + t.save + " -i " +
+                                t.ws.file("src.txt") + " --scores";
+  auto a = test::run(translate), b = test::run(translate + " --mask-heads ''");
+  REQUIRE(b.exit_code == 0);
+  CHECK(a.out == b.out);
+  for (const auto& [spec, message] : std::vector<std::pair<std::string, std::string>>{
+           {"enc:9:0", "\"enc:9:0\": the layer must be 0..1"},
+           {"enc:0:7", "\"enc:0:7\": the head must be 0..3"},
+           {"self:0:0", "the kind must be enc, dec or cross"},
+           {"enc:0", "expected KIND:LAYER:HEAD"}}) {
+    for (const auto& tool : {base, translate}) {
+      auto r = test::run(tool + " --mask-heads " + spec);
+      INFO(tool << " --mask-heads " << spec << "\n" << r.err);
+      CHECK(r.exit_code == 2);
+      CHECK_THAT(r.err, Catch::Contains("--mask-heads " + spec) && Catch::Contains(message));
+      CHECK(test::count_lines(r.err) == 1);
+    }
+  }
+}
+
+TEST_CASE("head_importance.sh measures every head masked alone and draws its statistics",
+          "[attention-tool][ablation][tools]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("hi.src"), "red cat sun\nblue dog moon\ngreen tree\nsea sky hill\n");
+  test::write_file(t.ws.file("hi.ref"), "sun cat red\nmoon dog blue\ntree green\nhill sky sea\n");
+  const auto out = t.ws.file("heads");
+  auto r = test::run("bash " + std::string(AIAYN_SOURCE_DIR) + "/scripts/head_importance.sh " + t.save + " " +
+                     t.ws.file("hi.src") + " " + t.ws.file("hi.ref") + " " + out + " 3");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::istringstream table(test::read_file(out + "/heads.tsv"));
+  std::string line;
+  std::getline(table, line);
+  CHECK(line == "kind\tlayer\thead\tbleu\tdelta\tconfidence\tentropy\tprev\tsame\tnext");
+  int rows = 0;
+  while (std::getline(table, line)) {
+    ++rows;
+    std::istringstream cells(line);
+    std::string kind, layer, head;
+    double bleu = 0, delta = 0, confidence = 0, entropy = 0;
+    cells >> kind >> layer >> head >> bleu >> delta >> confidence >> entropy;
+    INFO(line);
+    CHECK(bleu >= 0);
+    CHECK(bleu <= 100);
+    CHECK(confidence > 0);
+    CHECK(confidence <= 1.0001);
+    CHECK(entropy >= 0);
+    if (kind != "cross") {
+      double prev = 0, same = 0, next = 0;
+      cells >> prev >> same >> next;
+      CHECK(prev + same + next <= 1.0001);
+    }
+  }
+  CHECK(rows == 3 * 2 * 4);  // every head of the 2+2-layer, 4-head model, three kinds
+  const auto png = test::read_file(out + "/heads.png");
+  CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  CHECK_THAT(test::read_file(out + "/heads.md"), Catch::Contains("Unmasked validation BLEU"));
+}
+
+TEST_CASE("alignments beside translations and in the dump, and the AER of every head", "[attention-tool][alignment]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("al.src"), "red cat sun\nblue dog\n");
+  // The reversal corpus's gold: source word i is target word n-1-i.
+  test::write_file(t.ws.file("al.gold"), "0-2 1-1 2-0\n0-1 1-0\n");
+  const std::string translate = std::string(AIAYN_BIN_DIR) + "/aiayn-translate -c " + t.save + " -i " +
+                                t.ws.file("al.src") + " --greedy";
+  auto plain = test::run(translate);
+  auto aligned = test::run(translate + " --alignment");
+  INFO(aligned.err);
+  REQUIRE(aligned.exit_code == 0);
+  std::istringstream a(aligned.out), p(plain.out);
+  std::string line, text;
+  while (std::getline(a, line) && std::getline(p, text)) {
+    const auto cut = line.find(" ||| ");
+    REQUIRE(cut != std::string::npos);
+    CHECK(line.substr(0, cut) == text);  // the translation, then its links
+    std::istringstream links(line.substr(cut + 5));
+    for (std::string link; links >> link;) CHECK(std::regex_match(link, std::regex(R"(\d+-\d+)")));
+  }
+  test::write_file(t.ws.file("al.tgt"), "sun cat red\ndog blue\n");
+  auto dumped = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("al.src") + " -t " +
+                          t.ws.file("al.tgt") + " --gold-alignment " + t.ws.file("al.gold"));
+  INFO(dumped.err);
+  REQUIRE(dumped.exit_code == 0);
+  for (const auto& entry : read_dump(dumped.out)) CHECK(entry["alignment"].is_string());
+  CHECK_THAT(dumped.err, Catch::Contains("AER of encoder-decoder attention") && Catch::Contains("layer 0:") &&
+                             Catch::Contains("layer 1:"));
+  auto bad = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("al.src") + " --alignment-layer 5");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--alignment-layer 5: the decoder has 2 layers"));
+  // Gold links refer to a reference, so the reference must be given.
+  bad = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("al.src") + " --gold-alignment " +
+                  t.ws.file("al.gold") + " -o " + t.ws.file("never.jsonl"));
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("al.gold: needs --target"));
+  test::write_file(t.ws.file("bad.gold"), "0-2 x\n0-1\n");
+  bad = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("al.src") + " -t " + t.ws.file("al.tgt") +
+                  " --gold-alignment " + t.ws.file("bad.gold") + " -o " + t.ws.file("never.jsonl"));
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("bad.gold:1") && Catch::Contains("\"x\" is not a link"));
+  CHECK_FALSE(fs::exists(t.ws.file("never.jsonl")));
+}
+
+TEST_CASE("python/aiayn_torch.py loads a checkpoint into torch.nn with the same outputs and maps",
+          "[attention-tool][python]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("py.src"), "red cat sun\nblue dog moon tree\ngreen\n");
+  auto greedy = test::run(std::string(AIAYN_BIN_DIR) + "/aiayn-translate -c " + t.save + " -i " +
+                          t.ws.file("py.src") + " --greedy -o " + t.ws.file("py.out"));
+  REQUIRE(greedy.exit_code == 0);
+  auto dump = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("py.src") + " --decimals 7 -o " +
+                        t.ws.file("py.jsonl"));
+  REQUIRE(dump.exit_code == 0);
+  auto r = test::run(std::string("/usr/bin/python3 ") + AIAYN_SOURCE_DIR + "/tests/reference/aiayn_torch_check.py " +
+                     t.save + " " + t.ws.file("py.src") + " " + t.ws.file("py.out") + " " + t.ws.file("py.jsonl"));
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("ok: 3 sentences"));
 }

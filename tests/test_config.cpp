@@ -5,6 +5,7 @@
 #include "models/config.h"
 #include "src/common/error.h"
 #include "src/common/model_config_json.h"
+#include "src/common/train_config.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -59,7 +60,7 @@ TEST_CASE("shipped configs hold the paper's Table 3 values", "[config]") {
 
 TEST_CASE("config JSON round-trips", "[config]") {
   ModelConfig c;
-  c.positional = "learned";
+  c.positional = Positional::learned;
   c.d_k = 16;
   c.norm_first = true;
   nlohmann::json j = {{"model", model_config_to_json(c)}};
@@ -131,4 +132,65 @@ TEST_CASE("dropout outside 0 to 1 is refused", "[config][bad-input]") {
 TEST_CASE("shared embeddings need one vocabulary", "[config][bad-input]") {
   CHECK_THAT(error_for(R"({"model": {"src_vocab": 100, "tgt_vocab": 200}})"),
              Catch::Contains("\"model.share_embeddings\""));
+}
+
+TEST_CASE("each section's table drives reading, writing, validation and help alike", "[config][options]") {
+  // Every key the table writes, it reads back to the same value.
+  ExperimentConfig c;
+  c.model.positional = Positional::learned;
+  c.model.d_k = 32;
+  c.data.spm_type = SpmType::unigram;
+  c.data.train_src = "a";
+  c.data.train_tgt = "b";
+  c.train.lr_schedule = LrSchedule::inverse_sqrt;
+  c.train.seed = 7;
+  const auto j = c.to_json();
+  CHECK(j["model"]["positional"] == "learned");
+  CHECK(j["data"]["spm_type"] == "unigram");
+  CHECK(j["train"]["lr_schedule"] == "inverse_sqrt");
+  auto back = parse_experiment_config(j, "round-trip");
+  CHECK(back.to_json() == j);
+  CHECK(back.model.positional == Positional::learned);
+  CHECK(back.data.spm_type == SpmType::unigram);
+  CHECK(back.train.lr_schedule == LrSchedule::inverse_sqrt);
+
+  // --help lists every key the table writes, once, with its default.
+  const std::string help = settings_help();
+  for (const auto& section : {"model", "data", "train"}) {
+    for (const auto& [key, value] : j[section].items()) {
+      const std::string name = "  " + std::string(section) + "." + key + "  ";
+      INFO(name);
+      CHECK(help.find(name) != std::string::npos);
+      CHECK(help.find(name) == help.rfind(name));
+    }
+  }
+  CHECK_THAT(help, Catch::Contains("model.positional  sinusoidal | learned (default \"sinusoidal\")") &&
+                       Catch::Contains("train.warmup_steps  integer >= 1 (default 4000)") &&
+                       Catch::Contains("data.bpe_dropout  number in [0, 1) (default 0.0)"));
+}
+
+TEST_CASE("a struct built in code is validated by the table's rules, naming the key", "[config][options][bad-input]") {
+  auto message = [](const ModelConfig& c) {
+    try {
+      validate_model_config(c, "variant");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  ModelConfig ok;
+  CHECK(message(ok).empty());
+  auto heads = ok;
+  heads.heads = 7;
+  CHECK(message(heads) == "variant: key \"model.heads\": d_model 512 is not divisible by heads 7");
+  auto dropout = ok;
+  dropout.p_drop = 1.0;  // [0, 1): a dropout of 1 drops everything
+  CHECK(message(dropout) == "variant: key \"model.p_drop\": must be a number in [0, 1), got 1.0");
+  auto layers = ok;
+  layers.encoder_layers = 0;
+  CHECK(message(layers) == "variant: key \"model.encoder_layers\": must be an integer in [1, 1024], got 0");
+  auto tied = ok;
+  tied.src_vocab = 100;
+  tied.tgt_vocab = 200;
+  CHECK_THAT(message(tied), Catch::Contains("\"model.share_embeddings\"") && Catch::Contains("joint vocabulary"));
 }

@@ -4,10 +4,13 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "src/common/error.h"
+#include "src/decode/alignment.h"
 #include "tests/test_util.h"
 #include "tools/dates_corpus.h"
 
@@ -33,6 +36,31 @@ TEST_CASE("dates: weekdays and renderings are right", "[demo]") {
   CHECK(render_date({2021, 3, 13}, 2) == "mar. 13th 2021");
   CHECK(render_date({2021, 3, 23}, 3) == "the 23rd of March 2021");
   CHECK_THROWS(render_date(d, date_styles().size()));
+}
+
+TEST_CASE("dates: gold alignments link each field's word to its ISO characters", "[demo][alignment]") {
+  const Date d{2026, 11, 7};
+  for (size_t style = 0; style < date_styles().size(); ++style) {
+    const auto source = render_date(d, style);
+    std::vector<std::string> words;
+    std::istringstream in(source);
+    for (std::string w; in >> w;) words.push_back(w);
+    const auto gold = parse_gold_alignment(gold_alignment(style), "style " + std::to_string(style));
+    INFO(source << " | " << gold_alignment(style));
+    std::map<int64_t, std::set<int64_t>> word_of_char;
+    for (const auto& [i, j] : gold.sure) {
+      REQUIRE(i < static_cast<int64_t>(words.size()));
+      REQUIRE(j < 10);
+      word_of_char[j].insert(i);
+    }
+    // Every digit of the ISO date has one sure word, which holds that field.
+    for (int64_t j : {0, 1, 2, 3, 5, 6, 8, 9}) REQUIRE(word_of_char[j].size() == 1);
+    const auto& year_word = words[static_cast<size_t>(*word_of_char[0].begin())];
+    const auto& day_word = words[static_cast<size_t>(*word_of_char[8].begin())];
+    CHECK(year_word.find("26") != std::string::npos);
+    CHECK(day_word.find("7") != std::string::npos);
+    for (const auto& [i, j] : gold.possible) CHECK(i < static_cast<int64_t>(words.size()));
+  }
 }
 
 TEST_CASE("dates corpus: deterministic, valid dates, held-out splits unseen", "[demo]") {
@@ -76,6 +104,7 @@ TEST_CASE("aiayn-dates writes the splits, and bad options exit 2", "[demo][bad-i
   REQUIRE(r.exit_code == 0);
   CHECK(test::count_lines(test::read_file(dir.file("d/train.src"))) == 50);
   CHECK(test::count_lines(test::read_file(dir.file("d/test.tgt"))) == 7);
+  CHECK(test::count_lines(test::read_file(dir.file("d/test.align"))) == 7);
   r = test::run(bin + " --out " + dir.file("d") + " --first-year 1800 --last-year 2000");
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("window of at most 100 years"));

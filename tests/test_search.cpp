@@ -7,12 +7,17 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 
 #include "models/projection.h"
 #include "models/transformer.h"
 #include "src/common/error.h"
 #include "src/common/model_config_json.h"
+#include "src/decode/alignment.h"
 #include "src/decode/beam_rule.h"
+#include "src/decode/ensemble.h"
+#include "src/decode/forced_prefix.h"
+#include "src/decode/sampling.h"
 #include "src/decode/search.h"
 #include "tests/test_util.h"
 
@@ -415,4 +420,224 @@ TEST_CASE("the beam rule: eos counts among the top K only, and -inf ends the lis
   CHECK(sentence_done(finished, {{0, kA, -5.0}}, 3, 10, o));
   CHECK_FALSE(sentence_done(finished, {{0, kA, -0.2}}, 3, 10, o));
   CHECK_FALSE(sentence_done({}, {{0, kA, -5.0}}, 3, 10, o));
+}
+
+// ---- Research tools on the seam: ensembles, sampling, prefixes, forced scoring.
+
+TEST_CASE("an ensemble of one model, or of two copies, searches as that model", "[search][ensemble]") {
+  auto m = random_model(11);
+  auto src = random_sources(5, 11);
+  const auto lengths = source_lengths(src);
+  for (int64_t beam : {1, 4}) {
+    SearchOptions o;
+    o.beam = beam;
+    o.nbest = beam;
+    o.max_len_b = 10;
+    torch::NoGradGuard no_grad;
+    TransformerStepModel alone(*m, src, true);
+    auto expected = search(alone, lengths, o);
+    for (int copies : {1, 2}) {
+      std::vector<std::unique_ptr<StepModel>> members;
+      for (int i = 0; i < copies; ++i) members.push_back(std::make_unique<TransformerStepModel>(*m, src, true));
+      EnsembleStepModel ensemble(std::move(members));
+      auto got = search(ensemble, lengths, o);
+      for (size_t s = 0; s < got.size(); ++s) {
+        REQUIRE(got[s].size() == expected[s].size());
+        for (size_t k = 0; k < got[s].size(); ++k) {
+          CHECK(got[s][k].tokens == expected[s][k].tokens);
+          CHECK(got[s][k].log_prob == expected[s][k].log_prob);  // exactly
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("an ensemble's step is the mean of its members' log-probabilities", "[search][ensemble]") {
+  torch::NoGradGuard no_grad;
+  auto a = random_model(12), b = random_model(13);
+  auto src = random_sources(3, 12);
+  auto history = torch::full({3, 1}, kBosId, torch::kLong);  // [B, 1]
+  TransformerStepModel alone_a(*a, src, true), alone_b(*b, src, true);
+  auto expected = (alone_a.step(history) + alone_b.step(history)) / 2;  // [B, V]
+  std::vector<std::unique_ptr<StepModel>> members;
+  members.push_back(std::make_unique<TransformerStepModel>(*a, src, true));
+  members.push_back(std::make_unique<TransformerStepModel>(*b, src, true));
+  EnsembleStepModel ensemble(std::move(members));
+  auto got = ensemble.step(history);
+  auto finite = torch::isfinite(expected);
+  CHECK(torch::equal(torch::isfinite(got), finite));
+  CHECK(torch::allclose(got.masked_select(finite), expected.masked_select(finite)));
+  // Models with different vocabularies cannot be averaged.
+  std::vector<std::unique_ptr<StepModel>> mixed;
+  mixed.push_back(std::make_unique<TransformerStepModel>(*a, src, true));
+  mixed.push_back(std::make_unique<ScriptedStepModel>(two_paths, 3, 1));
+  CHECK_THROWS_WITH(EnsembleStepModel(std::move(mixed)), Catch::Contains("an ensemble needs one vocabulary"));
+}
+
+TEST_CASE("a draw follows the filtered distribution and never picks -inf", "[search][sampling]") {
+  const float inf = std::numeric_limits<float>::infinity();
+  // p = .5, .3, .2 over tokens 1, 3, 4; the rest impossible.
+  std::vector<float> lp = {-inf, std::log(0.5f), -inf, std::log(0.3f), std::log(0.2f), -inf};
+  std::vector<int64_t> scratch;
+  auto counts = [&](const SamplingOptions& o) {
+    std::map<int64_t, int> n;
+    for (int i = 0; i < 1000; ++i) ++n[draw_token(lp.data(), 6, o, (i + 0.5) / 1000, &scratch)];
+    return n;
+  };
+  SamplingOptions o;
+  auto all = counts(o);  // a uniform grid of u: the counts are the probabilities
+  CHECK(all.size() == 3);
+  CHECK(std::abs(all[1] - 500) <= 1);
+  CHECK(std::abs(all[3] - 300) <= 1);
+  CHECK(std::abs(all[4] - 200) <= 1);
+  o.top_k = 2;  // .5 and .3, renormalised
+  auto top2 = counts(o);
+  CHECK(top2.size() == 2);
+  CHECK(std::abs(top2[1] - 625) <= 1);
+  o.top_k = 0;
+  o.top_p = 0.7;  // the smallest set reaching .7: .5 + .3
+  CHECK(counts(o).size() == 2);
+  o.top_p = 0.4;  // .5 alone reaches it
+  CHECK(counts(o) == std::map<int64_t, int>{{1, 1000}});
+  o.top_p = 1;
+  o.temperature = 2;  // flatter: p ~ sqrt(p)
+  auto warm = counts(o);
+  CHECK(warm[4] > all[4]);
+  CHECK(warm[1] < all[1]);
+  o.temperature = 0;  // the likeliest, whatever u
+  CHECK(counts(o) == std::map<int64_t, int>{{1, 1000}});
+  // The uniform draws are a function of (seed, line, sample, step) alone.
+  CHECK(sampling_uniform(1, 2, 3, 4) == sampling_uniform(1, 2, 3, 4));
+  CHECK(sampling_uniform(1, 2, 3, 4) != sampling_uniform(1, 2, 3, 5));
+  CHECK(sampling_uniform(1, 2, 3, 4) != sampling_uniform(2, 2, 3, 4));
+  for (int64_t step = 0; step < 100; ++step) {
+    const double u = sampling_uniform(9, 0, 0, step);
+    CHECK(u >= 0);
+    CHECK(u < 1);
+  }
+}
+
+TEST_CASE("sampling: temperature 0 is greedy, and a line's draws ignore its batch", "[search][sampling]") {
+  torch::NoGradGuard no_grad;
+  auto m = random_model(14);
+  auto src = random_sources(4, 14);
+  SearchOptions o;
+  o.max_len_b = 10;
+  o.beam = 1;
+  TransformerStepModel greedy_model(*m, src, true);
+  auto greedy = greedy_search(greedy_model, source_lengths(src), o);
+  o.sampling.enabled = true;
+  o.sampling.temperature = 0;
+  std::vector<std::pair<int64_t, int64_t>> draws = {{0, 0}, {1, 0}, {2, 0}, {3, 0}};
+  TransformerStepModel cold_model(*m, src, true);
+  auto cold = sample_search(cold_model, source_lengths(src), draws, o);
+  for (size_t s = 0; s < greedy.size(); ++s) CHECK(cold[s][0].tokens == greedy[s][0].tokens);
+
+  o.sampling.temperature = 1;
+  TransformerStepModel batch_model(*m, src, true);
+  auto batch = sample_search(batch_model, source_lengths(src), draws, o);
+  // Sentence 2 alone, with its (line, sample) key: the same sample.
+  auto one = src.narrow(0, 2, 1);
+  TransformerStepModel one_model(*m, one, true);
+  auto alone = sample_search(one_model, source_lengths(one), {{2, 0}}, o);
+  CHECK(alone[0][0].tokens == batch[2][0].tokens);
+  CHECK(alone[0][0].log_prob == Approx(batch[2][0].log_prob).margin(1e-4));
+  // Its log-probability is the model's own, as forced decoding gives it.
+  auto forced = forced_log_probs(*m, one, {alone[0][0].tokens});
+  CHECK(alone[0][0].log_prob == Approx(forced[0]).margin(1e-4));
+}
+
+TEST_CASE("a forced prefix: empty changes nothing, greedy's own changes nothing, any is kept",
+          "[search][prefix]") {
+  torch::NoGradGuard no_grad;
+  auto m = random_model(15);
+  auto src = random_sources(3, 15);
+  const auto lengths = source_lengths(src);
+  for (int64_t beam : {1, 4}) {
+    SearchOptions o;
+    o.beam = beam;
+    o.max_len_b = 10;
+    TransformerStepModel plain(*m, src, true);
+    auto expected = search(plain, lengths, o);
+    TransformerStepModel inner(*m, src, true);
+    ForcedPrefixStepModel empty(inner, std::vector<std::vector<int64_t>>(static_cast<size_t>(3 * beam)));
+    auto got = search(empty, lengths, o);
+    for (size_t s = 0; s < got.size(); ++s) {
+      CHECK(got[s][0].tokens == expected[s][0].tokens);
+      CHECK(got[s][0].log_prob == expected[s][0].log_prob);
+    }
+  }
+  SearchOptions o;
+  o.beam = 1;
+  o.max_len_b = 10;
+  TransformerStepModel plain(*m, src, true);
+  auto greedy = search(plain, lengths, o);
+  std::vector<std::vector<int64_t>> own, other;
+  for (const auto& h : greedy) {
+    own.emplace_back(h[0].tokens.begin(), h[0].tokens.begin() + std::min<size_t>(2, h[0].tokens.size()));
+    other.push_back({7, 9, 11});
+  }
+  TransformerStepModel inner_own(*m, src, true);
+  ForcedPrefixStepModel forced_own(inner_own, own);
+  auto again = search(forced_own, lengths, o);
+  for (size_t s = 0; s < greedy.size(); ++s) CHECK(again[s][0].tokens == greedy[s][0].tokens);
+  for (int64_t beam : {1, 4}) {
+    o.beam = beam;
+    std::vector<std::vector<int64_t>> rows;
+    for (const auto& p : other)
+      for (int64_t k = 0; k < beam; ++k) rows.push_back(p);
+    TransformerStepModel inner(*m, src, true);
+    ForcedPrefixStepModel forced(inner, rows);
+    auto out = search(forced, lengths, o);
+    for (size_t s = 0; s < out.size(); ++s) {
+      REQUIRE(out[s][0].tokens.size() >= 3);
+      CHECK(std::vector<int64_t>(out[s][0].tokens.begin(), out[s][0].tokens.begin() + 3) == other[s]);
+      // Scored as a whole: the forced tokens' log-probabilities count.
+      auto forced_score = forced_log_probs(*m, src.narrow(0, static_cast<int64_t>(s), 1), {out[s][0].tokens});
+      CHECK(out[s][0].log_prob == Approx(forced_score[0]).margin(1e-4));
+    }
+  }
+}
+
+TEST_CASE("forced scoring through a step model equals the one-pass forced scores", "[search][score]") {
+  torch::NoGradGuard no_grad;
+  auto m = random_model(16);
+  auto src = random_sources(4, 16);
+  std::vector<std::vector<int64_t>> targets = {{5, 6, 7}, {}, {9, 9, 9, 9, 9, 9}, {4}};
+  auto one_pass = forced_log_probs(*m, src, targets);
+  TransformerStepModel model(*m, src, true);
+  auto stepped = forced_log_probs(model, targets);
+  for (size_t b = 0; b < targets.size(); ++b) CHECK(stepped[b] == Approx(one_pass[b]).margin(1e-4));
+}
+
+TEST_CASE("word alignments from attention: pieces merged into words, argmax per target unit",
+          "[search][alignment]") {
+  const std::string w = "\xE2\x96\x81";  // the word marker
+  // Source "red cat" as ▁red ▁ca t (+ eos); target "cat red" as ▁c at ▁red.
+  // Queries: bos + 3 target pieces (the last query predicts eos).
+  auto cross = torch::tensor({0.7, 0.2, 0.1, 0.0,    // ▁c   -> mostly ▁red, but ▁ca + t = .3
+                              0.1, 0.3, 0.6, 0.0,    // at   -> cat
+                              0.9, 0.05, 0.05, 0.0,  // ▁red -> red
+                              0.0, 0.0, 0.0, 1.0}, torch::kDouble)
+                   .view({1, 1, 4, 4});
+  const std::vector<std::string> src = {w + "red", w + "ca", "t"}, tgt = {w + "c", "at", w + "red"};
+  AlignmentOptions o;
+  // Target word 0 (▁c at): mean over its pieces of the per-word sums, red .4 vs cat .6.
+  CHECK(pharaoh(hard_alignment(cross, src, tgt, o)) == "1-0 0-1");
+  o.target_characters = true;  // c a t r e d: each character its piece's row
+  CHECK(pharaoh(hard_alignment(cross, src, tgt, o)) == "0-0 1-1 1-2 0-3 0-4 0-5");
+
+  const auto gold = parse_gold_alignment("1-0 0-1 2?1", "gold:1");
+  CHECK(gold.sure == std::set<Link>{{1, 0}, {0, 1}});
+  CHECK(gold.possible == std::set<Link>{{1, 0}, {0, 1}, {2, 1}});
+  AerCounts perfect, half, none;
+  perfect.add({{1, 0}, {0, 1}}, gold);
+  CHECK(perfect.aer() == 0.0);
+  half.add({{1, 0}, {2, 1}}, gold);  // one sure hit, and a possible link: 1 - (1 + 2) / (2 + 2)
+  CHECK(half.aer() == Approx(0.25));
+  none.add({{0, 0}}, gold);
+  CHECK(none.aer() == 1.0);
+  CHECK_THROWS_WITH(parse_gold_alignment("0-0 1x2", "gold.align:3"),
+                    Catch::Contains("gold.align:3") && Catch::Contains("\"1x2\" is not a link"));
+  CHECK_THROWS_WITH(parse_gold_alignment("-1-0", "g"), Catch::Contains("not a link"));
 }

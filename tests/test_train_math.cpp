@@ -283,7 +283,7 @@ TEST_CASE("the update step: non-finite losses skip, K in a row end training, gra
           "[train][update]") {
   aiayn::TrainConfig config;
   config.max_bad_steps = 3;
-  config.lr_schedule = "inverse_sqrt";
+  config.lr_schedule = aiayn::LrSchedule::inverse_sqrt;
   config.lr = 0.1;
   config.warmup_steps = 1;
   auto w = torch::ones({3}).requires_grad_();

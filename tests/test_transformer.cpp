@@ -67,7 +67,7 @@ TEST_CASE("every Table 3 variant is expressible and counted exactly", "[model][p
     variants.push_back(c);
   }
   auto learned = base;  // row E
-  learned.positional = "learned";
+  learned.positional = Positional::learned;
   variants.push_back(learned);
   auto untied = base;
   untied.share_embeddings = false;

@@ -176,16 +176,62 @@ TEST_CASE("translate bad input: clear errors and exit 2", "[translate][bad-input
     CHECK_THAT(r.err, Catch::Contains("spm.model: does not match the checkpoint"));
   }
   SECTION("averaging checkpoints of different architectures") {
-    auto other = test::run(t.ws.command(t.ws.file("wide"), "--set train.max_steps=1 --set model.d_ff=96"));
+    auto other = test::run(t.ws.command(t.ws.file("wide"), "--set train.max_steps=1 --set model.d_ff=96 --set data.spm_model=" +
+                                                    t.save + "/spm.model"));
     REQUIRE(other.exit_code == 0);
-    auto r = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base);
+    auto r = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base + " --average-weights");
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("different architecture"));
+    // An ensemble takes them: only the vocabulary must be one.
+    auto ensemble = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base + " --ensemble");
+    INFO(ensemble.err);
+    CHECK(ensemble.exit_code == 0);
+    CHECK_THAT(ensemble.err, Catch::Contains("ensemble of 2 models"));
+  }
+  SECTION("several checkpoints, but neither --ensemble nor --average-weights") {
+    auto r = test::run(kTranslate + " -c " + t.save + " -c " + t.save + base);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--checkpoint given 2 times: add --ensemble") &&
+                          Catch::Contains("--average-weights"));
+    CHECK(test::count_lines(r.err) == 1);
+  }
+  SECTION("an ensemble of models with different vocabularies") {
+    auto other = test::run(t.ws.command(t.ws.file("other-vocab"), "--set train.max_steps=1 --set data.vocab_size=48"));
+    REQUIRE(other.exit_code == 0);
+    auto r = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("other-vocab") + base + " --ensemble");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("an ensemble needs one vocabulary"));
+    CHECK(test::count_lines(r.err) == 1);
+  }
+  SECTION("sampling options without --sampling, and search options with it") {
+    auto r = test::run(kTranslate + " -c " + t.save + base + " --sampling-topk 5");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--sampling-topk") && Catch::Contains("--sampling"));
+    r = test::run(kTranslate + " -c " + t.save + base + " --sampling --beam 4");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--beam: not with --sampling"));
+    r = test::run(kTranslate + " -c " + t.save + base + " --sampling --sampling-topp 0");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--sampling-topp 0: must be in (0, 1]"));
+  }
+  SECTION("prefixes or targets that do not line up with the input") {
+    test::write_file(t.ws.file("two.txt"), "red\nblue\n");
+    for (const char* option : {"--prefix", "--score-targets"}) {
+      auto r = test::run(kTranslate + " -c " + t.save + base + " " + option + " " + t.ws.file("two.txt"));
+      CHECK(r.exit_code == 2);
+      CHECK_THAT(r.err, Catch::Contains("two.txt: 2 lines, but the input has 1 (" + std::string(option)));
+      CHECK(test::count_lines(r.err) == 1);
+    }
+    auto r = test::run(kTranslate + " -c " + t.save + base + " --score-targets " + t.ws.file("two.txt") +
+                       " --prefix " + t.ws.file("two.txt"));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--prefix: not with --score-targets"));
   }
   SECTION("averaging works for one model") {
     auto dirs = last_checkpoints(t.save, 3);
     REQUIRE(dirs.size() == 3);
-    auto r = test::run(kTranslate + " -c " + dirs[0] + " -c " + dirs[1] + " -c " + dirs[2] + base);
+    auto r = test::run(kTranslate + " -c " + dirs[0] + " -c " + dirs[1] + " -c " + dirs[2] + base +
+                       " --average-weights");
     CHECK(r.exit_code == 0);
     CHECK(lines_of(r.out).size() == 1);
   }
@@ -430,4 +476,83 @@ TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("raw_model.pt") && Catch::Contains("drop --raw-weights"));
   }
+}
+
+TEST_CASE("an ensemble of one model, or of two copies, is that model", "[translate][ensemble]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\nsea sky hill moon tree\n");
+  const std::string in = " -i " + t.ws.file("in.txt") + " --nbest 2 --beam 4";
+  auto alone = test::run(kTranslate + " -c " + t.save + in);
+  REQUIRE(alone.exit_code == 0);
+  auto one = test::run(kTranslate + " -c " + t.save + in + " --ensemble");
+  auto two = test::run(kTranslate + " -c " + t.save + " -c " + t.save + in + " --ensemble");
+  auto averaged = test::run(kTranslate + " -c " + t.save + " -c " + t.save + in + " --average-weights");
+  INFO(two.err);
+  REQUIRE(two.exit_code == 0);
+  CHECK(one.out == alone.out);  // texts, scores and log-probs, to the printed digit
+  CHECK(two.out == alone.out);
+  CHECK(averaged.out == alone.out);
+}
+
+TEST_CASE("sampling: seeded, the same for any worker count, greedy at temperature 0", "[translate][sampling]") {
+  auto& t = trained();
+  std::string text;
+  for (int i = 0; i < 12; ++i) text += std::string(i % 2 ? "red cat sun" : "blue dog moon tree") + "\n";
+  test::write_file(t.ws.file("in.txt"), text);
+  const std::string in = kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt");
+  const std::string sample = in + " --sampling --nbest 3 --seed 7";
+  auto a = test::run(sample + " --batch-size 4 --workers 1 --threads 1");
+  auto b = test::run(sample + " --batch-size 4 --workers 2 --threads 2");
+  auto c = test::run(sample + " --batch-size 5 --workers 1 --threads 2");
+  INFO(a.err << b.err << c.err);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  REQUIRE(c.exit_code == 0);
+  CHECK(lines_of(a.out).size() == 36);  // three samples per line
+  // The same samples; scores as equal as the BLAS kernel's sums (the
+  // Translation section of docs/translation.md).
+  check_same_nbest(b.out, a.out, 1e-4);
+  check_same_nbest(c.out, a.out, 1e-4);  // batching does not change a line's draws
+  auto other_seed = test::run(in + " --sampling --nbest 3 --seed 8 --batch-size 4");
+  CHECK(other_seed.out != a.out);
+  auto greedy = test::run(in + " --greedy");
+  auto cold = test::run(in + " --sampling --temperature 0");
+  REQUIRE(cold.exit_code == 0);
+  CHECK(cold.out == greedy.out);
+}
+
+TEST_CASE("target prefixes: forced, then search goes on, and an empty one changes nothing", "[translate][prefix]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\n");
+  const std::string in = kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " --beam 4";
+  auto plain = test::run(in);
+  REQUIRE(plain.exit_code == 0);
+  test::write_file(t.ws.file("empty.txt"), "\n\n");
+  auto empty = test::run(in + " --prefix " + t.ws.file("empty.txt"));
+  INFO(empty.err);
+  REQUIRE(empty.exit_code == 0);
+  CHECK(empty.out == plain.out);
+  test::write_file(t.ws.file("prefix.txt"), "hill\n\n");
+  auto forced = test::run(in + " --prefix " + t.ws.file("prefix.txt"));
+  REQUIRE(forced.exit_code == 0);
+  auto out = lines_of(forced.out), before = lines_of(plain.out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].rfind("hill", 0) == 0);
+  CHECK(out[1] == before[1]);  // its line had no prefix
+}
+
+TEST_CASE("forced scoring of given targets agrees with the scores of search", "[translate][score]") {
+  auto& t = trained();
+  test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\nsea sky\n");
+  const std::string in = kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt");
+  auto greedy = test::run(in + " --greedy --scores");
+  auto texts = test::run(in + " --greedy -o " + t.ws.file("targets.txt"));
+  REQUIRE(texts.exit_code == 0);
+  auto scored = test::run(in + " --score-targets " + t.ws.file("targets.txt"));
+  INFO(scored.err);
+  REQUIRE(scored.exit_code == 0);
+  check_same_nbest(scored.out, greedy.out, 1e-4);
+  auto two = test::run(in + " --score-targets " + t.ws.file("targets.txt") + " -c " + t.save + " --ensemble");
+  REQUIRE(two.exit_code == 0);
+  CHECK(two.out == scored.out);
 }

@@ -44,13 +44,20 @@ struct Workspace {
   }
   // Its arguments but the save directory (for scripts that add their own).
   std::string arguments(const std::string& extra = "") const {
-    return std::string("--config ") + AIAYN_SOURCE_DIR + "/configs/tiny.json --threads 2" +
-           " --set data.train_src=" + file("train.src") +
-           " --set data.train_tgt=" + file("train.tgt") + " --set data.valid_src=" +
-           file("valid.src") + " --set data.valid_tgt=" + file("valid.tgt") +
-           " --set data.vocab_size=40 --set train.max_tokens=300 --set train.warmup_steps=50" +
-           " --set train.log_every=1 --set train.valid_every=5 --set train.save_every=5" +
-           " --set model.p_drop=0.1 " + extra;
+    std::string args = "--config " + config() + " --threads 2";
+    for (const auto& o : overrides()) args += " --set " + o;
+    return args + " " + extra;
+  }
+  static std::string config() { return std::string(AIAYN_SOURCE_DIR) + "/configs/tiny.json"; }
+  // The recipe's --set overrides, for tests that call aiayn::train in-process.
+  std::vector<std::string> overrides(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> o = {
+        "data.train_src=" + file("train.src"), "data.train_tgt=" + file("train.tgt"),
+        "data.valid_src=" + file("valid.src"), "data.valid_tgt=" + file("valid.tgt"),
+        "data.vocab_size=40", "train.max_tokens=300", "train.warmup_steps=50",
+        "train.log_every=1", "train.valid_every=5", "train.save_every=5", "model.p_drop=0.1"};
+    o.insert(o.end(), extra.begin(), extra.end());
+    return o;
   }
 };
 

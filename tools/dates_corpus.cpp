@@ -103,6 +103,38 @@ std::string render_date(const Date& date, size_t style) {
   }
 }
 
+std::string gold_alignment(size_t style) {
+  // The role of each source word: w weekday, d day, m month, y year, x a
+  // function word, a all three (numeric renderings).
+  static const char* kRoles[] = {"wdmy", "mdy", "mdy", "xdxmy", "dmy", "a", "wdmy",
+                                 "a",    "dmy", "wdmy", "xdmy", "wdxmxy", "a"};
+  if (style >= sizeof kRoles / sizeof kRoles[0]) throw std::out_of_range("gold_alignment: no style");
+  const std::string roles = kRoles[style];
+  std::string out;
+  auto link = [&](size_t word, int character, bool sure) {
+    out += (out.empty() ? "" : " ") + std::to_string(word) + (sure ? "-" : "?") + std::to_string(character);
+  };
+  auto word_of = [&](char role) -> int64_t {
+    for (size_t i = 0; i < roles.size(); ++i)
+      if (roles[i] == role || roles[i] == 'a') return static_cast<int64_t>(i);
+    return -1;
+  };
+  for (size_t i = 0; i < roles.size(); ++i) {
+    const char r = roles[i];
+    if (r == 'y' || r == 'a') for (int c = 0; c < 4; ++c) link(i, c, true);
+    if (r == 'm' || r == 'a') for (int c = 5; c < 7; ++c) link(i, c, true);
+    if (r == 'd' || r == 'a') for (int c = 8; c < 10; ++c) link(i, c, true);
+  }
+  if (roles == "a") {
+    link(0, 4, true);
+    link(0, 7, true);
+  } else {
+    for (char r : {'y', 'm'}) link(static_cast<size_t>(word_of(r)), 4, false);
+    for (char r : {'m', 'd'}) link(static_cast<size_t>(word_of(r)), 7, false);
+  }
+  return out;
+}
+
 DatesCorpus make_dates_corpus(const DatesCorpusOptions& o) {
   // "dd/mm/yy" names a year only modulo 100: the window must not be longer.
   if (o.first_year < 1 || o.last_year < o.first_year || o.last_year - o.first_year > 99) {
@@ -116,8 +148,8 @@ DatesCorpus make_dates_corpus(const DatesCorpusOptions& o) {
     date.year = o.first_year + draw(o.last_year - o.first_year + 1);
     date.month = 1 + draw(12);
     date.day = 1 + draw(days_in_month(date.year, date.month));
-    return DatePair{render_date(date, static_cast<size_t>(draw(static_cast<int>(date_styles().size())))),
-                    date.iso()};
+    const auto style = static_cast<size_t>(draw(static_cast<int>(date_styles().size())));
+    return DatePair{render_date(date, style), date.iso(), gold_alignment(style)};
   };
   DatesCorpus corpus;
   std::unordered_set<std::string> seen;
@@ -145,10 +177,12 @@ void write_dates_corpus(const DatesCorpus& corpus, const std::string& dir) {
   const std::pair<const char*, const std::vector<DatePair>*> splits[] = {
       {"train", &corpus.train}, {"valid", &corpus.valid}, {"test", &corpus.test}};
   for (const auto& [name, pairs] : splits) {
-    for (bool source : {true, false}) {
-      const std::string path = dir + "/" + name + (source ? ".src" : ".tgt");
+    for (const char* ext : {".src", ".tgt", ".align"}) {
+      const std::string path = dir + "/" + name + ext;
       OutputFile out(path);
-      for (const auto& p : *pairs) out.stream() << (source ? p.source : p.target) << '\n';
+      for (const auto& p : *pairs) {
+        out.stream() << (ext[1] == 's' ? p.source : ext[1] == 't' ? p.target : p.alignment) << '\n';
+      }
       out.commit();
     }
   }

@@ -20,8 +20,9 @@ struct Date {
 };
 
 struct DatePair {
-  std::string source;  // a human rendering
-  std::string target;  // ISO 8601
+  std::string source;     // a human rendering
+  std::string target;     // ISO 8601
+  std::string alignment;  // gold links, source words to target characters (gold_alignment)
 };
 
 // Every rendering style, by name ("en-long", "de-numeric", ...), in a fixed order.
@@ -29,6 +30,15 @@ const std::vector<std::string>& date_styles();
 
 // `date` in the style date_styles()[style].
 std::string render_date(const Date& date, size_t style);
+
+// The links the renderer knows between the words of render_date(date,
+// style) and the characters of date.iso() ("2026-11-22": year 0-3, month
+// 5-6, day 8-9), in Pharaoh form, 0-based: "i-j" sure for the word that
+// holds the year, month or day and that field's characters (a numeric
+// rendering is one word holding all three), "i?j" possible between each
+// hyphen and the words of the fields beside it. Weekdays and function words
+// ("the", "of", "le", "de") align to nothing.
+std::string gold_alignment(size_t style);
 
 struct DatesCorpusOptions {
   int64_t train = 40000, valid = 500, test = 1000;  // pairs per split
@@ -45,7 +55,7 @@ struct DatesCorpus {
 // splits measure generalisation, not recall.
 DatesCorpus make_dates_corpus(const DatesCorpusOptions& options);
 
-// Writes DIR/{train,valid,test}.{src,tgt}, creating DIR. Throws InputError
+// Writes DIR/{train,valid,test}.{src,tgt,align}, creating DIR. Throws InputError
 // naming the file when one cannot be written.
 void write_dates_corpus(const DatesCorpus& corpus, const std::string& dir);
 

@@ -1,7 +1,9 @@
 #include "src/attention/attention_export.h"
 
 #include <cmath>
+#include <iomanip>
 #include <ostream>
+#include <sstream>
 
 #include "models/config.h"
 #include "src/common/error.h"
@@ -47,22 +49,7 @@ void validate_attention_options(const AttentionExportOptions& o, const ModelConf
     }
   }
   if (o.decimals < 0 || o.decimals > 8) throw InputError("--decimals must be in [0, 8]");
-}
-
-AttentionMaps capture_attention(TransformerImpl& model, const std::vector<int64_t>& source,
-                                const std::vector<int64_t>& target) {
-  torch::NoGradGuard no_grad;
-  const auto device = model.src_embed->weight.device();
-  std::vector<int64_t> src_ids = source, tgt_ids = {kBosId};
-  src_ids.push_back(kEosId);
-  tgt_ids.insert(tgt_ids.end(), target.begin(), target.end());
-  auto src = torch::tensor(src_ids, torch::kLong).unsqueeze(0).to(device);  // [1, S]
-  auto tgt = torch::tensor(tgt_ids, torch::kLong).unsqueeze(0).to(device);  // [1, T]
-  auto padding = padding_mask(src, kPadId);                                  // [1, S]
-  AttentionMaps maps;
-  auto memory = model.encode(src, padding, &maps);
-  model.decode(tgt, memory, padding, {}, nullptr, &maps);
-  return maps;
+  validate_alignment_options(o.alignment, m);
 }
 
 AttentionExporter::AttentionExporter(Transformer model, TokenizerPair tokenizers,
@@ -106,7 +93,8 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
                               const std::vector<std::string>* targets, int64_t first_index,
                               std::ostream& out,
                               const std::function<void(const std::string&)>& warn,
-                              const std::string& source_name, const std::string& target_name) {
+                              const std::string& source_name, const std::string& target_name,
+                              const std::vector<GoldAlignment>* gold) {
   const int64_t limit = model_->config().max_positions - 1;
   const size_t n = sources.size();
   std::vector<std::vector<int64_t>> src(n), tgt(n);
@@ -147,15 +135,33 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
                             {"target", valid_utf8(target_text[i]) ? target_text[i] : ""}};
     nlohmann::json enc_tokens = nlohmann::json::array(), dec_tokens = nlohmann::json::array();
     AttentionMaps maps;
+    std::string alignment;
     if (!src[i].empty()) {
-      const auto& source = tokenizers_.source;
-      const auto& target = tokenizers_.target;
-      for (int64_t id : src[i]) enc_tokens.push_back(source.piece(static_cast<int32_t>(id)));
-      enc_tokens.push_back(source.piece(kEosId));
-      dec_tokens.push_back(target.piece(kBosId));
-      for (int64_t id : tgt[i]) dec_tokens.push_back(target.piece(static_cast<int32_t>(id)));
+      std::vector<std::string> source_pieces, target_pieces;
+      for (int64_t id : src[i]) source_pieces.push_back(tokenizers_.source.piece(static_cast<int32_t>(id)));
+      for (int64_t id : tgt[i]) target_pieces.push_back(tokenizers_.target.piece(static_cast<int32_t>(id)));
+      for (const auto& p : source_pieces) enc_tokens.push_back(p);
+      enc_tokens.push_back(tokenizers_.source.piece(kEosId));
+      dec_tokens.push_back(tokenizers_.target.piece(kBosId));
+      for (const auto& p : target_pieces) dec_tokens.push_back(p);
       maps = capture_attention(*model_, src[i], tgt[i]);
+      const int64_t layer = alignment_layer(options_.alignment, model_->config().decoder_layers);
+      alignment = pharaoh(hard_alignment(maps.cross[static_cast<size_t>(layer)], source_pieces, target_pieces,
+                                         options_.alignment));
+      const size_t index = static_cast<size_t>(first_index) + i;
+      if (gold != nullptr && index < gold->size()) {
+        for (int64_t l = 0; l < model_->config().decoder_layers; ++l) {
+          for (int64_t h = -1; h < model_->config().heads; ++h) {
+            AlignmentOptions o = options_.alignment;
+            o.layer = l;
+            o.head = h;
+            aer_[{l, h}].add(hard_alignment(maps.cross[static_cast<size_t>(l)], source_pieces, target_pieces, o),
+                             (*gold)[index]);
+          }
+        }
+      }
     }
+    entry["alignment"] = alignment;
     entry["encoder_tokens"] = enc_tokens;
     entry["decoder_tokens"] = dec_tokens;
     entry["layers"] = {{"encoder", layer_ids(model_->config().encoder_layers)},
@@ -173,6 +179,21 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
     out << entry.dump() << '\n';
   }
   out.flush();
+}
+
+std::string AttentionExporter::aer_table() const {
+  std::ostringstream out;
+  out << "AER of encoder-decoder attention (lower is better), per decoder layer: the heads' mean, then each head\n";
+  out << std::fixed << std::setprecision(3);
+  for (int64_t l = 0; l < model_->config().decoder_layers; ++l) {
+    out << "layer " << l << ":";
+    for (int64_t h = -1; h < model_->config().heads; ++h) {
+      auto it = aer_.find({l, h});
+      out << (h < 0 ? " mean " : (h == 0 ? " | heads" : "")) << " " << (it == aer_.end() ? 0.0 : it->second.aer());
+    }
+    out << "\n";
+  }
+  return out.str();
 }
 
 }  // namespace aiayn

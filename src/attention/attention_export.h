@@ -6,12 +6,14 @@
 
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "models/transformer.h"
 #include "src/data/tokenizer.h"
+#include "src/decode/alignment.h"
 #include "src/decode/search.h"
 
 namespace aiayn {
@@ -25,6 +27,7 @@ struct AttentionExportOptions {
   bool average_heads = false;   // one map per layer: the mean over the chosen heads
   int decimals = 4;             // rounding of the weights
   SearchOptions search = greedy();  // for sentences without a given target
+  AlignmentOptions alignment;       // the "alignment" field (src/decode/alignment.h)
 
   static SearchOptions greedy() {
     SearchOptions o;
@@ -36,12 +39,6 @@ struct AttentionExportOptions {
 // Checks layer and head indices against the model; throws InputError naming
 // the option and the valid range.
 void validate_attention_options(const AttentionExportOptions& options, const ModelConfig& model);
-
-// The maps of one sentence pair under forced decoding: source ids (no eos)
-// and target ids (no bos/eos). Decoder queries are the decoder input
-// positions (bos + target); keys of cross attention are source + eos.
-AttentionMaps capture_attention(TransformerImpl& model, const std::vector<int64_t>& source,
-                                const std::vector<int64_t>& target);
 
 // Writes one JSON object per line for each source line (targets optional:
 // empty vector = translate first). Lines are processed in groups and
@@ -55,7 +52,12 @@ class AttentionExporter {
   void write(const std::vector<std::string>& sources, const std::vector<std::string>* targets,
              int64_t first_index, std::ostream& out,
              const std::function<void(const std::string&)>& warn = {},
-             const std::string& source_name = "source", const std::string& target_name = "target");
+             const std::string& source_name = "source", const std::string& target_name = "target",
+             const std::vector<GoldAlignment>* gold = nullptr);
+  // With gold alignments given to write(): the AER of every decoder
+  // layer's encoder-decoder attention, each head and the heads' mean, over
+  // the sentences written so far; one line per layer.
+  std::string aer_table() const;
 
  private:
   // The chosen layers of one kind (all of that stack's layers by default).
@@ -65,6 +67,7 @@ class AttentionExporter {
   Transformer model_;
   TokenizerPair tokenizers_;
   AttentionExportOptions options_;
+  std::map<std::pair<int64_t, int64_t>, AerCounts> aer_;  // (layer, head or -1 = mean)
 };
 
 }  // namespace aiayn

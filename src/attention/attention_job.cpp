@@ -13,6 +13,7 @@
 #include "src/common/output_file.h"
 #include "src/common/text_reader.h"
 #include "src/decode/checkpoint_reader.h"
+#include "src/decode/head_mask.h"
 
 namespace aiayn {
 
@@ -52,12 +53,30 @@ void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* o) 
 }
 
 void run_attention_job(const AttentionJob& job, std::ostream& log) {
-  const NamedPaths inputs = {{"--source", job.source}, {"--target", job.target}};
+  const NamedPaths inputs = {{"--source", job.source}, {"--target", job.target},
+                             {"--gold-alignment", job.gold_alignment}};
+  if (!job.gold_alignment.empty() && job.target.empty()) {
+    // Gold links refer to the reference's words; the model's own translation may have others.
+    throw InputError("--gold-alignment " + job.gold_alignment +
+                     ": needs --target, the reference translations its links refer to (force-decoded)");
+  }
   refuse_output_over_input("--output", job.output, inputs);
   refuse_output_over_input("--html", job.html, inputs);
   if (!job.html.empty()) refuse_output_over_input("--html", job.html, {{"--output", job.output}});
   const auto dir = resolve_checkpoint(job.checkpoint);
-  AttentionExporter exporter(load_model(dir, job.device), load_checkpoint_tokenizers(dir), job.options);
+  auto model = load_model(dir, job.device);
+  if (!job.mask_heads.empty()) {
+    const auto heads = parse_head_mask(job.mask_heads, model->config());
+    model->mask_heads(heads);
+  }
+  AttentionExporter exporter(model, load_checkpoint_tokenizers(dir), job.options);
+  std::vector<GoldAlignment> gold;
+  if (!job.gold_alignment.empty()) {
+    const auto lines = read_lines(job.gold_alignment);
+    for (size_t i = 0; i < lines.size(); ++i) {
+      gold.push_back(parse_gold_alignment(lines[i], job.gold_alignment + ":" + std::to_string(i + 1)));
+    }
+  }
   auto warn = [&](const std::string& m) { log << "warning: " << m << "\n"; };
   // Inputs are opened before the output exists, so a missing one leaves nothing behind.
   std::unique_ptr<LineReader> targets;
@@ -99,7 +118,7 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
     }
     if (sources.empty()) break;
     exporter.write(sources, targets ? &tgts : nullptr, written, out, warn, job.source,
-                   job.target);
+                   job.target, job.gold_alignment.empty() ? nullptr : &gold);
     written += static_cast<int64_t>(sources.size());
     out.flush();
     if (file) file->check();
@@ -112,6 +131,10 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
                        std::to_string(targets->line_number() + targets->count_rest()) + ")");
     }
   }
+  if (!job.gold_alignment.empty() && static_cast<int64_t>(gold.size()) != written) {
+    throw InputError(job.gold_alignment + ": " + std::to_string(gold.size()) + " lines, but " + job.source +
+                     " has " + std::to_string(written));
+  }
   out.flush();
   if (file) file->commit();
   log << "wrote the attention of " << written << " sentences to "
@@ -120,6 +143,7 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
     write_file_atomically(job.html, attention_viewer_html(copy.str()));
     log << "viewer: " << job.html << "\n";
   }
+  if (!job.gold_alignment.empty()) log << exporter.aer_table();
 }
 
 }  // namespace aiayn

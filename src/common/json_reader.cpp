@@ -39,6 +39,18 @@ std::string describe(const nlohmann::json& v) {
 
 }  // namespace
 
+std::string integer_range(int64_t min, int64_t max) {
+  return max == std::numeric_limits<int64_t>::max()
+             ? ">= " + std::to_string(min)
+             : "in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+}
+
+std::string number_range(double min, double max, bool max_exclusive) {
+  std::ostringstream range;
+  range << "[" << min << ", " << max << (max_exclusive ? ")" : "]");
+  return range.str();
+}
+
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open: " + std::strerror(errno));
@@ -89,12 +101,7 @@ int64_t JsonObjectReader::integer(const std::string& key, int64_t fallback, int6
   if (!v->is_number_integer()) fail(key, "must be an integer, got " + describe(*v));
   int64_t x = v->get<int64_t>();
   if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max)) x = max + 1;
-  if (x < min || x > max) {
-    std::string range = max == std::numeric_limits<int64_t>::max()
-                            ? ">= " + std::to_string(min)
-                            : "in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
-    fail(key, "must be an integer " + range + ", got " + v->dump());
-  }
+  if (x < min || x > max) fail(key, "must be an integer " + integer_range(min, max) + ", got " + v->dump());
   return x;
 }
 
@@ -106,9 +113,7 @@ double JsonObjectReader::number(const std::string& key, double fallback, double 
   double x = v->get<double>();
   bool above = max_exclusive ? x >= max : x > max;
   if (!std::isfinite(x) || x < min || above) {
-    std::ostringstream range;
-    range << "[" << min << ", " << max << (max_exclusive ? ")" : "]");
-    fail(key, "must be a number in " + range.str() + ", got " + v->dump());
+    fail(key, "must be a number in " + number_range(min, max, max_exclusive) + ", got " + v->dump());
   }
   return x;
 }

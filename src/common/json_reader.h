@@ -11,6 +11,10 @@
 
 namespace aiayn {
 
+// How errors and --help describe a range: ">= 1", "in [1, 4096]"; "[0, 1)".
+std::string integer_range(int64_t min, int64_t max);
+std::string number_range(double min, double max, bool max_exclusive);
+
 // Parses a JSON file; throws InputError naming the file (and line, column).
 nlohmann::json read_json_file(const std::string& path);
 

@@ -1,71 +1,76 @@
 #include "src/common/model_config_json.h"
 
 #include "src/common/error.h"
+#include "src/common/option_table.h"
 
 namespace aiayn {
 
+namespace {
+
+constexpr int64_t kBig = int64_t{1} << 20;
+
+OptionTable<ModelConfig> make_model_table() {
+  using C = ModelConfig;
+  OptionTable<C> t("model");
+  t.integer("encoder_layers", &C::encoder_layers, 1, 1024, "N, layers of the encoder stack (section 3.1)")
+      .integer("decoder_layers", &C::decoder_layers, 1, 1024, "N, layers of the decoder stack")
+      .integer("d_model", &C::d_model, 1, kBig, "width of every sub-layer's output and the embeddings")
+      .integer("d_ff", &C::d_ff, 1, kBig, "inner width of the position-wise feed-forward network (3.3)")
+      .integer("heads", &C::heads, 1, 1024, "h, attention heads (3.2.2)")
+      .rule([](const C& c, const OptionTable<C>::Fail& fail) {
+        if (c.d_model % c.heads != 0) {
+          fail("heads", "d_model " + std::to_string(c.d_model) + " is not divisible by heads " +
+                            std::to_string(c.heads));
+        }
+      })
+      .integer<int64_t>("d_k", &C::d_k, 1, kBig, "query and key width per head; absent: d_model / heads",
+                        [](const C& c) { return c.d_model / c.heads; })
+      .integer<int64_t>("d_v", &C::d_v, 1, kBig, "value width per head; absent: d_model / heads",
+                        [](const C& c) { return c.d_model / c.heads; })
+      .number("p_drop", &C::p_drop, 0.0, 1.0, "residual and embedding dropout (5.4)", true)
+      .number("attention_dropout", &C::attention_dropout, 0.0, 1.0,
+              "dropout on the attention weights (not in the paper)", true)
+      .number("activation_dropout", &C::activation_dropout, 0.0, 1.0,
+              "dropout after the feed-forward ReLU (not in the paper)", true)
+      .choice("positional", &C::positional, {Positional::sinusoidal, Positional::learned},
+              "positional encoding (3.5; learned is Table 3 row E)")
+      .integer("max_positions", &C::max_positions, 2, kBig, "longest sequence, in tokens")
+      .boolean("norm_first", &C::norm_first, "LayerNorm before each sub-layer (pre-LN) instead of after (3.1)")
+      .number("layer_norm_eps", &C::layer_norm_eps, 1e-12, 1.0, "LayerNorm's epsilon")
+      .boolean("share_embeddings", &C::share_embeddings,
+               "one embedding matrix for source and target (3.4; needs a joint vocabulary)")
+      .boolean("tie_output", &C::tie_output, "the target embedding is the pre-softmax projection (3.4)")
+      .integer<int64_t>("src_vocab", &C::src_vocab, 0, int64_t{1} << 31,
+                        "source vocabulary size; 0 = from the tokenizer", [](const C&) { return 0; })
+      .integer<int64_t>("tgt_vocab", &C::tgt_vocab, 0, int64_t{1} << 31,
+                        "target vocabulary size; 0 = from the tokenizer", [](const C&) { return 0; })
+      .rule([](const C& c, const OptionTable<C>::Fail& fail) {
+        if (c.share_embeddings && c.src_vocab != c.tgt_vocab) {
+          fail("share_embeddings", "needs one joint vocabulary, but src_vocab " +
+                                       std::to_string(c.src_vocab) + " != tgt_vocab " +
+                                       std::to_string(c.tgt_vocab));
+        }
+      });
+  return t;
+}
+
+}  // namespace
+
+const OptionTable<ModelConfig>& model_options() {
+  static const OptionTable<ModelConfig> table = make_model_table();
+  return table;
+}
+
 ModelConfig read_model_config(JsonObjectReader& r) {
   ModelConfig c;
-  constexpr int64_t kBig = int64_t{1} << 20;
-  c.encoder_layers = r.integer("encoder_layers", c.encoder_layers, 1, 1024);
-  c.decoder_layers = r.integer("decoder_layers", c.decoder_layers, 1, 1024);
-  c.d_model = r.integer("d_model", c.d_model, 1, kBig);
-  c.d_ff = r.integer("d_ff", c.d_ff, 1, kBig);
-  c.heads = r.integer("heads", c.heads, 1, 1024);
-  if (c.d_model % c.heads != 0) {
-    r.fail("heads", "d_model " + std::to_string(c.d_model) + " is not divisible by heads " +
-                        std::to_string(c.heads));
-  }
-  c.d_k = r.integer("d_k", c.d_model / c.heads, 1, kBig);
-  c.d_v = r.integer("d_v", c.d_model / c.heads, 1, kBig);
-  c.p_drop = r.number("p_drop", c.p_drop, 0.0, 1.0, true);
-  c.attention_dropout = r.number("attention_dropout", c.attention_dropout, 0.0, 1.0, true);
-  c.activation_dropout = r.number("activation_dropout", c.activation_dropout, 0.0, 1.0, true);
-  c.positional = r.choice("positional", c.positional, {"sinusoidal", "learned"});
-  c.max_positions = r.integer("max_positions", c.max_positions, 2, kBig);
-  c.norm_first = r.boolean("norm_first", c.norm_first);
-  c.layer_norm_eps = r.number("layer_norm_eps", c.layer_norm_eps, 1e-12, 1.0);
-  c.share_embeddings = r.boolean("share_embeddings", c.share_embeddings);
-  c.tie_output = r.boolean("tie_output", c.tie_output);
-  c.src_vocab = r.integer("src_vocab", 0, 0, int64_t{1} << 31);
-  c.tgt_vocab = r.integer("tgt_vocab", 0, 0, int64_t{1} << 31);
-  r.reject_unknown();
-  if (c.share_embeddings && c.src_vocab != c.tgt_vocab) {
-    r.fail("share_embeddings", "needs one joint vocabulary, but src_vocab " +
-                                   std::to_string(c.src_vocab) + " != tgt_vocab " +
-                                   std::to_string(c.tgt_vocab));
-  }
+  model_options().read(r, c);
   return c;
 }
 
-nlohmann::json model_config_to_json(const ModelConfig& c) {
-  return {
-      {"encoder_layers", c.encoder_layers},
-      {"decoder_layers", c.decoder_layers},
-      {"d_model", c.d_model},
-      {"d_ff", c.d_ff},
-      {"heads", c.heads},
-      {"d_k", c.d_k},
-      {"d_v", c.d_v},
-      {"p_drop", c.p_drop},
-      {"attention_dropout", c.attention_dropout},
-      {"activation_dropout", c.activation_dropout},
-      {"positional", c.positional},
-      {"max_positions", c.max_positions},
-      {"norm_first", c.norm_first},
-      {"layer_norm_eps", c.layer_norm_eps},
-      {"share_embeddings", c.share_embeddings},
-      {"tie_output", c.tie_output},
-      {"src_vocab", c.src_vocab},
-      {"tgt_vocab", c.tgt_vocab},
-  };
-}
+nlohmann::json model_config_to_json(const ModelConfig& c) { return model_options().write(c); }
 
 void validate_model_config(const ModelConfig& c, const std::string& origin) {
-  // Round-tripping through the reader applies exactly the same rules.
-  nlohmann::json j = model_config_to_json(c);
-  JsonObjectReader r(j, origin, "model");
-  read_model_config(r);
+  model_options().validate(c, origin);
 }
 
 void require_vocab(const ModelConfig& c, const std::string& origin) {

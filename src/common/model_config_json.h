@@ -9,9 +9,12 @@
 
 #include "models/config.h"
 #include "src/common/json_reader.h"
+#include "src/common/option_table.h"
 
 namespace aiayn {
 
+// The "model" section's keys, declared once (src/common/option_table.h).
+const OptionTable<ModelConfig>& model_options();
 // Reads the keys of a "model" object; throws InputError naming file and key.
 ModelConfig read_model_config(JsonObjectReader& reader);
 nlohmann::json model_config_to_json(const ModelConfig& config);

@@ -9,71 +9,82 @@ namespace {
 
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 
-DataConfig read_data(JsonObjectReader& r) {
-  DataConfig d;
-  d.train_src = r.string("train_src", d.train_src);
-  d.train_tgt = r.string("train_tgt", d.train_tgt);
-  d.valid_src = r.string("valid_src", d.valid_src);
-  d.valid_tgt = r.string("valid_tgt", d.valid_tgt);
-  d.spm_model = r.string("spm_model", d.spm_model);
-  d.joint_vocabulary = r.boolean("joint_vocabulary", d.joint_vocabulary);
-  d.spm_src_model = r.string("spm_src_model", d.spm_src_model);
-  d.vocab_size = r.integer("vocab_size", d.vocab_size, 8, int64_t{1} << 24);
-  d.spm_type = r.choice("spm_type", d.spm_type, {"bpe", "unigram"});
-  d.character_coverage = r.number("character_coverage", d.character_coverage, 0.9, 1.0);
-  d.split_digits = r.boolean("split_digits", d.split_digits);
-  d.max_length = r.integer("max_length", d.max_length, 1, 1 << 20);
-  d.max_ratio = r.number("max_ratio", d.max_ratio, 0.0, 1e6);
-  d.skip_invalid_utf8 = r.boolean("skip_invalid_utf8", d.skip_invalid_utf8);
-  d.bpe_dropout = r.number("bpe_dropout", d.bpe_dropout, 0.0, 1.0, true);
-  r.reject_unknown();
-  if (d.bpe_dropout > 0 && d.spm_type != "bpe") {
-    r.fail("bpe_dropout", "BPE-dropout needs a BPE model (data.spm_type \"bpe\")");
-  }
-  if (d.joint_vocabulary && !d.spm_src_model.empty()) {
-    r.fail("spm_src_model", "a source-side model needs data.joint_vocabulary false");
-  }
-  if (!d.joint_vocabulary && d.spm_src_model.empty() != d.spm_model.empty()) {
-    r.fail(d.spm_model.empty() ? "spm_model" : "spm_src_model",
-           "separate vocabularies take both spm_src_model and spm_model, or neither (train both)");
-  }
-  if (d.valid_src.empty() != d.valid_tgt.empty()) {
-    r.fail(d.valid_src.empty() ? "valid_src" : "valid_tgt",
-           "valid_src and valid_tgt go together");
-  }
-  return d;
+OptionTable<DataConfig> make_data_table() {
+  using D = DataConfig;
+  using Fail = OptionTable<D>::Fail;
+  OptionTable<D> t("data");
+  t.string("train_src", &D::train_src, "training source text, one sentence per line")
+      .string("train_tgt", &D::train_tgt, "training target text, line-parallel to train_src")
+      .string("valid_src", &D::valid_src, "validation source text (optional)")
+      .string("valid_tgt", &D::valid_tgt, "validation target text, with valid_src")
+      .string("spm_model", &D::spm_model, "an existing SentencePiece model (the target side's when "
+                                          "separate); empty: train one in the save directory")
+      .boolean("joint_vocabulary", &D::joint_vocabulary,
+               "one SentencePiece model for both sides; false: one per side, untied embeddings")
+      .string("spm_src_model", &D::spm_src_model, "with separate vocabularies and spm_model: the source side's")
+      .integer("vocab_size", &D::vocab_size, 8, int64_t{1} << 24,
+               "pieces of a SentencePiece model the toolkit trains (each, when separate)")
+      .choice("spm_type", &D::spm_type, {SpmType::bpe, SpmType::unigram}, "the model it trains")
+      .number("character_coverage", &D::character_coverage, 0.9, 1.0, "SentencePiece's character coverage")
+      .boolean("split_digits", &D::split_digits, "split numbers into single digits")
+      .integer("max_length", &D::max_length, 1, 1 << 20, "pieces per side; longer training pairs are dropped")
+      .number("max_ratio", &D::max_ratio, 0.0, 1e6, "drop pairs whose length ratio exceeds this; 0 = off")
+      .boolean("skip_invalid_utf8", &D::skip_invalid_utf8, "skip lines that are not UTF-8 instead of refusing")
+      .number("bpe_dropout", &D::bpe_dropout, 0.0, 1.0,
+              "BPE-dropout's merge-skip probability for the training pairs, drawn afresh each epoch; "
+              "0 = off", true)
+      .rule([](const D& d, const Fail& fail) {
+        if (d.bpe_dropout > 0 && d.spm_type != SpmType::bpe) {
+          fail("bpe_dropout", "BPE-dropout needs a BPE model (data.spm_type \"bpe\")");
+        }
+        if (d.joint_vocabulary && !d.spm_src_model.empty()) {
+          fail("spm_src_model", "a source-side model needs data.joint_vocabulary false");
+        }
+        if (!d.joint_vocabulary && d.spm_src_model.empty() != d.spm_model.empty()) {
+          fail(d.spm_model.empty() ? "spm_model" : "spm_src_model",
+               "separate vocabularies take both spm_src_model and spm_model, or neither (train both)");
+        }
+        if (d.valid_src.empty() != d.valid_tgt.empty()) {
+          fail(d.valid_src.empty() ? "valid_src" : "valid_tgt", "valid_src and valid_tgt go together");
+        }
+      });
+  return t;
 }
 
-TrainConfig read_train(JsonObjectReader& r) {
-  TrainConfig t;
-  t.max_tokens = r.integer("max_tokens", t.max_tokens, 1);
-  t.update_freq = r.integer("update_freq", t.update_freq, 1, 4096);
-  t.lr_schedule = r.choice("lr_schedule", t.lr_schedule, {"noam", "inverse_sqrt"});
-  t.lr_scale = r.number("lr_scale", t.lr_scale, 1e-9, 1e6);
-  t.lr = r.number("lr", t.lr, 1e-12, 10.0);
-  t.warmup_steps = r.integer("warmup_steps", t.warmup_steps, 1);
-  t.adam_beta1 = r.number("adam_beta1", t.adam_beta1, 0.0, 1.0, true);
-  t.adam_beta2 = r.number("adam_beta2", t.adam_beta2, 0.0, 1.0, true);
-  t.adam_eps = r.number("adam_eps", t.adam_eps, 1e-20, 1.0);
-  t.weight_decay = r.number("weight_decay", t.weight_decay, 0.0, 1.0);
-  t.label_smoothing = r.number("label_smoothing", t.label_smoothing, 0.0, 1.0, true);
-  t.clip_norm = r.number("clip_norm", t.clip_norm, 0.0, 1e9);
-  t.ema_decay = r.number("ema_decay", t.ema_decay, 0.0, 1.0, true);
-  t.max_steps = r.integer("max_steps", t.max_steps, 1);
-  t.max_epochs = r.integer("max_epochs", t.max_epochs, 0);
-  t.max_minutes = r.number("max_minutes", t.max_minutes, 0.0, 1e9);
-  t.seed = static_cast<uint64_t>(r.integer("seed", static_cast<int64_t>(t.seed), 0));
-  t.log_every = r.integer("log_every", t.log_every, 1);
-  t.valid_every = r.integer("valid_every", t.valid_every, 1);
-  t.valid_bleu = r.boolean("valid_bleu", t.valid_bleu);
-  t.valid_beam = r.integer("valid_beam", t.valid_beam, 1, 64);
-  t.valid_alpha = r.number("valid_alpha", t.valid_alpha, 0.0, 10.0);
-  t.save_every = r.integer("save_every", t.save_every, 1);
-  t.keep_last = r.integer("keep_last", t.keep_last, 1, kMaxInt);
-  t.keep_best = r.integer("keep_best", t.keep_best, 0, kMaxInt);
-  t.patience = r.integer("patience", t.patience, 0);
-  t.max_bad_steps = r.integer("max_bad_steps", t.max_bad_steps, 1);
-  r.reject_unknown();
+OptionTable<TrainConfig> make_train_table() {
+  using T = TrainConfig;
+  OptionTable<T> t("train");
+  t.integer("max_tokens", &T::max_tokens, 1, kMaxInt,
+            "tokens per batch and side, padded shape (paper: ~25,000 per GPU step)")
+      .integer("update_freq", &T::update_freq, 1, 4096, "batches accumulated per update (8 GPUs -> 8)")
+      .choice("lr_schedule", &T::lr_schedule, {LrSchedule::noam, LrSchedule::inverse_sqrt},
+              "noam: the paper's (5.3); inverse_sqrt: fairseq's, peaking at lr")
+      .number("lr_scale", &T::lr_scale, 1e-9, 1e6, "noam: factor on d_model^-0.5 min(step^-0.5, step warmup^-1.5)")
+      .number("lr", &T::lr, 1e-12, 10.0, "inverse_sqrt: the peak learning rate")
+      .integer("warmup_steps", &T::warmup_steps, 1, kMaxInt, "warm-up updates (paper: 4000)")
+      .number("adam_beta1", &T::adam_beta1, 0.0, 1.0, "Adam's beta1 (paper: 0.9)", true)
+      .number("adam_beta2", &T::adam_beta2, 0.0, 1.0, "Adam's beta2 (paper: 0.98)", true)
+      .number("adam_eps", &T::adam_eps, 1e-20, 1.0, "Adam's epsilon (paper: 1e-9)")
+      .number("weight_decay", &T::weight_decay, 0.0, 1.0, "decoupled weight decay (AdamW); 0 = the paper's Adam")
+      .number("label_smoothing", &T::label_smoothing, 0.0, 1.0, "epsilon_ls (5.4; paper: 0.1)", true)
+      .number("clip_norm", &T::clip_norm, 0.0, 1e9, "clip the gradient norm to this; 0 = no clipping")
+      .number("ema_decay", &T::ema_decay, 0.0, 1.0,
+              "moving average of the weights, which validation scores and checkpoints hold; 0 = off", true)
+      .integer("max_steps", &T::max_steps, 1, kMaxInt, "stop after this many updates")
+      .integer("max_epochs", &T::max_epochs, 0, kMaxInt, "stop after this many epochs; 0 = no limit")
+      .number("max_minutes", &T::max_minutes, 0.0, 1e9, "wall-clock budget; 0 = no limit")
+      .integer("seed", &T::seed, 0, kMaxInt, "seeds weights, batch order, dropout and BPE-dropout")
+      .integer("log_every", &T::log_every, 1, kMaxInt, "updates between progress lines")
+      .integer("valid_every", &T::valid_every, 1, kMaxInt, "updates between validations")
+      .boolean("valid_bleu", &T::valid_bleu, "also translate the validation set and score BLEU (it then ranks checkpoints)")
+      .integer("valid_beam", &T::valid_beam, 1, 64, "beam for that (1 = greedy)")
+      .number("valid_alpha", &T::valid_alpha, 0.0, 10.0, "and its length penalty")
+      .integer("save_every", &T::save_every, 1, kMaxInt, "updates between checkpoints")
+      .integer("keep_last", &T::keep_last, 1, kMaxInt, "checkpoints kept, newest first")
+      .integer("keep_best", &T::keep_best, 0, kMaxInt,
+               "also keep the K best-validated checkpoints (every validation then saves)")
+      .integer("patience", &T::patience, 0, kMaxInt, "validations without improvement before stopping; 0 = off")
+      .integer("max_bad_steps", &T::max_bad_steps, 1, kMaxInt, "non-finite losses in a row before giving up");
   return t;
 }
 
@@ -96,34 +107,26 @@ void apply_override(nlohmann::json& j, const std::string& text) {
 
 }  // namespace
 
+const OptionTable<DataConfig>& data_options() {
+  static const OptionTable<DataConfig> table = make_data_table();
+  return table;
+}
+
+const OptionTable<TrainConfig>& train_options() {
+  static const OptionTable<TrainConfig> table = make_train_table();
+  return table;
+}
+
+std::string settings_help() {
+  return "Settings (a config file's sections, or --set section.key=value):\n" +
+         model_options().help(ModelConfig{}) + data_options().help(DataConfig{}) +
+         train_options().help(TrainConfig{});
+}
+
 nlohmann::json ExperimentConfig::to_json() const {
-  const auto& d = data;
-  const auto& t = train;
-  return {
-      {"model", model_config_to_json(model)},
-      {"data",
-       {{"train_src", d.train_src}, {"train_tgt", d.train_tgt}, {"valid_src", d.valid_src},
-        {"valid_tgt", d.valid_tgt}, {"spm_model", d.spm_model},
-        {"joint_vocabulary", d.joint_vocabulary}, {"spm_src_model", d.spm_src_model},
-        {"vocab_size", d.vocab_size},
-        {"spm_type", d.spm_type}, {"character_coverage", d.character_coverage},
-        {"split_digits", d.split_digits},
-        {"max_length", d.max_length}, {"max_ratio", d.max_ratio},
-        {"skip_invalid_utf8", d.skip_invalid_utf8}, {"bpe_dropout", d.bpe_dropout}}},
-      {"train",
-       {{"max_tokens", t.max_tokens}, {"update_freq", t.update_freq},
-        {"lr_schedule", t.lr_schedule}, {"lr_scale", t.lr_scale}, {"lr", t.lr},
-        {"warmup_steps", t.warmup_steps}, {"adam_beta1", t.adam_beta1},
-        {"adam_beta2", t.adam_beta2}, {"adam_eps", t.adam_eps}, {"weight_decay", t.weight_decay},
-        {"label_smoothing", t.label_smoothing}, {"clip_norm", t.clip_norm},
-        {"ema_decay", t.ema_decay},
-        {"max_steps", t.max_steps}, {"max_epochs", t.max_epochs},
-        {"max_minutes", t.max_minutes}, {"seed", t.seed}, {"log_every", t.log_every},
-        {"valid_every", t.valid_every}, {"valid_bleu", t.valid_bleu},
-        {"valid_beam", t.valid_beam}, {"valid_alpha", t.valid_alpha}, {"save_every", t.save_every},
-        {"keep_last", t.keep_last}, {"keep_best", t.keep_best}, {"patience", t.patience},
-        {"max_bad_steps", t.max_bad_steps}}},
-  };
+  return {{"model", model_config_to_json(model)},
+          {"data", data_options().write(data)},
+          {"train", train_options().write(train)}};
 }
 
 ExperimentConfig parse_experiment_config(const nlohmann::json& j, const std::string& origin) {
@@ -132,9 +135,9 @@ ExperimentConfig parse_experiment_config(const nlohmann::json& j, const std::str
   auto model = top.object("model");
   c.model = read_model_config(model);
   auto data = top.object("data");
-  c.data = read_data(data);
+  data_options().read(data, c.data);
   auto train = top.object("train");
-  c.train = read_train(train);
+  train_options().read(train, c.train);
   top.reject_unknown();
   if (!c.data.joint_vocabulary && c.model.share_embeddings) {
     throw InputError(origin + ": key \"model.share_embeddings\": source and target embeddings can "

@@ -9,8 +9,17 @@
 
 #include "models/config.h"
 #include "src/common/model_config_json.h"
+#include "src/common/option_table.h"
 
 namespace aiayn {
+
+// SentencePiece's segmentation model, when the toolkit trains one.
+enum class SpmType { bpe, unigram };
+inline const char* to_string(SpmType t) { return t == SpmType::unigram ? "unigram" : "bpe"; }
+
+// The learning-rate schedule: the paper's (section 5.3) or fairseq's.
+enum class LrSchedule { noam, inverse_sqrt };
+inline const char* to_string(LrSchedule s) { return s == LrSchedule::inverse_sqrt ? "inverse_sqrt" : "noam"; }
 
 struct DataConfig {
   std::string train_src, train_tgt;  // one sentence per line, parallel
@@ -21,7 +30,7 @@ struct DataConfig {
   bool joint_vocabulary = true;
   std::string spm_src_model;         // with separate vocabularies and spm_model: the source side's
   int64_t vocab_size = 8000;         // when training the SentencePiece model (each, when separate)
-  std::string spm_type = "bpe";      // "bpe" or "unigram"
+  SpmType spm_type = SpmType::bpe;
   double character_coverage = 1.0;
   bool split_digits = false;
   int64_t max_length = 256;          // pieces per side; longer pairs are dropped
@@ -35,7 +44,7 @@ struct DataConfig {
 struct TrainConfig {
   int64_t max_tokens = 4096;     // per batch and side, padded shape (paper: ~25,000)
   int64_t update_freq = 1;       // batches accumulated per update (8 GPUs -> 8)
-  std::string lr_schedule = "noam";  // or "inverse_sqrt" (fairseq)
+  LrSchedule lr_schedule = LrSchedule::noam;
   double lr_scale = 1.0;         // noam: factor on d_model^-0.5 min(...)
   double lr = 5e-4;              // inverse_sqrt: peak learning rate
   int64_t warmup_steps = 4000;
@@ -66,6 +75,13 @@ struct ExperimentConfig {
   TrainConfig train;
   nlohmann::json to_json() const;
 };
+
+// The keys of the "data" and "train" sections, declared once
+// (src/common/option_table.h); --help prints them with the model's.
+const OptionTable<DataConfig>& data_options();
+const OptionTable<TrainConfig>& train_options();
+// Every key of a config file, with type, range, default and meaning.
+std::string settings_help();
 
 // Reads a config file, applies `overrides` ("train.max_steps=100", values
 // parsed as JSON, else taken as strings), and validates everything. Errors

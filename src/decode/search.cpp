@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -9,6 +10,7 @@
 #include "models/config.h"
 #include "src/common/error.h"
 #include "src/decode/beam_rule.h"
+#include "src/decode/sampling.h"
 
 namespace aiayn {
 
@@ -62,7 +64,12 @@ void SearchOptions::validate() const {
   };
   if (beam < 1) refuse("--beam", beam, "must be at least 1");
   if (nbest < 1) refuse("--nbest", nbest, "must be at least 1");
-  if (nbest > beam) refuse("--nbest", nbest, "exceeds --beam " + std::to_string(beam));
+  if (nbest > beam && !sampling.enabled) refuse("--nbest", nbest, "exceeds --beam " + std::to_string(beam));
+  if (sampling.top_k < 0) refuse("--sampling-topk", sampling.top_k, "must be >= 0 (0: every token)");
+  if (!(sampling.top_p > 0 && sampling.top_p <= 1)) refuse("--sampling-topp", sampling.top_p, "must be in (0, 1]");
+  if (!std::isfinite(sampling.temperature) || sampling.temperature < 0) {
+    refuse("--temperature", sampling.temperature, "must be a finite number >= 0");
+  }
   if (!std::isfinite(length_penalty) || length_penalty < 0) {
     refuse("--alpha", length_penalty, "must be a finite number >= 0");
   }
@@ -106,8 +113,18 @@ Hypotheses search(StepModel& model, const std::vector<int64_t>& lengths, const S
   return o.beam == 1 ? greedy_search(model, lengths, o) : beam_search(model, lengths, o);
 }
 
-Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths,
-                         const SearchOptions& o) {
+namespace {
+
+// Picks each live row's next token from the step's log-probs [rows, V] ->
+// (the picked tokens' log-probs [rows], the tokens [rows]). `rows`: the
+// search row (sentence) each live row stands for; t: the step, 1 first.
+using TokenPicker = std::function<std::pair<torch::Tensor, torch::Tensor>(
+    const torch::Tensor& lprobs, const std::vector<int64_t>& rows, int64_t t)>;
+
+// One hypothesis per row, each extended by its picked token until it picks
+// eos or reaches its length limit; finished rows leave the step model.
+Hypotheses row_search(StepModel& model, const std::vector<int64_t>& lengths, const SearchOptions& o,
+                      const TokenPicker& pick) {
   torch::NoGradGuard no_grad;
   const auto batch = static_cast<int64_t>(lengths.size());
   const auto device = model.device();
@@ -121,7 +138,7 @@ Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths,
     for (size_t r = 0; r < active.size(); ++r) {
       if (t > max_output_length(o, lengths[active[r]], model.max_positions())) force_eos(lprobs[r]);
     }
-    auto [best, token] = lprobs.max(1);  // [rows], [rows]
+    auto [best, token] = pick(lprobs, active, t);  // [rows], [rows]
     auto best_cpu = best.to(torch::kCPU, torch::kDouble).contiguous();  // [rows]
     auto token_cpu = token.cpu().contiguous();                          // [rows]
     const double* best_of = best_cpu.data_ptr<double>();
@@ -146,6 +163,35 @@ Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths,
     active = std::move(still_active);
   }
   return out;
+}
+
+}  // namespace
+
+Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths,
+                         const SearchOptions& o) {
+  return row_search(model, lengths, o, [](const torch::Tensor& lprobs, const std::vector<int64_t>&, int64_t) {
+    auto [best, token] = lprobs.max(1);  // [rows], [rows]
+    return std::make_pair(best, token);
+  });
+}
+
+Hypotheses sample_search(StepModel& model, const std::vector<int64_t>& lengths,
+                         const std::vector<std::pair<int64_t, int64_t>>& draws, const SearchOptions& o) {
+  o.validate();
+  std::vector<int64_t> scratch;
+  return row_search(model, lengths, o, [&](const torch::Tensor& lprobs, const std::vector<int64_t>& rows, int64_t t) {
+    auto cpu = lprobs.to(torch::kCPU, torch::kFloat).contiguous();  // [rows, V]
+    const int64_t vocab = cpu.size(1);
+    std::vector<int64_t> tokens(rows.size());
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const auto [line, sample] = draws[static_cast<size_t>(rows[r])];
+      tokens[r] = draw_token(cpu.data_ptr<float>() + static_cast<int64_t>(r) * vocab, vocab, o.sampling,
+                             sampling_uniform(o.sampling.seed, line, sample, t), &scratch);
+    }
+    auto token = long_tensor(tokens, lprobs.device());               // [rows]
+    auto picked = lprobs.gather(1, token.unsqueeze(1)).squeeze(1);   // [rows]
+    return std::make_pair(picked, token);
+  });
 }
 
 namespace {
@@ -269,6 +315,29 @@ std::vector<double> forced_log_probs(TransformerImpl& model, const torch::Tensor
   auto picked = lprobs.gather(2, tgt_out.clamp_min(0).unsqueeze(2)).squeeze(2);  // [B, T]
   auto sums = picked.masked_fill(tgt_out.eq(kPadId), 0.0).sum(1).to(torch::kCPU, torch::kDouble);
   return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + batch);
+}
+
+std::vector<double> forced_log_probs(StepModel& model, const std::vector<std::vector<int64_t>>& targets) {
+  torch::NoGradGuard no_grad;
+  const auto batch = static_cast<int64_t>(targets.size());
+  size_t longest = 0;
+  for (const auto& y : targets) longest = std::max(longest, y.size());
+  std::vector<double> sums(targets.size(), 0.0);
+  auto history = torch::full({batch, 1}, kBosId, torch::dtype(torch::kLong).device(model.device()));  // [B, 1]
+  std::vector<int64_t> next(targets.size());
+  for (size_t position = 0; position <= longest; ++position) {
+    auto lprobs = model.step(history).to(torch::kCPU, torch::kDouble).contiguous();  // [B, V]
+    const double* lp = lprobs.data_ptr<double>();
+    for (size_t b = 0; b < targets.size(); ++b) {
+      const auto& y = targets[b];
+      // Each target's tokens, then its eos; a finished row is fed eos again, unscored.
+      next[b] = position < y.size() ? y[position] : kEosId;
+      if (position <= y.size()) sums[b] += lp[static_cast<int64_t>(b) * lprobs.size(1) + next[b]];
+    }
+    auto tokens = long_tensor(next, history.device());            // [B]
+    history = torch::cat({history, tokens.unsqueeze(1)}, 1);      // [B, position + 2]
+  }
+  return sums;
 }
 
 }  // namespace aiayn

@@ -6,6 +6,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <utility>
 #include <vector>
 
 #include "models/transformer.h"
@@ -35,6 +36,15 @@ Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& source_le
 Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& source_lengths,
                        const SearchOptions& options);
 
+// Sampling (options.sampling): one output per row of the step model, each
+// drawn from the model's distribution (src/decode/sampling.h); `draws`
+// gives each row's (input line, sample number), which alone seed its draws.
+// Hypotheses hold the model's own log-probabilities (temperature 1, no
+// filtering), so that samples are scored as beam outputs are.
+Hypotheses sample_search(StepModel& model, const std::vector<int64_t>& source_lengths,
+                         const std::vector<std::pair<int64_t, int64_t>>& draws,
+                         const SearchOptions& options);
+
 // The source format search takes: rows of ids (without eos) -> [B, S] ids +
 // eos, right-padded with kPadId, S = the longest row + 1. On the CPU.
 torch::Tensor source_batch(const std::vector<const std::vector<int64_t>*>& rows);
@@ -46,5 +56,9 @@ std::vector<int64_t> source_lengths(const torch::Tensor& src);
 // targets: token lists without bos/eos (eos is scored too) -> [B] sums.
 std::vector<double> forced_log_probs(TransformerImpl& model, const torch::Tensor& src,
                                      const std::vector<std::vector<int64_t>>& targets);
+
+// The same on any step model (an ensemble), one row per target, stepping
+// through the targets with the decoder's cache: [B] sums.
+std::vector<double> forced_log_probs(StepModel& model, const std::vector<std::vector<int64_t>>& targets);
 
 }  // namespace aiayn

@@ -6,6 +6,20 @@
 
 namespace aiayn {
 
+// Sampling instead of search (back-translation, Edunov et al. 2018): each
+// output drawn token by token from the model's distribution at
+// `temperature`, restricted to the top_k likeliest tokens (0 = all) and then
+// to the smallest set whose probability reaches top_p (1 = all). Every draw
+// is seeded by (seed, input line, sample, step) alone, so the outputs do not
+// depend on batching, threads or workers. Temperature 0 is greedy.
+struct SamplingOptions {
+  bool enabled = false;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  double temperature = 1.0;
+  uint64_t seed = 1;
+};
+
 struct SearchOptions {
   int64_t beam = 4;             // 1 = greedy
   double length_penalty = 0.6;  // alpha of GNMT's ((5 + |Y|) / 6)^alpha; 0 = none
@@ -13,9 +27,11 @@ struct SearchOptions {
   int64_t max_len_b = 50;
   int64_t nbest = 1;            // hypotheses returned per sentence (<= beam)
   bool use_cache = true;        // false: recompute the whole prefix each step (for comparison)
+  SamplingOptions sampling;     // enabled: nbest samples per sentence instead of a beam
 
   // Throws InputError naming the translate option (--beam, --nbest, --alpha,
-  // --max-len-a, --max-len-b) that is out of range; search() calls it.
+  // --max-len-a, --max-len-b, --sampling-topk, --sampling-topp,
+  // --temperature) that is out of range; search() calls it.
   void validate() const;
 };
 

@@ -11,14 +11,27 @@
 
 namespace aiayn {
 
+// How each translation is written: detokenized text, the target pieces, or
+// their ids (space-separated).
+enum class OutputFormat { text, pieces, ids };
+
+// What several checkpoints make: an ensemble (their log-probabilities
+// averaged at every step) or one model (their weights averaged, as section
+// 6.1 does with the last checkpoints of a run).
+enum class Combine { one, ensemble, average_weights };
+
 struct TranslateJob {
-  std::vector<std::string> checkpoints;  // one, or several to average
+  std::vector<std::string> checkpoints;  // one, or several to combine
+  Combine combine = Combine::one;        // several need ensemble or average_weights
   std::string input = "-";               // "-" = stdin, streamed line by line
   std::string output = "-";              // "-" = stdout
   TranslateOptions options;
-  std::string output_format = "text";    // text | pieces | ids
+  OutputFormat output_format = OutputFormat::text;
   bool scores = false;                   // "i ||| text ||| score ||| log-prob" lines
   std::string reference;                 // score the output against this file
+  std::string prefix;                    // target prefixes, one per input line, forced
+  std::string score_targets;             // instead of translating: score these targets, one per line
+  std::string mask_heads;                // heads to ablate: enc:L:H,dec:L:H,cross:L:H (src/decode/head_mask.h)
   bool lowercase = false;                // case-insensitive BLEU/chrF
   torch::Device device = torch::kCPU;
   bool int8 = false;                     // dynamic int8 linear layers (CPU)

@@ -12,7 +12,7 @@ namespace aiayn {
 double learning_rate(const TrainConfig& c, int64_t d_model, int64_t step) {
   const double s = static_cast<double>(std::max<int64_t>(step, 1));
   const double w = static_cast<double>(c.warmup_steps);
-  if (c.lr_schedule == "inverse_sqrt") {
+  if (c.lr_schedule == LrSchedule::inverse_sqrt) {
     // fairseq: linear warm-up to lr, then lr * sqrt(warmup / step).
     return c.lr * std::min(s / w, std::sqrt(w / s));
   }

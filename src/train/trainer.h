@@ -3,9 +3,11 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "src/common/train_config.h"
+#include "src/train/update_step.h"
 
 namespace aiayn {
 
@@ -27,11 +29,16 @@ struct RunOptions {
   // Data-parallel training (src/train/distributed.h): this rank's process group, or
   // null for one process. Rank 0 alone writes checkpoints, logs and metrics.
   Communicator* communicator = nullptr;
+  // A test double for faults: called with this rank's sums over an update's
+  // batches and the update's number, before the update step sees them; the
+  // tests make a loss non-finite with it. Null in the apps.
+  std::function<void(int64_t step, Tally& tally)> before_update;
 };
 
 struct TrainResult {
   int64_t steps = 0;
   std::string last_checkpoint;
+  int64_t skipped_updates = 0;  // non-finite losses or gradients, in this run and those resumed
   bool interrupted = false;
   std::string stop_reason;
 };
