@@ -165,11 +165,6 @@ void MultiHeadAttentionImpl::mask_heads(const std::vector<int64_t>& heads) {
   masked_ = heads.empty() ? torch::Tensor() : torch::tensor(heads, torch::kLong);  // [n]
 }
 
-std::vector<int64_t> MultiHeadAttentionImpl::masked_heads() const {
-  if (!masked_.defined()) return {};
-  return std::vector<int64_t>(masked_.data_ptr<int64_t>(), masked_.data_ptr<int64_t>() + masked_.numel());
-}
-
 void MultiHeadAttentionImpl::quantize_int8() {
   for (auto* p : {&qkv_, &q_, &kv_, &o_}) p->quantize();
   release_float_weight(in_proj_weight);

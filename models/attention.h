@@ -109,7 +109,6 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // output is zero, so W^O sees nothing of it, and so are its captured
   // weights; {} restores every head. Heads are 0-based, < h.
   void mask_heads(const std::vector<int64_t>& heads);
-  std::vector<int64_t> masked_heads() const;
 
  private:
   // Views of the parameters above, float or int8 (models/projection.h).

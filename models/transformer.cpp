@@ -100,6 +100,13 @@ MultiHeadAttentionImpl& TransformerImpl::attention(AttentionKind kind, int64_t l
 }
 
 void TransformerImpl::mask_heads(const std::vector<HeadRef>& heads) {
+  // Checked before any layer changes, so a bad list leaves the model as it was.
+  for (const auto& h : heads) {
+    TORCH_CHECK(h.layer >= 0 && h.layer < (h.kind == AttentionKind::encoder ? config_.encoder_layers
+                                                                                : config_.decoder_layers),
+                "mask_heads: layer ", h.layer);
+    TORCH_CHECK(h.head >= 0 && h.head < config_.heads, "mask_heads: head ", h.head, " of ", config_.heads);
+  }
   const AttentionKind kinds[] = {AttentionKind::encoder, AttentionKind::decoder, AttentionKind::cross};
   for (auto kind : kinds) {
     const int64_t layers = kind == AttentionKind::encoder ? config_.encoder_layers : config_.decoder_layers;
@@ -109,11 +116,6 @@ void TransformerImpl::mask_heads(const std::vector<HeadRef>& heads) {
         if (h.kind == kind && h.layer == layer) masked.push_back(h.head);
       attention(kind, layer).mask_heads(masked);
     }
-  }
-  for (const auto& h : heads) {
-    TORCH_CHECK(h.layer >= 0 && h.layer < (h.kind == AttentionKind::encoder ? config_.encoder_layers
-                                                                                : config_.decoder_layers),
-                "mask_heads: layer ", h.layer);
   }
 }
 

@@ -436,6 +436,13 @@ TEST_CASE("alignments beside translations and in the dump, and the AER of every 
                   t.ws.file("al.gold") + " -o " + t.ws.file("never.jsonl"));
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Catch::Contains("al.gold: needs --target"));
+  // A link past the sentence's words would only raise the AER: refused, naming the line.
+  test::write_file(t.ws.file("far.gold"), "0-2 1-1 2-0\n0-1 7-0\n");
+  bad = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("al.src") + " -t " + t.ws.file("al.tgt") +
+                  " --gold-alignment " + t.ws.file("far.gold") + " -o " + t.ws.file("never.jsonl"));
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("far.gold:2: link 7-0 lies outside the pair"));
+  CHECK_FALSE(fs::exists(t.ws.file("never.jsonl")));
   test::write_file(t.ws.file("bad.gold"), "0-2 x\n0-1\n");
   bad = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("al.src") + " -t " + t.ws.file("al.tgt") +
                   " --gold-alignment " + t.ws.file("bad.gold") + " -o " + t.ws.file("never.jsonl"));

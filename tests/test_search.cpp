@@ -640,4 +640,13 @@ TEST_CASE("word alignments from attention: pieces merged into words, argmax per 
   CHECK_THROWS_WITH(parse_gold_alignment("0-0 1x2", "gold.align:3"),
                     Catch::Contains("gold.align:3") && Catch::Contains("\"1x2\" is not a link"));
   CHECK_THROWS_WITH(parse_gold_alignment("-1-0", "g"), Catch::Contains("not a link"));
+  // Links must lie inside the pair: "red cat" is 2 words, so this gold's 2?1
+  // fits a 3-word source only.
+  CHECK(count_words(src) == 2);
+  CHECK(count_words(tgt) == 2);
+  CHECK_NOTHROW(check_gold_alignment(gold, 3, 2));
+  CHECK_THROWS_WITH(check_gold_alignment(gold, 2, 2),
+                    Catch::Contains("gold:1: link 2-1 lies outside the pair: 2 source words"));
+  CHECK_THROWS_WITH(check_gold_alignment(parse_gold_alignment("0-5", "gold:2"), 3, 2),
+                    Catch::Contains("gold:2: link 0-5"));
 }

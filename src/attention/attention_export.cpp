@@ -146,10 +146,13 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
       for (const auto& p : target_pieces) dec_tokens.push_back(p);
       maps = capture_attention(*model_, src[i], tgt[i]);
       const int64_t layer = alignment_layer(options_.alignment, model_->config().decoder_layers);
-      alignment = pharaoh(hard_alignment(maps.cross[static_cast<size_t>(layer)], source_pieces, target_pieces,
-                                         options_.alignment));
+      const auto links = hard_alignment(maps.cross[static_cast<size_t>(layer)], source_pieces, target_pieces,
+                                        options_.alignment);
+      alignment = pharaoh(links);
       const size_t index = static_cast<size_t>(first_index) + i;
       if (gold != nullptr && index < gold->size()) {
+        // hard_alignment gives one link per target unit (word or character).
+        check_gold_alignment((*gold)[index], count_words(source_pieces), static_cast<int64_t>(links.size()));
         for (int64_t l = 0; l < model_->config().decoder_layers; ++l) {
           for (int64_t h = -1; h < model_->config().heads; ++h) {
             AlignmentOptions o = options_.alignment;

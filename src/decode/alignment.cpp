@@ -115,6 +115,7 @@ std::string pharaoh(const std::vector<Link>& links) {
 
 GoldAlignment parse_gold_alignment(const std::string& line, const std::string& where) {
   GoldAlignment gold;
+  gold.where = where;
   std::istringstream items(line);
   std::string item;
   while (items >> item) {
@@ -138,6 +139,21 @@ GoldAlignment parse_gold_alignment(const std::string& line, const std::string& w
     gold.possible.insert({i, j});
   }
   return gold;
+}
+
+void check_gold_alignment(const GoldAlignment& gold, int64_t source_words, int64_t target_units) {
+  for (const auto& [i, j] : gold.possible) {
+    if (i >= source_words || j >= target_units) {
+      throw InputError(gold.where + ": link " + std::to_string(i) + "-" + std::to_string(j) +
+                       " lies outside the pair: " + std::to_string(source_words) + " source words and " +
+                       std::to_string(target_units) + " target units (0-based; is the gold file for this source "
+                       "and --target, and --alignment-target-chars set as the gold needs?)");
+    }
+  }
+}
+
+int64_t count_words(const std::vector<std::string>& pieces) {
+  return pieces.empty() ? 0 : word_of_pieces(pieces).back() + 1;
 }
 
 void AerCounts::add(const std::vector<Link>& links, const GoldAlignment& gold) {

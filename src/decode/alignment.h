@@ -54,8 +54,15 @@ std::string pharaoh(const std::vector<Link>& links);
 // links are possible too. InputError naming `where` for a malformed item.
 struct GoldAlignment {
   std::set<Link> sure, possible;
+  std::string where;  // "file:line", for errors
 };
 GoldAlignment parse_gold_alignment(const std::string& line, const std::string& where);
+// Refuses (InputError naming gold.where) a link outside the pair: source
+// word >= source_words or target unit >= target_units. A link past the
+// end would only count as missed and raise the AER without a word.
+void check_gold_alignment(const GoldAlignment& gold, int64_t source_words, int64_t target_units);
+// The words SentencePiece pieces make (a new one at each word marker).
+int64_t count_words(const std::vector<std::string>& pieces);
 
 // Counts over a corpus: AER = 1 - (|A & S| + |A & P|) / (|A| + |S|).
 struct AerCounts {
