@@ -750,3 +750,51 @@ TEST_CASE("vocabulary settings that contradict each other: one-line errors namin
     CHECK(test::count_lines(r.err) == 1);
   }
 }
+
+TEST_CASE("--record-batches writes each update's corpus lines, every pair once an epoch, resume included",
+          "[train][record-batches]") {
+  Workspace ws;  // 300 pairs, 300-token batches: 12 updates cross an epoch
+  auto read = [&](const std::string& run) {
+    std::vector<nlohmann::json> records;
+    std::istringstream in(test::read_file(ws.file(run + "/batches.jsonl")));
+    for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+    return records;
+  };
+  auto whole = test::run(ws.command(ws.file("whole"), "--record-batches --set train.max_steps=12"));
+  INFO(whole.out << whole.err);
+  REQUIRE(whole.exit_code == 0);
+  const auto records = read("whole");
+  REQUIRE(records.size() == 12);
+  std::map<int64_t, std::multiset<int64_t>> by_epoch;
+  for (size_t i = 0; i < records.size(); ++i) {
+    CHECK(records[i]["update"].get<int64_t>() == static_cast<int64_t>(i) + 1);
+    CHECK(records[i]["batch"].get<int64_t>() == 0);
+    for (int64_t line : records[i]["lines"].get<std::vector<int64_t>>()) {
+      CHECK((line >= 0 && line < 300));
+      by_epoch[records[i]["epoch"].get<int64_t>()].insert(line);
+    }
+  }
+  REQUIRE(by_epoch.size() >= 2);
+  // The first epoch, complete: each of the 300 pairs exactly once.
+  const auto& first = by_epoch.begin()->second;
+  CHECK(first.size() == 300);
+  CHECK(std::set<int64_t>(first.begin(), first.end()).size() == 300);
+
+  // A resumed run records the same batches: the updates after its
+  // checkpoint twice, identically.
+  REQUIRE(test::run(ws.command(ws.file("split"), "--record-batches --set train.max_steps=7")).exit_code == 0);
+  auto second = test::run(ws.command(ws.file("split"), "--record-batches --set train.max_steps=12 --resume"));
+  INFO(second.out << second.err);
+  REQUIRE(second.exit_code == 0);
+  std::map<int64_t, nlohmann::json> replayed;
+  for (const auto& r : read("split")) {
+    const int64_t update = r["update"].get<int64_t>();
+    if (replayed.count(update)) CHECK(replayed[update] == r);
+    replayed[update] = r;
+  }
+  REQUIRE(replayed.size() == 12);
+  for (const auto& r : records) CHECK(replayed[r["update"].get<int64_t>()] == r);
+  // Without the flag, no record.
+  REQUIRE(test::run(ws.command(ws.file("plain"), "--set train.max_steps=2")).exit_code == 0);
+  CHECK_FALSE(fs::exists(ws.file("plain/batches.jsonl")));
+}
