@@ -64,11 +64,6 @@ int main(int argc, char** argv) {
                    "average checkpoints of --save-dir into <save-dir>/averaged and exit: last:K "
                    "(the newest K; K alone means the same; paper: 5 for base, 20 for big) or "
                    "best:K (the K best by validation; train with train.keep_best >= K)");
-    bool record_batches = false;
-    app.add_flag("--record-batches", record_batches,
-                 "write <save-dir>/batches.jsonl: each batch's update number and corpus lines "
-                 "(0-based, in row order), to replay this run's batch order elsewhere "
-                 "(bench/train_reference.py --replay-batches)");
     int nproc = 1;
     double dist_timeout = 300;
     app.add_option("--nproc", nproc,
@@ -125,7 +120,6 @@ int main(int argc, char** argv) {
     run.device = device;
     run.threads = used_threads;
     run.config_path = config_path;
-    run.record_batches = record_batches;
     run.progress_bar = isatty(STDOUT_FILENO) != 0;
     run.stop_requested = &g_stop;
     std::unique_ptr<aiayn::Communicator> communicator;

@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import shutil
 import tempfile
 import time
 
@@ -57,12 +56,7 @@ def ours(args, out, env=None):
            "--set", "train.max_minutes=0", "--set", "train.log_every=10"]
     if args.init:
         cmd += ["--init", args.init]
-    if args.batches:
-        cmd.append("--record-batches")
     rss = run(cmd, env)
-    # The first of our runs sets the batch order every reference run replays.
-    if args.batches and not os.path.exists(args.batches):
-        shutil.copy(os.path.join(out, "batches.jsonl"), args.batches)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
 
@@ -73,10 +67,6 @@ def reference(args, out, env=None, extra=()):
            "--save-every", "1000000", "--log-every", "10", "--no-test", *extra]
     if args.init:
         cmd += ["--init", args.init]
-    if args.batches:
-        if not os.path.exists(args.batches):
-            sys.exit("train_bench: with --same-init, one of our sides must run first (it records the batches)")
-        cmd += ["--replay-batches", args.batches]
     rss = run(cmd, env)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
@@ -102,41 +92,24 @@ SIDES = {
 
 
 def compare_curves(figures):
-    """Mean and largest |loss difference| over the logged windows, against the
-    tuned reference; -> the verdict: ours within the reference's own noise?"""
-    base_name = "torch-tuned" if "torch-tuned" in figures else "torch"
-    base = figures.get(base_name)
+    """Mean and largest |loss difference| over the logged windows, against torch."""
+    base = figures.get("torch") or figures.get("torch-tuned")
     if base is None:
-        return None
-    print(f"\nloss curves from the same initial weights and batches (windows of 10 updates), against {base_name}:")
-    diff = {}
+        return
+    print("\nloss curves from the same initial weights (windows of 10 updates), against torch:")
     for name, fig in figures.items():
         if fig is base or "curve" not in fig:
             continue
-        signed = [fig["curve"][s] - base["curve"][s] for s in base["curve"] if s in fig["curve"]]
-        if signed:
-            diff[name] = dict(mean=statistics.mean(map(abs, signed)), max=max(map(abs, signed)),
-                              signed=statistics.mean(signed), windows=len(signed))
-            print(f"  {name:14s}: mean |diff| {diff[name]['mean']:.4f}, max {diff[name]['max']:.4f}, "
-                  f"signed mean {diff[name]['signed']:+.4f} over {len(signed)} windows")
-    verdict = None
-    if "ours" in diff and "torch-reseeded" in diff:
-        # Two runs of one implementation that differ in dropout masks alone
-        # set the noise; ours differs from the reference in its masks too, so
-        # an equivalent implementation lands near that noise, not at zero.
-        noise, mine = diff["torch-reseeded"], diff["ours"]
-        within = mine["mean"] <= 1.5 * noise["mean"] and abs(mine["signed"]) <= noise["mean"]
-        verdict = dict(base=base_name, noise=noise, ours=mine, within_noise=within)
-        print(f"  ours vs {base_name}: mean |diff| {mine['mean']:.4f} = {mine['mean'] / noise['mean']:.2f}x "
-              f"the dropout-seed noise ({noise['mean']:.4f}): {'within' if within else 'NOT within'} noise "
-              "(rule: <= 1.5x the noise's mean, |signed mean| <= its mean)")
+        diffs = [abs(fig["curve"][s] - base["curve"][s]) for s in base["curve"] if s in fig["curve"]]
+        if diffs:
+            print(f"  {name:14s}: mean |diff| {statistics.mean(diffs):.4f}, max {max(diffs):.4f} "
+                  f"over {len(diffs)} windows")
     steps = sorted(base["curve"])
     print("  step " + " ".join(f"{n:>14s}" for n in figures))
     for s in steps[::max(1, len(steps) // 10)] + steps[-1:]:
         print(f"  {s:4d} " + " ".join(f"{fig.get('curve', {}).get(s, float('nan')):14.4f}" for fig in figures.values()))
     for fig in figures.values():
         fig["curve"] = {str(k): v for k, v in fig.get("curve", {}).items()}
-    return verdict
 
 
 def sgemm_peak(threads):
@@ -176,11 +149,9 @@ def main():
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--same-init", action="store_true",
                     help="every side starts from the same weights (the reference's initialisation, "
-                         "through aiayn-train --init) and trains on the same batches in the same order "
-                         "(our first run's, through --record-batches and --replay-batches); the loss "
-                         "curves are compared")
+                         "through aiayn-train --init) and the loss curves are compared")
     args = ap.parse_args()
-    args.init = args.batches = None
+    args.init = None
     for name in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GLIBC_TUNABLES", "AIAYN_TUNED", "AIAYN_NO_REEXEC"):
         os.environ.pop(name, None)  # each side sets its own
     with open(os.path.join(ROOT, "configs/small.json")) as f:
@@ -192,11 +163,9 @@ def main():
         steps, args.steps = args.steps, 1
         reference(args, os.path.join(work.name, "init-run"), {}, ["--save-init", init])
         args.steps, args.init = steps, init
-        args.batches = os.path.join(work.name, "batches.jsonl")
     peak = sgemm_peak(args.threads)
     print(f"sgemm peak (2048^2, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
     names = args.sides.split(",") if args.sides else [n for n in SIDES if n != "torch-reseeded" or args.same_init]
-    names.sort(key=lambda n: not n.startswith("ours"))  # ours first: its batches are replayed
     sides = {name: SIDES[name] for name in names}
     figures = {name: dict(rates=[], rss=[], flops_s=[], loss=None) for name in sides}
     for i in range(args.repeat):
@@ -221,7 +190,8 @@ def main():
         rate, flops = statistics.median(fig["rates"]), statistics.median(fig["flops_s"])
         print(f"{name:13s}: {rate:7.0f} target tokens/s  MFU {100 * flops / 1e9 / peak:4.1f}%  "
               f"peak RSS {max(fig['rss']):.0f} MiB  losses {fig['loss']}")
-    verdict = compare_curves(figures) if args.same_init else None
+    if args.same_init:
+        compare_curves(figures)
     ratios = {}
     for mine in (n for n in figures if n.startswith("ours")):
         for other in (n for n in figures if n.startswith("torch")):
@@ -231,8 +201,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(date=time.strftime("%Y-%m-%d"), threads=args.threads, sgemm_gflops=peak,
-                           steps=args.steps, warmup=args.warmup, ratios=ratios, figures=figures,
-                           curves=verdict), f, indent=1)
+                           ratios=ratios, figures=figures), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -35,31 +35,8 @@ import reference as ref
 
 
 def encode_corpus(sp, src_lines, tgt_lines, max_length):
-    """-> the pairs that pass our filters, and each one's corpus line (0-based)."""
     src, tgt = sp.encode(src_lines), sp.encode(tgt_lines)
-    kept = [(i, (x, y)) for i, (x, y) in enumerate(zip(src, tgt))
-            if x and y and len(x) <= max_length and len(y) <= max_length]
-    return [p for _, p in kept], [i for i, _ in kept]
-
-
-def read_replay(path, lines):
-    """aiayn-train --record-batches' batches.jsonl -> [(epoch, rows into the
-    kept pairs)] in update order. `lines`: each kept pair's corpus line. A
-    record repeated by a resume replaces the earlier one (they are equal)."""
-    row_of = {line: row for row, line in enumerate(lines)}
-    updates = {}
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
-            r = json.loads(text)
-            if r["batch"] != 0:
-                raise SystemExit(f"{path}:{number}: several batches per update (update_freq or ranks "
-                                 "> 1); the reference trains one batch per update")
-            missing = [line for line in r["lines"] if line not in row_of]
-            if missing:
-                raise SystemExit(f"{path}:{number}: corpus line {missing[0]} is not among the reference's "
-                                 "training pairs (another corpus, tokenizer or length filter?)")
-            updates[r["update"]] = (r["epoch"], [row_of[line] for line in r["lines"]])
-    return [updates[u] for u in sorted(updates)]
+    return [(x, y) for x, y in zip(src, tgt) if x and y and len(x) <= max_length and len(y) <= max_length]
 
 
 def noam(step, d_model, warmup, scale):
@@ -105,8 +82,6 @@ def main():
     ap.add_argument("--save-init", help="write the initial weights here, in our model.pt names "
                     "(for aiayn-train --init), and train on")
     ap.add_argument("--init", help="start from these weights (our model.pt names)")
-    ap.add_argument("--replay-batches", help="train on these batches, in this order: the "
-                    "batches.jsonl of aiayn-train --record-batches (stops when they run out)")
     ap.add_argument("--dropout-seed", type=int, help="reseed dropout after initialisation "
                     "(the batches stay those of --seed)")
     args = ap.parse_args()
@@ -117,8 +92,7 @@ def main():
 
     sp = spm.SentencePieceProcessor(model_file=args.spm)
     read = lambda split, lang: ref.read_lines(os.path.join(args.data, f"{split}.{lang}"))  # noqa: E731
-    train, train_lines = encode_corpus(sp, read("train", args.src), read("train", args.tgt), 128)
-    replay = read_replay(args.replay_batches, train_lines) if args.replay_batches else None
+    train = encode_corpus(sp, read("train", args.src), read("train", args.tgt), 128)
     valid_src, valid_refs = read("val", args.src), read("val", args.tgt)
     valid = list(zip(sp.encode(valid_src), sp.encode(valid_refs)))
     lengths = [(len(x), len(y)) for x, y in train]
@@ -143,16 +117,10 @@ def main():
     step, epoch, batches = 0, 0, []
     window = dict(loss=0.0, nll=0.0, tgt=0, src=0, t=time.monotonic())
     while step < args.max_steps and time.monotonic() - start < args.minutes * 60:
-        if replay is not None:
-            if step >= len(replay):
-                break
-            epoch, rows = replay[step]
-        else:
-            if not batches:
-                epoch += 1
-                batches = ref.plan_batches(lengths, args.max_tokens, rng)
-            rows = batches.pop()
-        src, tgt_in, tgt_out = ref.make_batch(train, rows)
+        if not batches:
+            epoch += 1
+            batches = ref.plan_batches(lengths, args.max_tokens, rng)
+        src, tgt_in, tgt_out = ref.make_batch(train, batches.pop())
         ntok = int(tgt_out.ne(ref.PAD).sum())
         logits = model(src, tgt_in)
         flat, gold = logits.view(-1, logits.size(-1)), tgt_out.view(-1)

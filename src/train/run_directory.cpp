@@ -52,15 +52,6 @@ RunDirectory::RunDirectory(std::string dir, int rank) : dir_(std::move(dir)), wr
   metrics_.open(fs::path(dir_) / "metrics.jsonl", std::ios::app);
 }
 
-void RunDirectory::record_batch(const nlohmann::json& record) {
-  if (!writer_) return;
-  const auto path = fs::path(dir_) / "batches.jsonl";
-  if (!batches_.is_open()) batches_.open(path, std::ios::app);
-  batches_ << record.dump() << "\n";
-  batches_.flush();
-  if (!batches_) throw IOError(path.string() + ": cannot write the batch record");
-}
-
 void RunDirectory::metric(nlohmann::json record, double seconds) {
   if (!writer_) return;
   record["time"] = seconds;

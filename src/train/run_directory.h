@@ -28,17 +28,12 @@ class RunDirectory {
   // Appends a record to metrics.jsonl with its time (training seconds);
   // nothing on ranks other than 0.
   void metric(nlohmann::json record, double seconds);
-  // Appends a record to batches.jsonl (aiayn-train --record-batches), opened
-  // on first use; nothing on ranks other than 0. IOError naming the file
-  // when it cannot be written.
-  void record_batch(const nlohmann::json& record);
 
  private:
   std::string dir_;
   bool writer_;
   std::shared_ptr<spdlog::logger> log_;
   std::ofstream metrics_;
-  std::ofstream batches_;
 };
 
 }  // namespace aiayn

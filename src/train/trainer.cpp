@@ -287,10 +287,6 @@ bool Trainer::update() {
   for (int64_t j = 0; j < config_.train.update_freq * world; ++j) {
     const int64_t epoch = stream_->position().epoch;  // the epoch next() draws from
     const auto& pairs = stream_->next();
-    if (options_.record_batches && leader()) {
-      setup_->run_dir->record_batch(
-          {{"update", state_.step + 1}, {"batch", j}, {"epoch", epoch + 1}, {"lines", pairs}});
-    }
     if (j % world != rank) continue;
     torch::manual_seed(batch_seed(config_.train.seed, state_.step + 1, j));
     tally.add(forward_backward(pairs, epoch));

@@ -33,12 +33,6 @@ struct RunOptions {
   // batches and the update's number, before the update step sees them; the
   // tests make a loss non-finite with it. Null in the apps.
   std::function<void(int64_t step, Tally& tally)> before_update;
-  // Write <save_dir>/batches.jsonl: per batch, the update it belongs to and
-  // the corpus lines it holds (0-based, in row order), so another
-  // implementation can replay this run's batch order. A resume appends, and
-  // the updates after the checkpoint it resumed from appear twice, the same
-  // both times (the stream is deterministic).
-  bool record_batches = false;
 };
 
 struct TrainResult {
