@@ -54,6 +54,11 @@ int main(int argc, char** argv) {
                    "tokenizer) or a model.pt-style file (then set data.spm_model); optimizer, "
                    "schedule and data start fresh (fine-tuning)")
         ->excludes(resume_flag);
+    bool record_batches = false;
+    app.add_flag("--record-batches", record_batches,
+                 "append every batch to <save-dir>/batches.jsonl (update, batch, epoch and the "
+                 "1-based corpus lines, in order) so that another implementation can replay the "
+                 "same batch order (bench/train_reference.py --replay-batches)");
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
     app.add_flag("--summary", summary, "print the model summary and exit (no data needed)");
@@ -121,6 +126,7 @@ int main(int argc, char** argv) {
     run.threads = used_threads;
     run.config_path = config_path;
     run.progress_bar = isatty(STDOUT_FILENO) != 0;
+    run.record_batches = record_batches;
     run.stop_requested = &g_stop;
     std::unique_ptr<aiayn::Communicator> communicator;
     if (dist.enabled()) communicator = std::make_unique<aiayn::Communicator>(dist);

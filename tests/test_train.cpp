@@ -750,3 +750,39 @@ TEST_CASE("vocabulary settings that contradict each other: one-line errors namin
     CHECK(test::count_lines(r.err) == 1);
   }
 }
+
+TEST_CASE("aiayn-train --record-batches lists each update's corpus lines, every line once an epoch, also across resume",
+          "[train][record-batches]") {
+  Workspace ws;
+  auto whole = test::run(ws.command(ws.file("whole"), "--record-batches --set train.max_steps=24"));
+  INFO(whole.out << whole.err);
+  REQUIRE(whole.exit_code == 0);
+  std::vector<nlohmann::json> records;
+  {
+    std::istringstream in(test::read_file(ws.file("whole/batches.jsonl")));
+    for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  }
+  REQUIRE(records.size() == 24);
+  std::map<int64_t, std::multiset<int64_t>> lines_of_epoch;
+  for (size_t i = 0; i < records.size(); ++i) {
+    CHECK(records[i]["update"] == static_cast<int64_t>(i + 1));
+    CHECK(records[i]["batch"] == 0);
+    for (int64_t line : records[i]["lines"]) lines_of_epoch[records[i]["epoch"].get<int64_t>()].insert(line);
+  }
+  // 300 short pairs, 300 tokens a batch: 24 updates cross an epoch's end,
+  // and the epoch that finished drew each of the 300 lines once.
+  REQUIRE(lines_of_epoch.size() >= 2);
+  const auto& first = lines_of_epoch.begin()->second;
+  CHECK(first.size() == 300);
+  CHECK(std::set<int64_t>(first.begin(), first.end()).size() == 300);
+  CHECK(*first.begin() == 1);
+  CHECK(*first.rbegin() == 300);
+  // A resumed run appends where it left off: the same file as one run.
+  REQUIRE(test::run(ws.command(ws.file("split"), "--record-batches --set train.max_steps=10")).exit_code == 0);
+  REQUIRE(test::run(ws.command(ws.file("split"), "--record-batches --set train.max_steps=24 --resume"))
+              .exit_code == 0);
+  CHECK(test::read_file(ws.file("split/batches.jsonl")) == test::read_file(ws.file("whole/batches.jsonl")));
+  // Without the flag, no file.
+  REQUIRE(test::run(ws.command(ws.file("plain"), "--set train.max_steps=2")).exit_code == 0);
+  CHECK_FALSE(fs::exists(ws.file("plain/batches.jsonl")));
+}

@@ -59,4 +59,16 @@ void RunDirectory::metric(nlohmann::json record, double seconds) {
   metrics_.flush();
 }
 
+void RunDirectory::record_batch(const nlohmann::json& record) {
+  if (!writer_) return;
+  if (!batches_.is_open()) {
+    const auto path = (fs::path(dir_) / "batches.jsonl").string();
+    batches_.open(path, std::ios::app);
+    if (!batches_) throw io_error(path, "cannot open for writing (--record-batches)");
+  }
+  batches_ << record.dump() << "\n";
+  batches_.flush();
+  if (!batches_) throw io_error(dir_ + "/batches.jsonl", "write failed (--record-batches)");
+}
+
 }  // namespace aiayn

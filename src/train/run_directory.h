@@ -28,12 +28,15 @@ class RunDirectory {
   // Appends a record to metrics.jsonl with its time (training seconds);
   // nothing on ranks other than 0.
   void metric(nlohmann::json record, double seconds);
+  // Appends a record to batches.jsonl (RunOptions::record_batches);
+  // nothing on ranks other than 0.
+  void record_batch(const nlohmann::json& record);
 
  private:
   std::string dir_;
   bool writer_;
   std::shared_ptr<spdlog::logger> log_;
-  std::ofstream metrics_;
+  std::ofstream metrics_, batches_;
 };
 
 }  // namespace aiayn

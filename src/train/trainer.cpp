@@ -94,6 +94,8 @@ class Trainer {
   nlohmann::json batching_key() const;
   spdlog::logger& log() const { return setup_->run_dir->log(); }
   void metric(nlohmann::json record) { setup_->run_dir->metric(std::move(record), elapsed()); }
+  // --record-batches: the corpus lines (1-based) of batch j of the next update.
+  void record_batch(int64_t j, int64_t epoch, const std::vector<int64_t>& pairs);
 
   ExperimentConfig config_;
   RunOptions options_;
@@ -279,6 +281,13 @@ Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch
   return {sums.loss.item<double>(), sums.nll.item<double>(), batch.src_tokens, batch.tgt_tokens};
 }
 
+void Trainer::record_batch(int64_t j, int64_t epoch, const std::vector<int64_t>& pairs) {
+  std::vector<int64_t> lines(pairs.size());
+  std::transform(pairs.begin(), pairs.end(), lines.begin(), [](int64_t pair) { return pair + 1; });
+  setup_->run_dir->record_batch(
+      {{"update", state_.step + 1}, {"batch", j}, {"epoch", epoch}, {"lines", lines}});
+}
+
 bool Trainer::update() {
   // An update is update_freq x world_size consecutive batches of the stream;
   // rank r computes every world_size-th of them, starting at r.
@@ -287,6 +296,7 @@ bool Trainer::update() {
   for (int64_t j = 0; j < config_.train.update_freq * world; ++j) {
     const int64_t epoch = stream_->position().epoch;  // the epoch next() draws from
     const auto& pairs = stream_->next();
+    if (options_.record_batches) record_batch(j, epoch, pairs);
     if (j % world != rank) continue;
     torch::manual_seed(batch_seed(config_.train.seed, state_.step + 1, j));
     tally.add(forward_backward(pairs, epoch));

@@ -24,6 +24,9 @@ struct RunOptions {
   int threads = 1;                // already applied to LibTorch; also for encoding
   std::string config_path;        // for the "how to resume" message
   bool progress_bar = false;      // redraw a status line (stdout is a terminal)
+  // Append every batch an update draws to save_dir/batches.jsonl, for a
+  // reference implementation to replay the same batch order (bench/).
+  bool record_batches = false;
   // Set by a signal handler: finish the update, checkpoint, return.
   const std::atomic<bool>* stop_requested = nullptr;
   // Data-parallel training (src/train/distributed.h): this rank's process group, or
