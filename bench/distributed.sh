@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Data-parallel throughput on this machine: the `small` config on Multi30k
-# en-de, 2 ranks x 1 thread (c10d/Gloo over 127.0.0.1) against 1 process x 2
+# (en-de unless told), 2 ranks x 1 thread (c10d/Gloo over 127.0.0.1) against 1 process x 2
 # threads, each for STEPS updates with the same tokenizer, alternated ROUNDS
 # times. Prints the median target tokens/s of each after warm-up, the ratio,
 # and the gradient bytes each rank sends per update.
-# Usage: bench/distributed.sh [MULTI30K_DIR]   (env: STEPS=60 ROUNDS=2)
+# Usage: bench/distributed.sh [MULTI30K_DIR [SRC TGT]]   (env: STEPS=60 ROUNDS=2; en de)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/multi30k}
 steps=${STEPS:-60}
 rounds=${ROUNDS:-2}
+src=${2:-en}
+tgt=${3:-de}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-common=(--config configs/small.json --set "data.train_src=$data/train.en"
-        --set "data.train_tgt=$data/train.de" --set train.max_minutes=0
+common=(--config configs/small.json --set "data.train_src=$data/train.$src"
+        --set "data.train_tgt=$data/train.$tgt" --set train.max_minutes=0
         --set "train.max_steps=$steps" --set train.log_every=10 --set train.save_every=100000)
 # One tokenizer for every run (trained once, by the first).
 build/bin/aiayn-train "${common[@]}" --set train.max_steps=1 --save-dir "$work/spm" > /dev/null

@@ -64,7 +64,7 @@ def train_point(args, work, config, max_tokens, steps, warmup):
     out = os.path.join(tempfile.mkdtemp(prefix=f"{config}-{max_tokens}.", dir=work), "run")
     cmd = [os.path.join(ROOT, "build/bin/aiayn-train"), "--config", os.path.join(ROOT, f"configs/{config}.json"),
            "--save-dir", out, "--threads", str(args.threads),
-           "--set", f"data.train_src={d}/train.en", "--set", f"data.train_tgt={d}/train.de",
+           "--set", f"data.train_src={d}/train.{args.src}", "--set", f"data.train_tgt={d}/train.{args.tgt}",
            "--set", f"data.spm_model={os.path.abspath(args.spm)}", "--set", "data.max_length=100",
            "--set", f"train.max_tokens={max_tokens}", "--set", f"train.max_steps={steps}",
            "--set", "train.valid_every=1000000", "--set", "train.save_every=1000000",
@@ -110,6 +110,8 @@ def main():
     ap.add_argument("--checkpoint", required=True, help="a trained `small` checkpoint (decoding)")
     ap.add_argument("--spm", required=True, help="the SentencePiece model of that checkpoint")
     ap.add_argument("--data", default=os.path.join(ROOT, "../shared/data/multi30k"))
+    ap.add_argument("--src", default="en", help="the checkpoint's source language")
+    ap.add_argument("--tgt", default="de", help="its target language (training points)")
     ap.add_argument("--sentences", type=int, default=40, help="sources per length")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--png", default=os.path.join(ROOT, "docs/scaling.png"))
@@ -117,14 +119,14 @@ def main():
     args = ap.parse_args()
 
     sp = spm.SentencePieceProcessor(model_file=args.spm)
-    with open(os.path.join(args.data, "test_2016_flickr.en"), encoding="utf-8") as f:
+    with open(os.path.join(args.data, f"test_2016_flickr.{args.src}"), encoding="utf-8") as f:
         sentences = [line.strip() for line in f if line.strip()]
     peak = train_bench.sgemm_peak(args.threads)
     print(f"sgemm peak (2048^2, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
     results = {"decode": {"greedy": [], "beam 4": []}, "train_batch": [], "train_model": []}
     with tempfile.TemporaryDirectory(prefix="scaling.") as work:
         for length in LENGTHS:
-            path = os.path.join(work, f"len{length}.en")
+            path = os.path.join(work, f"len{length}.{args.src}")
             with open(path, "w", encoding="utf-8") as f:
                 f.write("\n".join(sources_of_length(sp, sentences, length, args.sentences)) + "\n")
             for beam, name in ((1, "greedy"), (4, "beam 4")):

@@ -18,6 +18,7 @@ backward = 3x forward) times updates/s, over that peak.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,7 +57,13 @@ def ours(args, out, env=None):
            "--set", "train.max_minutes=0", "--set", "train.log_every=10"]
     if args.init:
         cmd += ["--init", args.init]
+    record = args.same_init and args.replay is None
+    if record:
+        cmd.append("--record-batches")
     rss = run(cmd, env)
+    if record:  # the first run of ours gives the references its batch order
+        args.replay = os.path.join(args.work, "batches.jsonl")
+        shutil.copy(os.path.join(out, "batches.jsonl"), args.replay)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
 
@@ -67,6 +74,8 @@ def reference(args, out, env=None, extra=()):
            "--save-every", "1000000", "--log-every", "10", "--no-test", *extra]
     if args.init:
         cmd += ["--init", args.init]
+    if args.replay:
+        cmd += ["--replay-batches", args.replay]
     rss = run(cmd, env)
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
@@ -92,24 +101,41 @@ SIDES = {
 
 
 def compare_curves(figures):
-    """Mean and largest |loss difference| over the logged windows, against torch."""
-    base = figures.get("torch") or figures.get("torch-tuned")
-    if base is None:
-        return
-    print("\nloss curves from the same initial weights (windows of 10 updates), against torch:")
+    """Ours against the tuned reference, window by window, held to the noise:
+    how far the reference drifts from itself with other dropout masks
+    (torch-reseeded). -> the verdict, also printed."""
+    base, noise_side = figures.get("torch-tuned"), figures.get("torch-reseeded")
+    if base is None or noise_side is None:
+        sys.exit("train_bench: --same-init compares against torch-tuned and torch-reseeded; include both")
+
+    def diffs(fig):
+        return [fig["curve"][s] - base["curve"][s] for s in base["curve"] if s in fig["curve"]]
+
+    noise = statistics.mean(abs(d) for d in diffs(noise_side))
+    verdict = dict(noise_mean_abs=noise, sides={})
+    print("\nloss curves from the same initial weights and batches (windows of 10 updates), "
+          "against torch-tuned:")
     for name, fig in figures.items():
-        if fig is base or "curve" not in fig:
+        d = diffs(fig) if fig is not base else []
+        if not d:
             continue
-        diffs = [abs(fig["curve"][s] - base["curve"][s]) for s in base["curve"] if s in fig["curve"]]
-        if diffs:
-            print(f"  {name:14s}: mean |diff| {statistics.mean(diffs):.4f}, max {max(diffs):.4f} "
-                  f"over {len(diffs)} windows")
+        mean_abs, signed = statistics.mean(abs(x) for x in d), statistics.mean(d)
+        # Within noise: no further from the reference than the reference is
+        # from itself (with 1.5x slack for two samples of it), and no bias
+        # larger than that drift.
+        within = mean_abs <= 1.5 * noise and abs(signed) <= noise
+        verdict["sides"][name] = dict(mean_abs=mean_abs, mean_signed=signed, max_abs=max(map(abs, d)),
+                                      windows=len(d), within_noise=within)
+        print(f"  {name:14s}: mean |diff| {mean_abs:.4f}, mean diff {signed:+.4f}, max {max(map(abs, d)):.4f} "
+              f"over {len(d)} windows" + ("" if name == "torch-reseeded" else
+                                          f" -> {'within' if within else 'OUTSIDE'} the noise"))
     steps = sorted(base["curve"])
     print("  step " + " ".join(f"{n:>14s}" for n in figures))
     for s in steps[::max(1, len(steps) // 10)] + steps[-1:]:
         print(f"  {s:4d} " + " ".join(f"{fig.get('curve', {}).get(s, float('nan')):14.4f}" for fig in figures.values()))
     for fig in figures.values():
         fig["curve"] = {str(k): v for k, v in fig.get("curve", {}).items()}
+    return verdict
 
 
 def sgemm_peak(threads):
@@ -149,7 +175,9 @@ def main():
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--same-init", action="store_true",
                     help="every side starts from the same weights (the reference's initialisation, "
-                         "through aiayn-train --init) and the loss curves are compared")
+                         "through aiayn-train --init) and the same batches (ours records them with "
+                         "--record-batches, the references replay them), and the loss curves are "
+                         "compared against the noise of two reference runs that differ in dropout seed")
     args = ap.parse_args()
     args.init = None
     for name in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GLIBC_TUNABLES", "AIAYN_TUNED", "AIAYN_NO_REEXEC"):
@@ -158,6 +186,7 @@ def main():
         config = json.load(f)
 
     work = tempfile.TemporaryDirectory(prefix="train_bench.")
+    args.work, args.replay = work.name, None
     if args.same_init:
         init = os.path.join(work.name, "init.pt")
         steps, args.steps = args.steps, 1
@@ -166,6 +195,10 @@ def main():
     peak = sgemm_peak(args.threads)
     print(f"sgemm peak (2048^2, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
     names = args.sides.split(",") if args.sides else [n for n in SIDES if n != "torch-reseeded" or args.same_init]
+    if args.same_init:
+        if "ours" not in names:
+            sys.exit("train_bench: --same-init needs the side ours (it records the batches the others replay)")
+        names.sort(key=lambda n: n != "ours")  # ours first: the references replay its batches
     sides = {name: SIDES[name] for name in names}
     figures = {name: dict(rates=[], rss=[], flops_s=[], loss=None) for name in sides}
     for i in range(args.repeat):
@@ -190,8 +223,7 @@ def main():
         rate, flops = statistics.median(fig["rates"]), statistics.median(fig["flops_s"])
         print(f"{name:13s}: {rate:7.0f} target tokens/s  MFU {100 * flops / 1e9 / peak:4.1f}%  "
               f"peak RSS {max(fig['rss']):.0f} MiB  losses {fig['loss']}")
-    if args.same_init:
-        compare_curves(figures)
+    verdict = compare_curves(figures) if args.same_init else None
     ratios = {}
     for mine in (n for n in figures if n.startswith("ours")):
         for other in (n for n in figures if n.startswith("torch")):
@@ -201,7 +233,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(date=time.strftime("%Y-%m-%d"), threads=args.threads, sgemm_gflops=peak,
-                           ratios=ratios, figures=figures), f, indent=1)
+                           steps=args.steps, warmup=args.warmup, ratios=ratios, curves=verdict,
+                           figures=figures), f, indent=1)
 
 
 if __name__ == "__main__":

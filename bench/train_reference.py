@@ -15,6 +15,10 @@ cached decoder), scored with sacreBLEU-default BLEU.
     /usr/bin/python3 bench/train_reference.py --data ../shared/data/multi30k \
         --spm runs/multi30k-en-de/spm.model --out runs/reference-en-de [--minutes 60]
 
+With --init (our model.pt names) and --replay-batches (aiayn-train
+--record-batches' batches.jsonl) it starts from our weights and trains on our
+batches in our order, so that the two loss curves can be compared step by step.
+
 Writes OUT/metrics.jsonl (our format: tools/plot_metrics.py plots it),
 OUT/test.beam{1,4}.TGT and OUT/result.json.
 """
@@ -35,8 +39,34 @@ import reference as ref
 
 
 def encode_corpus(sp, src_lines, tgt_lines, max_length):
+    """-> the pairs kept, and the 1-based corpus line of each."""
     src, tgt = sp.encode(src_lines), sp.encode(tgt_lines)
-    return [(x, y) for x, y in zip(src, tgt) if x and y and len(x) <= max_length and len(y) <= max_length]
+    kept = [(n, x, y) for n, (x, y) in enumerate(zip(src, tgt), 1)
+            if x and y and len(x) <= max_length and len(y) <= max_length]
+    return [(x, y) for _, x, y in kept], [n for n, _, _ in kept]
+
+
+def read_replay(path, line_numbers):
+    """aiayn-train --record-batches' batches.jsonl -> [(epoch, [pair index])], in order.
+    Exits naming path:line when a record is not one batch per update or names a
+    corpus line this script did not keep."""
+    where = {n: i for i, n in enumerate(line_numbers)}
+    batches = {}  # update -> batch; after a crash and resume, the later record of an update wins
+    with open(path, encoding="utf-8") as f:
+        for number, text in enumerate(f, 1):
+            try:
+                record = json.loads(text)
+                if record["batch"] != 0:
+                    raise ValueError("batch %d of an update: record with update_freq 1 and one process"
+                                     % record["batch"])
+                missing = [n for n in record["lines"] if n not in where]
+                if missing:
+                    raise ValueError(f"corpus line {missing[0]} is not among the reference's training pairs "
+                                     "(another corpus, or a filter that differs)")
+                batches[int(record["update"])] = (record["epoch"], [where[n] for n in record["lines"]])
+            except (ValueError, KeyError, TypeError) as e:
+                raise SystemExit(f"train_reference.py: {path}:{number}: {e}")
+    return [batches[u] for u in sorted(batches)]
 
 
 def noam(step, d_model, warmup, scale):
@@ -84,6 +114,9 @@ def main():
     ap.add_argument("--init", help="start from these weights (our model.pt names)")
     ap.add_argument("--dropout-seed", type=int, help="reseed dropout after initialisation "
                     "(the batches stay those of --seed)")
+    ap.add_argument("--replay-batches", metavar="JSONL",
+                    help="train on the batches aiayn-train --record-batches wrote, in their order, "
+                         "instead of planning its own (stops when they run out)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -92,7 +125,8 @@ def main():
 
     sp = spm.SentencePieceProcessor(model_file=args.spm)
     read = lambda split, lang: ref.read_lines(os.path.join(args.data, f"{split}.{lang}"))  # noqa: E731
-    train = encode_corpus(sp, read("train", args.src), read("train", args.tgt), 128)
+    train, line_numbers = encode_corpus(sp, read("train", args.src), read("train", args.tgt), 128)
+    replay = read_replay(args.replay_batches, line_numbers)[::-1] if args.replay_batches else None
     valid_src, valid_refs = read("val", args.src), read("val", args.tgt)
     valid = list(zip(sp.encode(valid_src), sp.encode(valid_refs)))
     lengths = [(len(x), len(y)) for x, y in train]
@@ -117,10 +151,17 @@ def main():
     step, epoch, batches = 0, 0, []
     window = dict(loss=0.0, nll=0.0, tgt=0, src=0, t=time.monotonic())
     while step < args.max_steps and time.monotonic() - start < args.minutes * 60:
-        if not batches:
-            epoch += 1
-            batches = ref.plan_batches(lengths, args.max_tokens, rng)
-        src, tgt_in, tgt_out = ref.make_batch(train, batches.pop())
+        if replay is not None:
+            if not replay:
+                print(f"reference: the recorded batches end after {step} updates", flush=True)
+                break
+            epoch, rows = replay.pop()
+        else:
+            if not batches:
+                epoch += 1
+                batches = ref.plan_batches(lengths, args.max_tokens, rng)
+            rows = batches.pop()
+        src, tgt_in, tgt_out = ref.make_batch(train, rows)
         ntok = int(tgt_out.ne(ref.PAD).sum())
         logits = model(src, tgt_in)
         flat, gold = logits.view(-1, logits.size(-1)), tgt_out.view(-1)
