@@ -42,7 +42,9 @@ for line in subprocess.check_output(["lscpu"], text=True).splitlines():
     key, _, value = line.partition(":")
     cpu[key.strip()] = value.strip()
 name = f"{cpu.get('Model name', '?')} family {cpu.get('CPU family', '?')} model {cpu.get('Model', '?')}"
-json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), cpu=name, commit=commit, threads=os.cpu_count(),
+blas = os.environ.get("OPENBLAS_CORETYPE")
+blas = f"OPENBLAS_CORETYPE={blas} from the environment" if blas else "OpenBLAS kernel as each side picks it"
+json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), cpu=name, commit=commit, threads=os.cpu_count(), blas=blas,
                run=run, pair=pair.replace("-", "→"), input=os.path.basename(source)),
           open(path, "w"), indent=1)
 EOF

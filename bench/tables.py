@@ -104,7 +104,8 @@ def main():
     if not tr and not tn:
         sys.exit(f"tables.py: neither {out}/translate.json nor {out}/train.json (run bench/all.sh)")
     print(f"One `bash bench/all.sh` run: {meta['date']}, {meta['cpu']}, commit {meta['commit']}, "
-          f"{meta['threads']} threads, model {meta['run']} ({meta['pair']}).\n")
+          f"{meta['threads']} threads, {meta.get('blas', 'BLAS kernel not recorded')}, "
+          f"model {meta['run']} ({meta['pair']}).\n")
     print(table(("target", "this run", "target", ""), target_rows(tr, tn)))
     if tr:
         print(f"\nTranslation ({meta['input']}, {tr['threads']} threads; medians of the runs):\n")

@@ -131,7 +131,8 @@ def compare_curves(figures):
                                           f" -> {'within' if within else 'OUTSIDE'} the noise"))
     steps = sorted(base["curve"])
     print("  step " + " ".join(f"{n:>14s}" for n in figures))
-    for s in steps[::max(1, len(steps) // 10)] + steps[-1:]:
+    shown = steps[::max(1, len(steps) // 10)]
+    for s in shown + [s for s in steps[-1:] if s not in shown]:
         print(f"  {s:4d} " + " ".join(f"{fig.get('curve', {}).get(s, float('nan')):14.4f}" for fig in figures.values()))
     for fig in figures.values():
         fig["curve"] = {str(k): v for k, v in fig.get("curve", {}).items()}
