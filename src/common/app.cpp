@@ -83,8 +83,13 @@ bool tune_blas_kernel() {
   if (kernel.empty() || is_set("AIAYN_OPENBLAS_REJECTED")) return false;
   // A library built for one CPU has no other kernel to switch to.
   if (openblas_config().find("DYNAMIC_ARCH") == std::string::npos) return false;
+  if (is_set("AIAYN_OPENBLAS_CHOSE") && !openblas_kernel_set_by_aiayn()) {
+    // Inherited from an aiayn parent (a test, a script) by a process whose
+    // OPENBLAS_CORETYPE someone changed since: that setting is theirs.
+    unsetenv("AIAYN_OPENBLAS_CHOSE");
+    unsetenv("AIAYN_OPENBLAS_SET");
+  }
   if (is_set("AIAYN_OPENBLAS_CHOSE")) {
-    if (!is_set("OPENBLAS_CORETYPE")) return false;
     const double error = blas_check_error();
     if (error <= kBlasTolerance) return false;
     char note[160];
@@ -94,6 +99,7 @@ bool tune_blas_kernel() {
     setenv("AIAYN_OPENBLAS_REJECTED", note, 1);
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv("AIAYN_OPENBLAS_CHOSE");
+    unsetenv("AIAYN_OPENBLAS_SET");
     return true;
   }
   const char* user = std::getenv("OPENBLAS_CORETYPE");
@@ -101,6 +107,7 @@ bool tune_blas_kernel() {
   if (decision.set.empty()) return false;
   setenv("OPENBLAS_CORETYPE", decision.set.c_str(), 1);
   setenv("AIAYN_OPENBLAS_CHOSE", kernel.c_str(), 1);
+  setenv("AIAYN_OPENBLAS_SET", decision.set.c_str(), 1);
   return true;
 }
 
@@ -134,6 +141,7 @@ void tune_environment(char** argv, bool training) {
   // exec failed (no /proc?): go on as loaded; describe_blas() says so.
   unsetenv("AIAYN_TUNED");
   unsetenv("AIAYN_OPENBLAS_CHOSE");
+  unsetenv("AIAYN_OPENBLAS_SET");
 #else
   (void)argv;
   (void)training;

@@ -173,6 +173,11 @@ KernelDecision choose_openblas_kernel(const CpuFeatures& cpu, const std::string&
 
 std::string openblas_kernel() { return call_openblas_string("openblas_get_corename"); }
 
+bool openblas_kernel_set_by_aiayn() {
+  const std::string set = env("AIAYN_OPENBLAS_SET");
+  return !set.empty() && set == env("OPENBLAS_CORETYPE");
+}
+
 std::string openblas_config() { return call_openblas_string("openblas_get_config"); }
 
 std::string describe_blas() {
@@ -185,7 +190,7 @@ std::string describe_blas() {
   const std::string kernel = openblas_kernel();
   std::string out = name + " " + version + ", kernel " + kernel + " (";
   const std::string chose = env("AIAYN_OPENBLAS_CHOSE"), rejected = env("AIAYN_OPENBLAS_REJECTED");
-  if (!chose.empty() && !env("OPENBLAS_CORETYPE").empty()) {
+  if (!chose.empty() && openblas_kernel_set_by_aiayn()) {
     out += "OpenBLAS chose " + chose + ": CPU model unknown to it; " + kernel_feature_note(kernel);
   } else if (!rejected.empty()) {
     out += "OpenBLAS's choice; " + rejected;

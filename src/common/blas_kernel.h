@@ -57,6 +57,10 @@ KernelDecision choose_openblas_kernel(const CpuFeatures& cpu, const std::string&
 std::string describe_blas();
 // The kernel OpenBLAS runs ("SkylakeX"), or "" where the BLAS is not OpenBLAS.
 std::string openblas_kernel();
+// Whether OPENBLAS_CORETYPE is the kernel an aiayn re-exec set (recorded in
+// AIAYN_OPENBLAS_SET), not a user's setting: a child process inherits both
+// markers, and may have been given another OPENBLAS_CORETYPE since.
+bool openblas_kernel_set_by_aiayn();
 // OpenBLAS's build line ("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..."), or "".
 std::string openblas_config();
 
