@@ -102,6 +102,10 @@ int main(int argc, char** argv) {
     app.add_flag("--int8", job.int8,
                  "int8 weights and dynamically quantized inputs for every linear layer "
                  "(CPU; faster, BLEU within a few tenths)");
+    bool no_pack = false;
+    app.add_flag("--no-pack", no_pack,
+                 "multiply by the float weights through the BLAS at every call, as training does, instead "
+                 "of a copy packed once for the CPU's vector unit (slower; for comparison)");
     app.add_option("--threads", threads, "threads in all; 0 = all cores")->capture_default_str();
     int64_t workers = 0;
     app.add_option("--workers", workers,
@@ -127,8 +131,8 @@ int main(int argc, char** argv) {
     job.device = aiayn::parse_device(device_name);
     if (workers == 0) workers = job.input == "-" || job.device.is_cuda() ? 1 : total;
     job.options.workers = workers;
-    // Each worker multiplies on its own thread; one worker uses them all.
-    if (workers > 1) aiayn::set_threads(1);
+    job.packed_weights = !no_pack;
+    aiayn::set_decoding_threads(job, total);
     // Beam and alpha given here win over the checkpoint's decoding.json.
     job.recorded_decoding = !greedy && app.count("--beam") == 0 && app.count("--alpha") == 0;
     if (greedy) search.beam = 1;
@@ -144,6 +148,7 @@ int main(int argc, char** argv) {
     if (sampling.enabled) refuse_with("--sampling", {"--beam", "--greedy", "--tune", "--score-targets"});
     if (!job.score_targets.empty()) refuse_with("--score-targets", {"--prefix", "--nbest", "--beam", "--greedy", "--tune"});
     if (!job.prefix.empty()) refuse_with("--prefix", {"--tune"});
+    if (job.int8) refuse_with("--int8", {"--no-pack"});
     search.use_cache = !no_cache;
     // Options that belong to the other mode are refused, not silently dropped.
     if (!tuning) {

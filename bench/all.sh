@@ -31,19 +31,30 @@ print(d["train_src"].rsplit(".",1)[1], d["train_tgt"].rsplit(".",1)[1])' "$run/l
 for f in "test_2016_flickr.$src" "test_2016_flickr.$tgt" "train.$src" "train.$tgt"; do
   [ -f "$data/$f" ] || fail "$data/$f missing (DATA)"
 done
+# Every side, ours and the references, runs the BLAS kernel our executables
+# choose on this CPU: they replace OpenBLAS's fallback on CPUs it does not
+# know, and the references would otherwise keep it and lose by the kernel
+# alone. A user's OPENBLAS_CORETYPE is kept, by ours and here.
+blas_source=environment
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  kernel=$(build/bin/aiayn-translate --version | sed -n 's/^BLAS: OpenBLAS [^,]*, kernel \([A-Za-z0-9]*\).*/\1/p')
+  [ -n "$kernel" ] || fail "cannot read the BLAS kernel from build/bin/aiayn-translate --version"
+  export OPENBLAS_CORETYPE=$kernel
+  blas_source=aiayn
+fi
 mkdir -p "$out"
 rm -f "$out"/{translate,train,scaling}.json
 dirty=$(git diff --quiet HEAD -- . 2>/dev/null && echo "" || echo "+uncommitted")
-$py - "$out/meta.json" "$run" "$src-$tgt" "$data/test_2016_flickr.$src" "$(git rev-parse --short HEAD)$dirty" <<'EOF'
+$py - "$out/meta.json" "$run" "$src-$tgt" "$data/test_2016_flickr.$src" "$(git rev-parse --short HEAD)$dirty" "$blas_source" <<'EOF'
 import json, os, subprocess, sys, time
-path, run, pair, source, commit = sys.argv[1:]
+path, run, pair, source, commit, blas_source = sys.argv[1:]
 cpu = {}
 for line in subprocess.check_output(["lscpu"], text=True).splitlines():
     key, _, value = line.partition(":")
     cpu[key.strip()] = value.strip()
 name = f"{cpu.get('Model name', '?')} family {cpu.get('CPU family', '?')} model {cpu.get('Model', '?')}"
-blas = os.environ.get("OPENBLAS_CORETYPE")
-blas = f"OPENBLAS_CORETYPE={blas} from the environment" if blas else "OpenBLAS kernel as each side picks it"
+blas = f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} for every side, " + (
+    "as given in the environment" if blas_source == "environment" else "the kernel aiayn's executables choose here")
 json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), cpu=name, commit=commit, threads=os.cpu_count(), blas=blas,
                run=run, pair=pair.replace("-", "→"), input=os.path.basename(source)),
           open(path, "w"), indent=1)
@@ -54,7 +65,7 @@ for part in $parts; do
     translation)
       step "translation, $src→$tgt"
       $py bench/translate_bench.py --checkpoint "$run/averaged" --input "$data/test_2016_flickr.$src" \
-        --reference "$data/test_2016_flickr.$tgt" --sides ours,ours-1worker,ours-int8,torch-cache,torch-cache-tuned \
+        --reference "$data/test_2016_flickr.$tgt" --sides ours,ours-nopack,ours-1worker,ours-int8,torch-cache,torch-cache-tuned \
         --json "$out/translate.json" | tee "$out/translate.log" ;;
     training)
       step "training, same initial weights and batches"

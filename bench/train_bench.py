@@ -207,6 +207,9 @@ def main():
             with tempfile.TemporaryDirectory(prefix="train_bench.") as out:
                 records, rss = fn(args, os.path.join(out, "run"))
             steady = [r for r in records if r["step"] > args.warmup]
+            if not steady:
+                sys.exit(f"train_bench: {name} logged no update after the first {args.warmup} "
+                         f"(--warmup); --steps {args.steps} is too few")
             rate = statistics.median(r["tgt_tok_s"] for r in steady)
             src_per_tgt = statistics.median(r["src_tok_s"] / r["tgt_tok_s"] for r in steady)
             # FLOPs per target token at this batch mix, times target tokens/s.

@@ -6,6 +6,9 @@ Translates a test set with one of our checkpoints, greedy and beam 4, with
                  --workers: one batch per thread, each thread single-threaded)
   ours-1worker   the same with --workers 1 (one batch at a time, every thread
                  splitting its matrix products, as the references do)
+  ours-nopack    the same with --no-pack (the BLAS at every call, which
+                 repacks each weight; without it each worker multiplies
+                 by weights packed once, models/packed_linear.h)
   ours-nocache   the same with --no-cache (whole prefix every step)
   ours-int8      the same with --int8 (int8 linear layers)
   torch-cache    bench/decode_reference.py --mode cache    (reference b)
@@ -87,6 +90,7 @@ TUNED = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4",
 SIDES = {
     "ours": (lambda a, b, o: ours(a, b, o, False), False),
     "ours-1worker": (lambda a, b, o: ours(a, b, o, False, workers=1), False),
+    "ours-nopack": (lambda a, b, o: ours(a, b, o, False, extra=["--no-pack"]), False),
     "ours-nocache": (lambda a, b, o: ours(a, b, o, True), True),
     "ours-int8": (lambda a, b, o: ours(a, b, o, False, extra=["--int8"]), False),
     "torch-cache": (lambda a, b, o: torch_side(a, b, o, "cache"), False),

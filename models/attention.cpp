@@ -171,6 +171,10 @@ void MultiHeadAttentionImpl::quantize_int8() {
   release_float_weight(out_proj->weight);
 }
 
+void MultiHeadAttentionImpl::pack_weights() {
+  for (auto* p : {&qkv_, &q_, &kv_, &o_}) p->pack();
+}
+
 torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
                                                      const torch::Tensor& mask, KeyValueCache* cache,
                                                      torch::Tensor* weights) {

@@ -104,6 +104,9 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // Int8 copies of the projections for decoding; once made, every
   // projection uses them and the float weight matrices are released.
   void quantize_int8();
+  // Packed float copies of the projections for decoding on the CPU
+  // (models/packed_linear.h); the parameters stay and must not change.
+  void pack_weights();
 
   // Head ablation (Michel et al., 2019): from now on each listed head's
   // output is zero, so W^O sees nothing of it, and so are its captured

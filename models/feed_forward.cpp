@@ -30,4 +30,9 @@ void FeedForwardImpl::quantize_int8() {
   release_float_weight(linear2->weight);
 }
 
+void FeedForwardImpl::pack_weights() {
+  w1_.pack();
+  w2_.pack();
+}
+
 }  // namespace aiayn

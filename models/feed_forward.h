@@ -29,6 +29,8 @@ class FeedForwardImpl : public torch::nn::Module {
   // Int8 copies of W1 and W2 for decoding (see models/int8_linear.h); the
   // float matrices are released.
   void quantize_int8();
+  // Packed float copies of W1 and W2 for decoding on the CPU (models/packed_linear.h).
+  void pack_weights();
 
  private:
   Projection w1_, w2_;  // views of linear1 and linear2, float or int8 (models/projection.h)

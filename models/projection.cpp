@@ -18,11 +18,18 @@ torch::Tensor Projection::bias() const {
 
 torch::Tensor Projection::operator()(const torch::Tensor& x) const {
   if (int8_) return (*int8_)(x);        // [..., rows]
+  if (packed_) return (*packed_)(x);    // [..., rows]
   return F::linear(x, weight(), bias());  // [..., rows]
 }
 
 void Projection::quantize() {
   if (!int8_) int8_ = std::make_shared<const Int8Linear>(weight(), bias());
+  packed_.reset();
+}
+
+void Projection::pack() {
+  if (int8_ || packed_ || !weight_.device().is_cpu() || !PackedLinear::available()) return;
+  packed_ = std::make_shared<const PackedLinear>(weight(), bias());
 }
 
 }  // namespace aiayn

@@ -61,20 +61,33 @@ torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   return output_(hidden);  // [..., V]
 }
 
-void TransformerImpl::quantize_int8() {
+void TransformerImpl::for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&)>& attention,
+                                        const std::function<void(FeedForwardImpl&)>& feed_forward) {
   for (const auto& m : *encoder->layers) {
     auto* layer = m->as<EncoderLayer>();
-    layer->self_attn->quantize_int8();
-    layer->feed_forward->quantize_int8();
+    attention(*layer->self_attn);
+    feed_forward(*layer->feed_forward);
   }
   for (const auto& m : *decoder->layers) {
     auto* layer = m->as<DecoderLayer>();
-    layer->self_attn->quantize_int8();
-    layer->multihead_attn->quantize_int8();
-    layer->feed_forward->quantize_int8();
+    attention(*layer->self_attn);
+    attention(*layer->multihead_attn);
+    feed_forward(*layer->feed_forward);
   }
+}
+
+void TransformerImpl::quantize_int8() {
+  for_each_sublayer([](MultiHeadAttentionImpl& a) { a.quantize_int8(); },
+                    [](FeedForwardImpl& f) { f.quantize_int8(); });
   output_.quantize();
   if (generator) release_float_weight(generator->weight);
+}
+
+void TransformerImpl::pack_weights() {
+  if (is_int8()) return;
+  for_each_sublayer([](MultiHeadAttentionImpl& a) { a.pack_weights(); },
+                    [](FeedForwardImpl& f) { f.pack_weights(); });
+  output_.pack();
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& src, const torch::Tensor& tgt_in) {

@@ -4,6 +4,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "models/attention.h"
 #include "models/config.h"
 #include "models/decoder.h"
@@ -50,6 +52,14 @@ class TransformerImpl : public torch::nn::Module {
   // also the lookup table), so the instance can only decode from then on.
   void quantize_int8();
   bool is_int8() const { return output_.quantized(); }
+  // Every linear layer's float weight, the pre-softmax projection's
+  // included, copied once into the layout of the CPU's vector unit, so
+  // decoding's many small products stop repacking it at every call
+  // (models/packed_linear.h). Decoding only: later changes to the
+  // parameters are not seen. Does nothing where no packed kernel exists
+  // (non-x86 CPUs, a CUDA device) or after quantize_int8().
+  void pack_weights();
+  bool is_packed() const { return output_.packed(); }
 
   // Head ablation (models/attention.h): the listed heads contribute zero
   // from now on, every other head is restored. Out-of-range refs fail a
@@ -77,6 +87,9 @@ class TransformerImpl : public torch::nn::Module {
   // Dropout(Embedding * sqrt(d_model) + PE), sections 3.4, 3.5 and 5.4.
   torch::Tensor embed(TokenEmbedding& tokens, PositionalEncoding& positions,
                       const torch::Tensor& ids, int64_t offset);
+  // Every attention and feed-forward sub-layer, encoder's then decoder's.
+  void for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&)>& attention,
+                         const std::function<void(FeedForwardImpl&)>& feed_forward);
 
   ModelConfig config_;
 };

@@ -197,6 +197,97 @@ TEST_CASE("a projection reads its parameters at each call, as float or int8", "[
   CHECK(torch::equal(rows(x), int8));
 }
 
+namespace {
+
+// One packed kernel against LibTorch's linear: output widths below, at and
+// past a panel (16 or 32 columns), inputs of odd length, and row counts
+// through two tiles (6 or 12 rows) and past a row chunk's end, with and
+// without bias.
+void check_packed_kernel(PackedKernel kernel) {
+  namespace F = torch::nn::functional;
+  INFO("kernel " << to_string(kernel));
+  for (int64_t out : {1, 15, 16, 17, 31, 32, 33, 100}) {
+    for (int64_t in : {1, 7, 64, 300, 1100}) {
+      auto w = torch::randn({out, in}), b = torch::randn({out});
+      PackedLinear with_bias(w, b, kernel), without(w, {}, kernel);
+      for (int64_t rows : {0, 1, 5, 6, 7, 11, 12, 13, 25, 600}) {
+        auto x = torch::randn({rows, in});  // [M, in]
+        auto exact = F::linear(x, w, b);    // [M, out]
+        auto packed = with_bias(x);         // [M, out]
+        INFO("out " << out << " in " << in << " rows " << rows);
+        REQUIRE(packed.sizes() == exact.sizes());
+        if (rows == 0) continue;
+        const double scale = 1.0 + exact.abs().max().item<double>();
+        CHECK((packed - exact).abs().max().item<double>() <= 1e-5 * scale);
+        CHECK((without(x) - F::linear(x, w)).abs().max().item<double>() <= 1e-5 * scale);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("packed float weights compute what the BLAS computes, at every tile and panel edge", "[search][packed]") {
+  if (!PackedLinear::available()) {
+    WARN("no packed kernel on this CPU (needs AVX2 with FMA or AVX-512): nothing to test");
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(13);
+  for (auto kernel : packed_kernels()) check_packed_kernel(kernel);  // AVX2, and AVX-512 where present
+  // Any leading shape, and a non-contiguous input.
+  auto w = torch::randn({40, 24}), b = torch::randn({40});
+  auto x = torch::randn({3, 24, 5}).transpose(1, 2);  // [3, 5, 24], strided
+  auto y = PackedLinear(w, b)(x);                      // [3, 5, 40]
+  REQUIRE(y.sizes() == torch::IntArrayRef({3, 5, 40}));
+  CHECK((y - torch::nn::functional::linear(x, w, b)).abs().max().item<double>() <= 1e-4);
+}
+
+TEST_CASE("a packed model decodes as the float one; packing copies, and refuses gradients", "[search][packed]") {
+  if (!PackedLinear::available()) {
+    WARN("no packed kernel on this CPU: nothing to test");
+    return;
+  }
+  auto f = random_model(5), p = random_model(5);
+  p->pack_weights();
+  CHECK(p->is_packed());
+  CHECK_FALSE(f->is_packed());
+  auto src = random_sources(6, 5);
+  auto tgt = torch::randint(4, 24, {6, 7});
+  {
+    torch::NoGradGuard no_grad;
+    auto lf = torch::log_softmax(f->forward(src, tgt), -1);  // [6, 7, V]
+    auto lp = torch::log_softmax(p->forward(src, tgt), -1);  // [6, 7, V]
+    CHECK((lf - lp).abs().max().item<double>() <= 1e-4);
+    // Beam search finds hypotheses as good (a random model has near-ties,
+    // which rounding may order either way, so scores are compared).
+    SearchOptions o;
+    o.beam = 4;
+    const auto beams_f = search(*f, src, o), beams_p = search(*p, src, o);
+    for (size_t s = 0; s < beams_f.size(); ++s) CHECK(std::abs(beams_f[s][0].score - beams_p[s][0].score) <= 1e-3);
+  }
+  // The packed copy answers from then on, whatever happens to the parameter.
+  auto w = torch::randn({40, 24}), b = torch::randn({40}), x = torch::randn({3, 24});
+  Projection rows(w, b, 8, 20);
+  rows.pack();
+  CHECK(rows.packed());
+  auto before = rows(x);  // [3, 20]
+  CHECK((before - torch::nn::functional::linear(x, w.narrow(0, 8, 20), b.narrow(0, 8, 20))).abs().max().item<double>() <= 1e-4);
+  w.zero_();
+  CHECK(torch::equal(rows(x), before));
+  // Training through a packed copy would silently learn nothing: refused.
+  Projection packed(torch::randn({8, 4}, torch::requires_grad()), torch::Tensor());
+  packed.pack();
+  CHECK_THROWS_WITH(packed(torch::randn({2, 4}, torch::requires_grad())),
+                    Catch::Contains("inference only"));
+  // int8 wins over packing, in either order.
+  auto q = random_model(6);
+  q->quantize_int8();
+  q->pack_weights();
+  CHECK(q->is_int8());
+  CHECK_FALSE(q->is_packed());
+}
+
 TEST_CASE("search refuses out-of-range options, naming the option", "[search][bad-input]") {
   auto m = random_model(7);
   auto src = random_sources(2, 8);

@@ -75,7 +75,8 @@ bool apply_recorded_decoding(const TranslateJob& job, const std::vector<std::str
 }
 
 // The models the checkpoints make (one, an ensemble, or their averaged
-// weights), int8 when asked, with the tokenizers they share.
+// weights), int8 when asked or else, on the CPU, with packed float weights,
+// with the tokenizers they share.
 Translator load_translator(const TranslateJob& job, const std::vector<std::string>& dirs, std::ostream& log) {
   if (dirs.size() > 1 && job.combine == Combine::one) {
     throw InputError("--checkpoint given " + std::to_string(dirs.size()) + " times: add --ensemble (average "
@@ -109,6 +110,8 @@ Translator load_translator(const TranslateJob& job, const std::vector<std::strin
     for (auto& m : models) m->quantize_int8();
     log << "int8: linear layers quantized (per-row int8 weights, dynamic 8-bit inputs; " << engine
         << " engine)\n";
+  } else if (job.packed_weights && job.device.is_cpu()) {
+    for (auto& m : models) m->pack_weights();
   }
   if (job.options.alignment) validate_alignment_options(job.options.alignment_options, models[0]->config());
   if (models.size() > 1) log << "ensemble of " << models.size() << " models (log-probabilities averaged)\n";
@@ -149,6 +152,11 @@ void report_scores(const TranslateJob& job, const std::vector<std::string>& hypo
 
 }  // namespace
 
+void set_decoding_threads(TranslateJob& job, int threads) {
+  if (job.options.workers > 1) set_threads(1);
+  if (job.options.workers <= 1 && threads > 1) job.packed_weights = false;
+}
+
 TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   if (job.checkpoints.empty()) throw InputError("--checkpoint: at least one is needed");
   refuse_output_over_input("--output", job.output, {{"--input", job.input}, {"--reference", job.reference},
@@ -185,7 +193,9 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   std::ostream& out = file ? file->stream() : std::cout;
   auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
 
-  log << "BLAS: " << describe_blas() << "; threads: " << describe_threads() << "\n";
+  const bool packed = job.packed_weights && !job.int8 && job.device.is_cpu() && PackedLinear::available();
+  log << "BLAS: " << describe_blas() << "; threads: " << describe_threads()
+      << (packed ? "; linear layers: weights packed for " + packed_kernel_name() : std::string()) << "\n";
   TranslateReport report;
   std::vector<std::string> hypotheses;
   const auto start = std::chrono::steady_clock::now();
