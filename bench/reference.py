@@ -44,7 +44,7 @@ class Reference(nn.Module):
     """torch.nn.Transformer stacks with a shared, tied embedding."""
 
     def __init__(self, vocab, d_model=256, heads=4, d_ff=1024, encoder_layers=3, decoder_layers=3,
-                 p_drop=0.1, max_positions=256):
+                 p_drop=0.1, max_positions=256, attention_dropout=0.0, activation_dropout=0.0):
         super().__init__()
         self.d_model, self.heads = d_model, heads
         self.embed = nn.Embedding(vocab, d_model)
@@ -52,6 +52,15 @@ class Reference(nn.Module):
         layer = dict(d_model=d_model, nhead=heads, dim_feedforward=d_ff, dropout=p_drop, batch_first=True)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), encoder_layers)
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), decoder_layers)
+        # Dropout where ours has it (section 5.4: each sub-layer's output and
+        # the embedding sums), and on attention weights and after the FFN's
+        # ReLU only as the model's attention_dropout / activation_dropout say
+        # (0 in our configs): torch.nn's layers put p_drop on both.
+        for mod in list(self.encoder.layers) + list(self.decoder.layers):
+            mod.dropout.p = activation_dropout
+            for attention in (getattr(mod, "self_attn", None), getattr(mod, "multihead_attn", None)):
+                if attention is not None:
+                    attention.dropout = attention_dropout
         self.register_buffer("positions", sinusoids(max_positions, d_model))
         self.dropout = nn.Dropout(p_drop)
 
@@ -111,7 +120,8 @@ def load_checkpoint(directory):
     if m["norm_first"] or m["positional"] != "sinusoidal" or not (m["share_embeddings"] and m["tie_output"]):
         raise SystemExit("reference: only post-LN, sinusoidal, tied models are supported")
     model = Reference(m["tgt_vocab"], m["d_model"], m["heads"], m["d_ff"], m["encoder_layers"],
-                      m["decoder_layers"], m["p_drop"], m["max_positions"])
+                      m["decoder_layers"], m["p_drop"], m["max_positions"],
+                      m.get("attention_dropout", 0.0), m.get("activation_dropout", 0.0))
     state = from_ours(torch.load(os.path.join(directory, "model.pt")))
     state["positions"] = model.positions
     model.load_state_dict(state)
