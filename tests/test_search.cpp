@@ -243,7 +243,7 @@ TEST_CASE("packed float weights compute what the BLAS computes, at every tile an
   CHECK((y - torch::nn::functional::linear(x, w, b)).abs().max().item<double>() <= 1e-4);
 }
 
-TEST_CASE("a packed model decodes as the float one; packing copies, and refuses gradients", "[search][packed]") {
+TEST_CASE("a packed model decodes as the float one, keeps its copy and refuses gradients", "[search][packed]") {
   if (!PackedLinear::available()) {
     WARN("no packed kernel on this CPU: nothing to test");
     return;
