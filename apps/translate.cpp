@@ -174,6 +174,7 @@ int main(int argc, char** argv) {
       tune.lowercase = job.lowercase;
       tune.raw_weights = job.raw_weights;
       tune.device = job.device;
+      tune.packed_weights = job.packed_weights;
       aiayn::run_tune_job(tune, std::cerr);
       return 0;
     }

@@ -35,12 +35,15 @@ done
 # choose on this CPU: they replace OpenBLAS's fallback on CPUs it does not
 # know, and the references would otherwise keep it and lose by the kernel
 # alone. A user's OPENBLAS_CORETYPE is kept, by ours and here.
+# (With another BLAS, MKL in an official LibTorch, each side keeps its own.)
 blas_source=environment
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-  kernel=$(build/bin/aiayn-translate --version | sed -n 's/^BLAS: OpenBLAS [^,]*, kernel \([A-Za-z0-9]*\).*/\1/p')
-  [ -n "$kernel" ] || fail "cannot read the BLAS kernel from build/bin/aiayn-translate --version"
-  export OPENBLAS_CORETYPE=$kernel
-  blas_source=aiayn
+  kernel=$(build/bin/aiayn-translate --version | sed -n 's/^BLAS: OpenBLAS [^,]*, kernel \([^ (]*\).*/\1/p')
+  blas_source=own
+  if [ -n "$kernel" ]; then
+    export OPENBLAS_CORETYPE=$kernel
+    blas_source=aiayn
+  fi
 fi
 mkdir -p "$out"
 rm -f "$out"/{translate,train,scaling}.json
@@ -53,8 +56,11 @@ for line in subprocess.check_output(["lscpu"], text=True).splitlines():
     key, _, value = line.partition(":")
     cpu[key.strip()] = value.strip()
 name = f"{cpu.get('Model name', '?')} family {cpu.get('CPU family', '?')} model {cpu.get('Model', '?')}"
-blas = f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} for every side, " + (
-    "as given in the environment" if blas_source == "environment" else "the kernel aiayn's executables choose here")
+if blas_source == "own":
+    blas = "each side's own BLAS (not OpenBLAS)"
+else:
+    blas = f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} for every side, " + (
+        "as given in the environment" if blas_source == "environment" else "the kernel aiayn's executables choose here")
 json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), cpu=name, commit=commit, threads=os.cpu_count(), blas=blas,
                run=run, pair=pair.replace("-", "→"), input=os.path.basename(source)),
           open(path, "w"), indent=1)

@@ -171,8 +171,14 @@ void MultiHeadAttentionImpl::quantize_int8() {
   release_float_weight(out_proj->weight);
 }
 
-void MultiHeadAttentionImpl::pack_weights() {
-  for (auto* p : {&qkv_, &q_, &kv_, &o_}) p->pack();
+void MultiHeadAttentionImpl::pack_weights(bool cross) {
+  if (cross) {
+    q_.pack();
+    kv_.pack();
+  } else {
+    qkv_.pack();
+  }
+  o_.pack();
 }
 
 torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,

@@ -106,7 +106,9 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   void quantize_int8();
   // Packed float copies of the projections for decoding on the CPU
   // (models/packed_linear.h); the parameters stay and must not change.
-  void pack_weights();
+  // Only those of its role: [W^Q; W^K; W^V] for self-attention, W^Q and
+  // [W^K; W^V] apart for encoder-decoder attention; W^O for both.
+  void pack_weights(bool cross);
 
   // Head ablation (Michel et al., 2019): from now on each listed head's
   // output is zero, so W^O sees nothing of it, and so are its captured

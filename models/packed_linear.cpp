@@ -105,7 +105,9 @@ Kernel kernel(PackedKernel which) {
   if (which == PackedKernel::avx512) return {kAvx512Tiles, 12, 32};
   return {kAvx2Tiles, 6, 16};
 #else
+  (void)which;
   TORCH_CHECK(false, "PackedLinear: no packed kernel on this architecture");
+  return {};
 #endif
 }
 
@@ -138,7 +140,8 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     : PackedLinear(weight, bias, best_kernel()) {}
 
 PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bias, PackedKernel kernel)
-    : in_(weight.size(1)), out_(weight.size(0)), width_(aiayn::kernel(kernel).width), kernel_(kernel) {
+    : in_(weight.size(1)), out_(weight.size(0)), width_(aiayn::kernel(kernel).width), kernel_(kernel),
+      trainable_(weight.requires_grad() || (bias.defined() && bias.requires_grad())) {
   const auto& here = packed_kernels();
   TORCH_CHECK(std::find(here.begin(), here.end(), kernel) != here.end(), "PackedLinear: this CPU cannot run the ",
               to_string(kernel), " kernel");
@@ -155,8 +158,9 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
 torch::Tensor PackedLinear::operator()(const torch::Tensor& x) const {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat && x.size(-1) == in_,
               "PackedLinear: expects float CPU input [..., ", in_, "], got ", x.sizes(), " ", x.scalar_type());
-  TORCH_CHECK(!(torch::GradMode::is_enabled() && x.requires_grad()),
-              "PackedLinear: inference only (no gradient)");
+  // A gradient through the copy would be lost, for the input or the weight.
+  TORCH_CHECK(!(torch::GradMode::is_enabled() && (x.requires_grad() || trainable_)),
+              "PackedLinear: inference only (no gradient); decode under torch::NoGradGuard");
   auto flat = x.reshape({-1, in_}).contiguous();        // [M, in]
   const int64_t m = flat.size(0), panels = panels_.size(0);
   auto y = torch::empty({m, out_}, flat.options());    // [M, out]

@@ -43,6 +43,7 @@ class PackedLinear {
   torch::Tensor bias_;    // [panels * width], zero-padded; zeros when there is no bias
   int64_t in_ = 0, out_ = 0, width_ = 0;
   PackedKernel kernel_;
+  bool trainable_ = false;  // the weight or bias packed needed a gradient
 };
 
 }  // namespace aiayn

@@ -61,23 +61,23 @@ torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   return output_(hidden);  // [..., V]
 }
 
-void TransformerImpl::for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&)>& attention,
+void TransformerImpl::for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&, bool cross)>& attention,
                                         const std::function<void(FeedForwardImpl&)>& feed_forward) {
   for (const auto& m : *encoder->layers) {
     auto* layer = m->as<EncoderLayer>();
-    attention(*layer->self_attn);
+    attention(*layer->self_attn, false);
     feed_forward(*layer->feed_forward);
   }
   for (const auto& m : *decoder->layers) {
     auto* layer = m->as<DecoderLayer>();
-    attention(*layer->self_attn);
-    attention(*layer->multihead_attn);
+    attention(*layer->self_attn, false);
+    attention(*layer->multihead_attn, true);
     feed_forward(*layer->feed_forward);
   }
 }
 
 void TransformerImpl::quantize_int8() {
-  for_each_sublayer([](MultiHeadAttentionImpl& a) { a.quantize_int8(); },
+  for_each_sublayer([](MultiHeadAttentionImpl& a, bool) { a.quantize_int8(); },
                     [](FeedForwardImpl& f) { f.quantize_int8(); });
   output_.quantize();
   if (generator) release_float_weight(generator->weight);
@@ -85,7 +85,7 @@ void TransformerImpl::quantize_int8() {
 
 void TransformerImpl::pack_weights() {
   if (is_int8()) return;
-  for_each_sublayer([](MultiHeadAttentionImpl& a) { a.pack_weights(); },
+  for_each_sublayer([](MultiHeadAttentionImpl& a, bool cross) { a.pack_weights(cross); },
                     [](FeedForwardImpl& f) { f.pack_weights(); });
   output_.pack();
 }

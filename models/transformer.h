@@ -87,8 +87,9 @@ class TransformerImpl : public torch::nn::Module {
   // Dropout(Embedding * sqrt(d_model) + PE), sections 3.4, 3.5 and 5.4.
   torch::Tensor embed(TokenEmbedding& tokens, PositionalEncoding& positions,
                       const torch::Tensor& ids, int64_t offset);
-  // Every attention and feed-forward sub-layer, encoder's then decoder's.
-  void for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&)>& attention,
+  // Every attention (and whether it is encoder-decoder attention) and
+  // feed-forward sub-layer, encoder's then decoder's.
+  void for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&, bool cross)>& attention,
                          const std::function<void(FeedForwardImpl&)>& feed_forward);
 
   ModelConfig config_;

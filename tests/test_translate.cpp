@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "models/packed_linear.h"
 #include "src/decode/checkpoint_reader.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
@@ -286,6 +287,38 @@ TEST_CASE("parallel workers translate as one worker, in input order", "[translat
   const auto one = with("1"), two = with("2");
   CHECK(lines_of(one).size() == 80);
   check_same_nbest(one, two, 1e-4);
+}
+
+TEST_CASE("packed weights translate as the BLAS path, say so, and --no-pack turns them off", "[translate][packed]") {
+  auto& t = trained();
+  std::string text;
+  const char* words[] = {"red", "cat", "sun", "blue", "dog", "sea", "sky", "hill", "moon"};
+  for (int i = 0; i < 24; ++i) {
+    for (int w = 0; w <= i % 5; ++w) text += std::string(w ? " " : "") + words[(i + 2 * w) % 9];
+    text += "\n";
+  }
+  test::write_file(t.ws.file("packed.txt"), text);
+  auto with = [&](const std::string& workers, const std::string& extra) {
+    auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("packed.txt") +
+                       " --beam 4 --nbest 2 --batch-size 5 --threads 2 --workers " + workers + " " + extra);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return r;
+  };
+  const auto packed = with("2", ""), blas = with("2", "--no-pack");
+  CHECK(lines_of(packed.out).size() == 48);
+  check_same_nbest(packed.out, blas.out, 1e-4);
+  CHECK_THAT(blas.err, !Catch::Contains("weights packed"));
+  if (PackedLinear::available()) {
+    CHECK_THAT(packed.err, Catch::Contains("linear layers: weights packed for " + packed_kernel_name()));
+  }
+  // One worker on both threads keeps the BLAS (its pool splits each product).
+  CHECK_THAT(with("1", "").err, !Catch::Contains("weights packed"));
+  // int8 replaces packing: asking for both is refused, naming the options.
+  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("packed.txt") + " --int8 --no-pack");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--no-pack: not with --int8"));
+  CHECK(test::count_lines(r.err) == 1);
 }
 
 TEST_CASE("translate with int8 weights: every line, the same with any number of workers", "[translate][int8]") {

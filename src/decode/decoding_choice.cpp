@@ -46,8 +46,10 @@ DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log) {
     throw InputError(job.reference + ": " + std::to_string(references.size()) +
                      " lines, but " + job.input + " has " + std::to_string(source.size()));
   }
-  Translator translator(load_model(dir, job.device, job.raw_weights),
-                        load_checkpoint_tokenizers(dir), job.device);
+  auto model = load_model(dir, job.device, job.raw_weights);
+  // Tuned with the arithmetic translation will use (translate_job.cpp).
+  if (job.packed_weights && job.device.is_cpu()) model->pack_weights();
+  Translator translator(model, load_checkpoint_tokenizers(dir), job.device);
   DecodingChoice best;
   best.bleu = -1;
   nlohmann::json grid = nlohmann::json::array();

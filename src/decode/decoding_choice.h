@@ -34,6 +34,7 @@ struct TuneJob {
   bool lowercase = false;       // choose by lowercased BLEU
   bool raw_weights = false;
   torch::Device device = torch::kCPU;
+  bool packed_weights = true;   // as TranslateJob's (set_decoding_threads decides it)
 };
 
 // Translates the input with every beam x alpha (alpha only for beams > 1),
