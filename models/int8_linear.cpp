@@ -2,6 +2,8 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "aiayn_version.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -46,6 +48,29 @@ int64_t padded_rows(int64_t n) {
 
 }  // namespace
 
+std::string int8_missing_ops(const std::vector<std::string>& ops) {
+  std::string missing;
+  for (const auto& name : ops) {
+    if (!c10::Dispatcher::singleton().findSchema({name, ""}).has_value()) {
+      missing += (missing.empty() ? "" : ", ") + name;
+    }
+  }
+  return missing;
+}
+
+std::string int8_unavailable_reason() {
+#if !AIAYN_INT8
+  return std::string("this LibTorch (") + TORCH_VERSION +
+         ") has no quantize_per_channel (configure found none; the legacy quantized ops were removed): "
+         "decode in fp32, or build against a LibTorch that has them";
+#else
+  const auto missing = int8_missing_ops({"quantized::linear_prepack", "quantized::linear_dynamic"});
+  if (missing.empty()) return "";
+  return std::string("this LibTorch (") + TORCH_VERSION + ") does not register " + missing +
+         " (the legacy quantized ops): decode in fp32, or use a LibTorch that has them";
+#endif
+}
+
 std::string select_int8_engine() {
   // Preference order; "X86" and "FBGEMM" exist in official x86 builds of 2.x.
   for (const char* wanted : {"ONEDNN", "X86", "FBGEMM", "QNNPACK"}) {
@@ -71,10 +96,14 @@ Int8Linear::Int8Linear(const torch::Tensor& weight, const torch::Tensor& bias)
   // Symmetric per output row: scale = max|w_row| / 127, zero point 0.
   auto scales = (w.abs().amax(1).to(torch::kDouble) / 127.0).clamp_min(1e-12);  // [out]
   auto zero_points = torch::zeros({w.size(0)}, torch::kLong);                    // [out]
+#if AIAYN_INT8
   auto q = torch::quantize_per_channel(w, scales, zero_points, 0, torch::kQInt8);  // [out, in]
   c10::optional<at::Tensor> b;
   if (bias.defined()) b = bias.detach().to(torch::kFloat).contiguous();
   packed_ = call_op(prepack_op(), {q, b});
+#else
+  TORCH_CHECK(false, "int8: ", int8_unavailable_reason());
+#endif
 }
 
 torch::Tensor Int8Linear::operator()(const torch::Tensor& x) const {

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace aiayn {
 
@@ -24,6 +25,14 @@ class Int8Linear {
   c10::IValue packed_;  // the engine's packed weight (LinearPackedParamsBase)
   int64_t out_features_ = 0;
 };
+
+// "" when this LibTorch can run int8 decoding; else why not, as the rest of
+// a one-line error. 2.x deprecates the legacy quantized ops int8 calls and
+// may remove them (pytorch/ao#2259): configure checks for quantize_per_channel
+// (cmake/libtorch.cmake), and this checks that the ops are registered.
+std::string int8_unavailable_reason();
+// The names in `ops` that LibTorch's dispatcher does not know, ", "-joined.
+std::string int8_missing_ops(const std::vector<std::string>& ops);
 
 // Selects LibTorch's quantized engine for int8 matrix products (onednn where
 // available: on this machine about twice as fast as fp32 per product, and

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Installs the project's Debian dependencies. Idempotent: exits at once when all are present.
+# Installs the project's dependencies. Idempotent: quick when all are present.
+#   bash scripts/setup.sh               Debian's packages (LibTorch 1.13.1, CPU)
+#   bash scripts/setup.sh --torch pip   the same, and LibTorch 2.x from the
+#                                       package index in .venv-torch/ (docs/libtorch2.md)
+# AIAYN_TORCH_VERSION=2.15.0 picks another torch for --torch pip.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/torch_flavour.sh
 
+# Both flavours take everything but LibTorch from Debian.
 packages=(
   build-essential cmake pkg-config
   libtorch-dev libopenblas0-pthread
@@ -17,14 +24,37 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages present"
+  echo "setup: all ${#packages[@]} Debian packages present"
+else
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done"
+fi
+[ "$flavour" = pip ] || exit 0
+
+# The index's torch wheels are CUDA builds: each needs a CUDA toolkit of
+# its CUDA at configure time (cmake/libtorch.cmake). What is known of them:
+# 2.13 is built with CUDA 13.0; 2.14 and later with 13.2.
+python=${PYTHON:-python3}
+if [ -z "${AIAYN_TORCH_VERSION:-}" ]; then
+  nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+  [ -x "$nvcc" ] || { echo "setup: no CUDA toolkit (nvcc) found; the index's torch is a CUDA build and needs one: install it, or set AIAYN_TORCH_VERSION and CUDAToolkit_ROOT" >&2; exit 2; }
+  cuda=$("$nvcc" --version | sed -n 's/.*release \([0-9]*\.[0-9]*\).*/\1/p')
+  case "$cuda" in
+    13.0|13.1) AIAYN_TORCH_VERSION=2.13.0 ;;
+    13.*) AIAYN_TORCH_VERSION=2.15.0 ;;
+    *) echo "setup: CUDA toolkit $cuda: no torch on the index is known to fit it; set AIAYN_TORCH_VERSION (docs/libtorch2.md)" >&2; exit 2 ;;
+  esac
+fi
+if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)" = "$AIAYN_TORCH_VERSION" ]; then
+  echo "setup: torch $AIAYN_TORCH_VERSION present in $venv"
   exit 0
 fi
-
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+echo "setup: installing torch $AIAYN_TORCH_VERSION into $venv (about 2.6 GB with its CUDA libraries)"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$AIAYN_TORCH_VERSION"
+echo "setup: torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null) in $venv"

@@ -2,6 +2,10 @@
 // error for every kind of bad config.
 #include <catch2/catch.hpp>
 
+#include <ATen/Version.h>
+
+#include "src/common/blas_kernel.h"
+#include "src/common/build_info.h"
 #include "tests/test_util.h"
 
 using aiayn::test::run;
@@ -26,18 +30,33 @@ TEST_CASE("every app explains itself with --help", "[apps]") {
   CHECK_THAT(r.err, Catch::Contains("--no-such-option"));
 }
 
-TEST_CASE("every app names LibTorch, the BLAS kernel and the CPU with --version", "[apps][blas]") {
+TEST_CASE("every app names LibTorch, CUDA, the BLAS and the CPU with --version", "[apps][blas]") {
+  // The tests link the LibTorch the apps do: what it says of itself here is
+  // what each app must print.
+  const auto build = aiayn::build_info();
+  const std::string blas = aiayn::openblas_config().empty()
+                               ? "\nBLAS: " + aiayn::non_openblas_description(at::show_config())
+                               : std::string("\nBLAS: OpenBLAS 0.");
+  const std::string cuda = build.cuda ? "; CUDA " + build.cuda_version + " compiled in (cuDNN "
+                                      : std::string("; CPU only, no CUDA compiled in");
   for (const char* name : {"train", "translate", "attention"}) {
     auto r = run(app(name) + " --version");
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::StartsWith(std::string("aiayn-") + name + " ") &&
-                          Catch::Contains("\nLibTorch ") && Catch::Contains("\nBLAS: OpenBLAS 0.") &&
-                          Catch::Contains(", kernel ") && Catch::Contains("\nCPU: "));
+                          Catch::Contains(std::string("\nLibTorch ") + TORCH_VERSION + " (C++") &&
+                          Catch::Contains(", libstdc++ cxx11 ABI)") && Catch::Contains(cuda) &&
+                          Catch::Contains(blas) && Catch::Contains("\nCPU: "));
+    if (!aiayn::openblas_config().empty()) CHECK_THAT(r.out, Catch::Contains(", kernel "));
+    if (build.cuda) CHECK_THAT(r.out, Catch::Contains(std::to_string(build.cuda_devices) + " device"));
   }
 }
 
 TEST_CASE("a user's OPENBLAS_CORETYPE is kept and named, and AIAYN_NO_REEXEC keeps OpenBLAS's choice", "[apps][blas]") {
+  if (aiayn::openblas_config().empty()) {
+    WARN("this LibTorch's BLAS is not OpenBLAS: no kernel to choose");
+    return;
+  }
   // Haswell runs on every CPU these machines have (AVX2): a setting that is
   // not this CPU's best still stands, in the log line and in OpenBLAS itself.
   auto r = run("OPENBLAS_CORETYPE=Haswell OPENBLAS_VERBOSE=2 " + app("translate") + " --version");

@@ -1,12 +1,14 @@
 // The process around the model: which BLAS kernel runs, output files that
 // never cost the user data, and the build's layering check.
 #include <catch2/catch.hpp>
+#include <ATen/Version.h>
 
 #include <unistd.h>
 
 #include <filesystem>
 
 #include "src/common/blas_kernel.h"
+#include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/common/output_file.h"
 #include "tests/test_util.h"
@@ -196,4 +198,45 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:2: includes src/loose.h"));
   CHECK_THAT(bad.err, !Catch::Contains("src/attention/c.cpp"));  // its own folder and one below
   CHECK_THAT(bad.err, !Catch::Contains("batching.h"));
+}
+
+TEST_CASE("the build reads its settings from LibTorch itself", "[runtime][build]") {
+  const std::string official =
+      "  - Build settings: BLAS_INFO=mkl, BUILD_TYPE=Release, CUDA_VERSION=13.0, CUDNN_VERSION=9.20.0, "
+      "CXX_FLAGS= -DNDEBUG -O2, TORCH_VERSION=2.13.0, USE_CUDA=1, USE_NCCL=ON, \n";
+  CHECK(build_setting(official, "CUDA_VERSION") == "13.0");
+  CHECK(build_setting(official, "CUDNN_VERSION") == "9.20.0");
+  CHECK(build_setting(official, "USE_CUDA") == "1");
+  CHECK(build_setting(official, "BLAS_INFO") == "mkl");
+  CHECK(build_setting(official, "USE_MPI").empty());
+  // A key is matched whole: CUDA_VERSION is not read out of NVCC_CUDA_VERSION.
+  CHECK(build_setting("Build settings: NVCC_CUDA_VERSION=12.1, ", "CUDA_VERSION").empty());
+
+  const std::string mkl = "  - Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build 20240605 for Intel(R) 64\n";
+  CHECK(non_openblas_description(mkl) == "MKL 2024.2 (linked into LibTorch; no kernel to choose)");
+  CHECK(non_openblas_description(official) == "LibTorch's own BLAS (BLAS_INFO=mkl)");
+
+  // This process: what LibTorch reports of itself, consistently.
+  const auto info = build_info();
+  INFO(describe_build(info));
+  CHECK(info.libtorch == TORCH_VERSION);
+  CHECK(info.cuda == !info.cuda_version.empty());
+  CHECK_THAT(describe_build(info), Catch::StartsWith(std::string("LibTorch ") + TORCH_VERSION + " (C++"));
+  CHECK(build_json(info)["blas"] == info.blas);
+  if (!info.cuda) CHECK_THAT(describe_build(info), Catch::EndsWith("CPU only, no CUDA compiled in"));
+  // A CUDA LibTorch loads its NCCL; a build with c10d's NCCL backend was
+  // compiled against the same version (or the executables refuse to start).
+  if (!info.nccl_header.empty()) CHECK(info.nccl_header == info.nccl_loaded);
+  CHECK_NOTHROW(check_nccl_matches());
+}
+
+TEST_CASE("an NCCL header of another NCCL than the loaded one is refused, naming the fix", "[runtime][build][bad-input]") {
+  CHECK(nccl_mismatch("2.29.7", "2.29.7").empty());
+  CHECK(nccl_mismatch("", "2.29.7").empty());  // no NCCL backend built
+  CHECK(nccl_mismatch("2.29.7", "").empty());  // no NCCL loaded (a CPU LibTorch)
+  const auto why = nccl_mismatch("2.28.9", "2.29.7");
+  CHECK_THAT(why, Catch::StartsWith("NCCL header mismatch: built against nccl.h of NCCL 2.28.9 but this "
+                                    "process loaded NCCL 2.29.7") &&
+                      Catch::Contains("-DNCCL_INCLUDE_DIR=<include of NCCL 2.29.7>"));
+  CHECK(why.find('\n') == std::string::npos);
 }

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "models/int8_linear.h"
 #include "models/packed_linear.h"
 #include "src/decode/checkpoint_reader.h"
 #include "tests/test_util.h"
@@ -319,6 +320,26 @@ TEST_CASE("packed weights translate as the BLAS path, say so, and --no-pack turn
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--no-pack: not with --int8"));
   CHECK(test::count_lines(r.err) == 1);
+}
+
+TEST_CASE("int8 where LibTorch lacks the quantized ops exits 2 naming them, and works where it has them", "[translate][int8][bad-input]") {
+  // Which case this build is decides configure (cmake/libtorch.cmake) and the
+  // dispatcher; both flavours built here have the ops, a 2.x without them
+  // takes the first branch.
+  CHECK(aiayn::int8_missing_ops({"quantized::no_such_op", "aten::relu"}) == "quantized::no_such_op");
+  auto& t = trained();
+  test::write_file(t.ws.file("int8-one.txt"), "red cat\n");
+  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("int8-one.txt") + " --int8");
+  INFO(r.err);
+  const auto why = aiayn::int8_unavailable_reason();
+  if (why.empty()) {
+    CHECK(r.exit_code == 0);
+    CHECK(aiayn::int8_missing_ops({"quantized::linear_prepack", "quantized::linear_dynamic"}).empty());
+  } else {
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--int8: " + why));
+    CHECK(test::count_lines(r.err) == 1);
+  }
 }
 
 TEST_CASE("translate with int8 weights: every line, the same with any number of workers", "[translate][int8]") {

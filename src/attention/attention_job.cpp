@@ -9,6 +9,7 @@
 
 #include "src/common/app.h"
 #include "src/common/blas_kernel.h"
+#include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/common/output_file.h"
 #include "src/common/text_reader.h"
@@ -95,6 +96,7 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
   TeeBuf tee(file ? file->stream().rdbuf() : std::cout.rdbuf(), job.html.empty() ? nullptr : copy.rdbuf());
   std::ostream out(&tee);
 
+  log << describe_build(build_info()) << "\n";
   log << "BLAS: " << describe_blas() << "; threads: " << describe_threads() << "\n";
   int64_t written = 0;
   for (;;) {

@@ -15,6 +15,7 @@
 
 #include "aiayn_version.h"
 #include "src/common/blas_kernel.h"
+#include "src/common/build_info.h"
 #include "src/common/error.h"
 
 namespace aiayn {
@@ -24,6 +25,7 @@ int run_app(const std::string& name, const std::function<int()>& body) {
   // like a full disk, instead of killing the process mid-file.
   std::signal(SIGXFSZ, SIG_IGN);
   try {
+    check_nccl_matches();
     return body();
   } catch (const InputError& e) {
     std::cerr << name << ": error: " << e.what() << "\n";
@@ -201,10 +203,9 @@ std::string describe_cpu() {
 }
 
 std::string version_text(const std::string& app_name) {
-  return app_name + " " + AIAYN_VERSION + "\n" + "LibTorch " + TORCH_VERSION +
-         (torch::cuda::is_available() ? ", CUDA devices: " + std::to_string(torch::cuda::device_count())
-                                      : std::string(", CPU")) +
-         "\nBLAS: " + describe_blas() + "\nCPU: " + describe_cpu();
+  const auto build = build_info();
+  return app_name + " " + AIAYN_VERSION + "\n" + describe_build(build) + "\nBLAS: " + build.blas +
+         "\nCPU: " + describe_cpu();
 }
 
 torch::Device parse_device(const std::string& name) {

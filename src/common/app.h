@@ -46,7 +46,8 @@ void set_blas_threads(int threads);
 // "LibTorch intra-op 1, OpenBLAS 2 (OMP_WAIT_POLICY unset)", for the logs.
 std::string describe_threads();
 
-// What --version prints: the program and its version, LibTorch, the BLAS
+// What --version prints: the program and its version, LibTorch as built
+// (describe_build: C++ standard and ABI, CUDA, cuDNN, NCCL, devices), the BLAS
 // and its kernel (describe_blas), the CPU and its vector features, so that a
 // user comparing figures across machines sees what each ran on.
 std::string version_text(const std::string& app_name);

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <strings.h>
+#include <ATen/Version.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -61,6 +62,23 @@ std::string env(const char* name) {
 }
 
 }  // namespace
+
+std::string non_openblas_description(const std::string& show_config) {
+  // Official builds link MKL statically: "Intel(R) oneAPI Math Kernel Library
+  // Version 2024.2-Product Build ..." -> "MKL 2024.2".
+  const std::string mkl = "Math Kernel Library Version ";
+  if (const auto at = show_config.find(mkl); at != std::string::npos) {
+    const auto begin = at + mkl.size();
+    const auto end = show_config.find_first_of(" -\n", begin);
+    return "MKL " + show_config.substr(begin, end - begin) + " (linked into LibTorch; no kernel to choose)";
+  }
+  const std::string key = "BLAS_INFO=";
+  if (const auto at = show_config.find(key); at != std::string::npos) {
+    const auto begin = at + key.size();
+    return "LibTorch's own BLAS (BLAS_INFO=" + show_config.substr(begin, show_config.find_first_of(",\n", begin) - begin) + ")";
+  }
+  return "LibTorch's own BLAS (not OpenBLAS)";
+}
 
 std::string CpuFeatures::describe() const {
   std::vector<std::string> bits;
@@ -182,7 +200,7 @@ std::string openblas_config() { return call_openblas_string("openblas_get_config
 
 std::string describe_blas() {
   const std::string config = openblas_config();
-  if (config.empty()) return "not OpenBLAS (LibTorch's own BLAS, e.g. MKL)";
+  if (config.empty()) return non_openblas_description(at::show_config());
   // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21"
   std::istringstream words(config);
   std::string name, version;

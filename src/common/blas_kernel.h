@@ -55,6 +55,9 @@ KernelDecision choose_openblas_kernel(const CpuFeatures& cpu, const std::string&
 // present)". Read from the library itself and the environment that
 // tune_environment left; for logs, --version and metrics.jsonl.
 std::string describe_blas();
+// The BLAS line where the BLAS is not OpenBLAS, read from at::show_config():
+// "MKL 2024.2 (linked into LibTorch; no kernel to choose)" for official builds.
+std::string non_openblas_description(const std::string& show_config);
 // The kernel OpenBLAS runs ("SkylakeX"), or "" where the BLAS is not OpenBLAS.
 std::string openblas_kernel();
 // Whether OPENBLAS_CORETYPE is the kernel an aiayn re-exec set (recorded in

@@ -13,6 +13,7 @@
 
 #include "src/common/app.h"
 #include "src/common/blas_kernel.h"
+#include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/common/output_file.h"
 #include "src/common/text_reader.h"
@@ -84,6 +85,9 @@ Translator load_translator(const TranslateJob& job, const std::vector<std::strin
                      "into one model)");
   }
   if (job.int8 && !job.device.is_cpu()) throw InputError("--int8: runs on --device cpu only");
+  if (job.int8) {
+    if (const auto why = int8_unavailable_reason(); !why.empty()) throw InputError("--int8: " + why);
+  }
   auto tokenizers = load_checkpoint_tokenizers(dirs.back());
   std::vector<Transformer> models;
   if (job.combine == Combine::ensemble) {
@@ -194,6 +198,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
 
   const bool packed = job.packed_weights && !job.int8 && job.device.is_cpu() && PackedLinear::available();
+  log << describe_build(build_info()) << "\n";
   log << "BLAS: " << describe_blas() << "; threads: " << describe_threads()
       << (packed ? "; linear layers: weights packed for " + packed_kernel_name() : std::string()) << "\n";
   TranslateReport report;

@@ -11,6 +11,7 @@
 #include "models/transformer.h"
 #include "src/common/app.h"
 #include "src/common/blas_kernel.h"
+#include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/common/hash.h"
 #include "src/data/batching.h"
@@ -208,7 +209,9 @@ void Trainer::start_ema() {
 void Trainer::log_run_header() {
   log().info("{}", model_->summary());
   log().info("threads: {} on {}", describe_threads(), options_.device.str());
-  log().info("BLAS: {}", describe_blas());
+  const auto build = build_info();
+  log().info("{}", describe_build(build));
+  log().info("BLAS: {}", build.blas);
   if (ema_) {
     log().info("weights: moving average, decay {} (validation scores it; checkpoints hold it as "
                "model.pt, the raw weights as raw_model.pt)", ema_->decay());
@@ -216,7 +219,8 @@ void Trainer::log_run_header() {
   // What this run ran on, first in metrics.jsonl, so figures from different
   // machines are told apart.
   metric({{"kind", "run"}, {"version", AIAYN_VERSION}, {"libtorch", TORCH_VERSION},
-          {"blas", describe_blas()}, {"blas_kernel", openblas_kernel()}, {"cpu", describe_cpu()},
+          {"build", build_json(build)},
+          {"blas", build.blas}, {"blas_kernel", openblas_kernel()}, {"cpu", describe_cpu()},
           {"threads", describe_threads()}, {"device", options_.device.str()},
           {"resumed_at", state_.step}});
   log().info("config: {}", config_.to_json().dump());

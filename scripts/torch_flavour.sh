@@ -1,0 +1,20 @@
+# Sourced by setup.sh, build.sh and test.sh: the LibTorch flavour to use.
+#   --torch debian   Debian's libtorch-dev 1.13.1 (CPU, OpenBLAS) into build/
+#   --torch pip      the newest torch from the package index that fits this
+#                    machine's CUDA toolkit, in .venv-torch/, into build-pip/
+# Sets: flavour, build_dir, venv, and leaves the other arguments in args[].
+flavour=debian
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --torch) flavour=${2:-}; shift 2 ;;
+    --torch=*) flavour=${1#--torch=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+case "$flavour" in
+  debian) build_dir=build ;;
+  pip) build_dir=build-pip ;;
+  *) echo "$(basename "$0"): --torch must be debian or pip, got \"$flavour\"" >&2; exit 2 ;;
+esac
+venv=${AIAYN_TORCH_VENV:-.venv-torch}
