@@ -55,6 +55,12 @@ if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import torch; print(
   exit 0
 fi
 echo "setup: installing torch $AIAYN_TORCH_VERSION into $venv (about 2.6 GB with its CUDA libraries)"
+if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+  # Debian's own python3 keeps venv's pip bootstrap in a package of its own.
+  echo "setup: $python lacks venv/ensurepip: installing python3-venv"
+  [ "$(id -u)" -eq 0 ] && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null \
+    || sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$AIAYN_TORCH_VERSION"
 echo "setup: torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null) in $venv"
