@@ -16,6 +16,14 @@ find_path(GLOO_INCLUDE_DIR gloo/config.h)
 find_path(C10D_GLOO_HEADER torch/csrc/distributed/c10d/ProcessGroupGloo.hpp
           PATHS ${TORCH_INCLUDE_DIRS} NO_DEFAULT_PATH)
 if(GLOO_INCLUDE_DIR AND C10D_GLOO_HEADER)
+  # The result is cached with what it was probed with, and probed again
+  # when any of that changes (another LibTorch, other headers, a new probe).
+  file(MD5 ${CMAKE_CURRENT_LIST_DIR}/probes/gloo_allreduce.cpp probe_hash)
+  set(probe_inputs "${TORCH_LIBRARY};${GLOO_INCLUDE_DIR};${CMAKE_CXX_STANDARD};${probe_hash}")
+  if(NOT "${probe_inputs}" STREQUAL "${AIAYN_GLOO_PROBE_INPUTS}")
+    unset(AIAYN_GLOO_PROBE CACHE)
+    unset(AIAYN_GLOO_PROBE_WHY CACHE)
+  endif()
   if(NOT DEFINED AIAYN_GLOO_PROBE)
     message(STATUS "Probing c10d/Gloo with the Gloo headers at ${GLOO_INCLUDE_DIR} (a minute)")
     try_run(gloo_run gloo_compiled ${CMAKE_BINARY_DIR}/probes/gloo
@@ -24,13 +32,13 @@ if(GLOO_INCLUDE_DIR AND C10D_GLOO_HEADER)
             COMPILE_DEFINITIONS -DUSE_C10D_GLOO ${TORCH_CXX_FLAGS}
             # Files, not LibTorch's imported targets: their link interfaces
             # name targets (protobuf::) that a probe project lacks.
-            LINK_LIBRARIES ${AIAYN_TORCH_PREFIX}/lib/libtorch_cpu.so ${AIAYN_TORCH_PREFIX}/lib/libc10.so pthread
-            LINK_OPTIONS -Wl,-rpath,${AIAYN_TORCH_PREFIX}/lib
+            LINK_LIBRARIES ${AIAYN_TORCH_LIBDIR}/libtorch_cpu.so ${AIAYN_TORCH_LIBDIR}/libc10.so pthread
+            LINK_OPTIONS -Wl,-rpath,${AIAYN_TORCH_LIBDIR}
             CXX_STANDARD ${CMAKE_CXX_STANDARD}
             COMPILE_OUTPUT_VARIABLE gloo_compile_output
             RUN_OUTPUT_VARIABLE gloo_run_output)
     if(NOT gloo_compiled)
-      string(REGEX MATCH "[^\n]*error[^\n]*" first_error "${gloo_compile_output}")
+      string(REGEX MATCH "[^\n]*([Ee]rror|No rule|cannot find)[^\n]*" first_error "${gloo_compile_output}")
       set(why "does not compile with them: ${first_error}")
     elseif(NOT gloo_run EQUAL 0)
       string(STRIP "${gloo_run_output}" gloo_run_output)
@@ -38,6 +46,7 @@ if(GLOO_INCLUDE_DIR AND C10D_GLOO_HEADER)
     else()
       set(why "")
     endif()
+    set(AIAYN_GLOO_PROBE_INPUTS "${probe_inputs}" CACHE INTERNAL "what the c10d/Gloo probe ran with")
     if(why STREQUAL "")
       set(AIAYN_GLOO_PROBE ON CACHE BOOL "c10d/Gloo probe passed (delete to probe again)")
     else()
@@ -69,7 +78,7 @@ find_path(C10D_NCCL_HEADER torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp
           PATHS ${TORCH_INCLUDE_DIRS} NO_DEFAULT_PATH)
 if(AIAYN_NCCL AND AIAYN_TORCH_CUDA AND AIAYN_GLOO_PROBE AND C10D_NCCL_HEADER)
   set(nccl_library "")
-  find_library(torch_cuda_library torch_cuda PATHS "${AIAYN_TORCH_PREFIX}/lib" NO_DEFAULT_PATH NO_CACHE)
+  find_library(torch_cuda_library torch_cuda PATHS "${AIAYN_TORCH_LIBDIR}" NO_DEFAULT_PATH NO_CACHE)
   if(torch_cuda_library)
     execute_process(COMMAND ldd "${torch_cuda_library}" OUTPUT_VARIABLE ldd_output ERROR_QUIET)
     string(REGEX MATCH "libnccl\\.so[.0-9]* => ([^ \n]+)" nccl_line "${ldd_output}")

@@ -65,8 +65,10 @@ if(caffe2_config AND NOT caffe2_config MATCHES "^/usr/lib/")
 endif()
 
 find_package(Torch REQUIRED)
-get_filename_component(AIAYN_TORCH_PREFIX "${TORCH_LIBRARY}" DIRECTORY)  # .../lib
-get_filename_component(AIAYN_TORCH_PREFIX "${AIAYN_TORCH_PREFIX}" DIRECTORY)
+# Where libtorch.so is (torch/lib; Debian: /usr/lib/x86_64-linux-gnu), and
+# the folder above it (holding include/ for a wheel or an archive).
+get_filename_component(AIAYN_TORCH_LIBDIR "${TORCH_LIBRARY}" DIRECTORY)
+get_filename_component(AIAYN_TORCH_PREFIX "${AIAYN_TORCH_LIBDIR}" DIRECTORY)
 
 # The version, from the header the sources compile against (2.x keeps the
 # numbers in torch/headeronly/version.h, which torch/version.h includes).
@@ -136,7 +138,7 @@ endif()
 # The loader takes the wheel's, through libtorch_cuda's RUNPATH; the linker
 # is pointed at the same files, read off ldd.
 set(AIAYN_TORCH_LINK_OPTIONS "")
-find_library(torch_cuda_so torch_cuda PATHS "${AIAYN_TORCH_PREFIX}/lib" NO_DEFAULT_PATH NO_CACHE)
+find_library(torch_cuda_so torch_cuda PATHS "${AIAYN_TORCH_LIBDIR}" NO_DEFAULT_PATH NO_CACHE)
 if(AIAYN_TORCH_CUDA AND torch_cuda_so)
   execute_process(COMMAND ldd "${torch_cuda_so}" OUTPUT_VARIABLE ldd_output ERROR_QUIET)
   string(REGEX MATCHALL "=> ([^ \n]+) \\(" resolved "${ldd_output}")
