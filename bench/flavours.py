@@ -12,10 +12,10 @@ same data, configs and thread count (2, each app's default BLAS setup):
   translation       the demo model (trained once, by the Debian build) on the
                     demo's test split, greedy and beam 4: sentences/s
 Training figures are the median of the per-log-interval rates after the
-first interval (warm-up); translation figures the median of --repeat runs,
-as each run's own loop reports them (model loading excluded). The two
-flavours alternate run by run, so that a machine slowing down mid-run
-touches both. Writes OUT_DIR/flavours.json and a markdown table on stdout.
+first interval (warm-up), validation BLEU off; translation figures the
+median of --repeat runs, as each run's own loop reports them (model
+loading excluded), the two flavours alternating run by run so that a
+machine slowing down mid-run touches both. Writes OUT_DIR/flavours.json and a markdown table on stdout.
 """
 import argparse
 import datetime
@@ -45,7 +45,7 @@ def train_rate(flavour, save_dir, config, data, steps, log_every):
            "--set", f"data.train_src={data[0]}", "--set", f"data.train_tgt={data[1]}",
            "--set", f"data.valid_src={data[2]}", "--set", f"data.valid_tgt={data[3]}",
            "--set", f"train.max_steps={steps}", "--set", f"train.log_every={log_every}",
-           "--set", f"train.valid_every={steps}", "--threads", "2"]
+           "--set", f"train.valid_every={steps}", "--set", "train.valid_bleu=false", "--threads", "2"]
     run(cmd, save_dir + ".log")
     rates = []
     with open(os.path.join(save_dir, "metrics.jsonl")) as f:
@@ -58,9 +58,11 @@ def train_rate(flavour, save_dir, config, data, steps, log_every):
     return rates[1:]
 
 
-def translate_rate(flavour, checkpoint, src, beam):
-    cmd = [os.path.join(FLAVOURS[flavour], "aiayn-translate"), "--checkpoint", checkpoint,
-           "--input", src, "--output", "/dev/null"] + (["--greedy"] if beam == 1 else ["--beam", str(beam)])
+def translate_rate(flavour, checkpoint, src, beam, out_dir):
+    # A file of our own: aiayn-translate writes beside its output and renames.
+    hyp = os.path.join(out_dir, f"hyp-{flavour}-beam{beam}.txt")
+    cmd = [os.path.join(FLAVOURS[flavour], "aiayn-translate"), "--checkpoint", checkpoint, "--threads", "2",
+           "--input", src, "--output", hyp] + (["--greedy"] if beam == 1 else ["--beam", str(beam)])
     err = run(cmd).stderr
     m = re.search(r"translated (\d+) sentences \((\d+) tokens\) in ([0-9.e+-]+) s", err)
     if not m:
@@ -85,6 +87,9 @@ def main():
         if not os.access(os.path.join(bin_dir, "aiayn-train"), os.X_OK):
             sys.exit(f"flavours.py: {bin_dir}/aiayn-train missing: bash scripts/build.sh"
                      + (" --torch pip" if flavour == "pip" else ""))
+    for name in ("train.de", "train.en", "val.de", "val.en"):
+        if not os.path.exists(os.path.join(args.m30k, name)):
+            sys.exit(f"flavours.py: {os.path.join(args.m30k, name)} missing (--m30k names Multi30k's folder)")
     os.makedirs(args.out, exist_ok=True)
     out = os.path.abspath(args.out)
     data_dir = os.path.join(out, "dates")
@@ -125,7 +130,7 @@ def main():
         for i in range(args.repeat):
             for flavour in FLAVOURS:
                 print(f"{name}: {flavour} run {i + 1}", file=sys.stderr)
-                jobs[name][flavour].append(translate_rate(flavour, checkpoint, os.path.join(data_dir, "test.src"), beam))
+                jobs[name][flavour].append(translate_rate(flavour, checkpoint, os.path.join(data_dir, "test.src"), beam, out))
     results["jobs"] = jobs
     with open(os.path.join(out, "flavours.json"), "w") as f:
         json.dump(results, f, indent=1)

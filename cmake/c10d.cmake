@@ -19,13 +19,13 @@ if(GLOO_INCLUDE_DIR AND C10D_GLOO_HEADER)
   # The result is cached with what it was probed with, and probed again
   # when any of that changes (another LibTorch, other headers, a new probe).
   file(MD5 ${CMAKE_CURRENT_LIST_DIR}/probes/gloo_allreduce.cpp probe_hash)
-  set(probe_inputs "${TORCH_LIBRARY};${GLOO_INCLUDE_DIR};${CMAKE_CXX_STANDARD};${probe_hash}")
+  set(probe_inputs "${TORCH_LIBRARY};${AIAYN_TORCH_VERSION};${GLOO_INCLUDE_DIR};${CMAKE_CXX_STANDARD};${probe_hash}")
   if(NOT "${probe_inputs}" STREQUAL "${AIAYN_GLOO_PROBE_INPUTS}")
     unset(AIAYN_GLOO_PROBE CACHE)
     unset(AIAYN_GLOO_PROBE_WHY CACHE)
   endif()
   if(NOT DEFINED AIAYN_GLOO_PROBE)
-    message(STATUS "Probing c10d/Gloo with the Gloo headers at ${GLOO_INCLUDE_DIR} (a minute)")
+    message(STATUS "Probing c10d/Gloo with the Gloo headers at ${GLOO_INCLUDE_DIR}")
     try_run(gloo_run gloo_compiled ${CMAKE_BINARY_DIR}/probes/gloo
             ${CMAKE_CURRENT_LIST_DIR}/probes/gloo_allreduce.cpp
             CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${TORCH_INCLUDE_DIRS};${GLOO_INCLUDE_DIR}"
@@ -72,7 +72,9 @@ endif()
 # NCCL that LibTorch loads (pip's nvidia-nccl ships include/ beside lib/),
 # or from the CUDA toolkit; then a probe asks the loaded library its version
 # and anything but an exact match stops configure. The executables check the
-# same at start (src/common/build_info.cpp).
+# same at start (src/common/build_info.cpp). A LibTorch that links NCCL
+# statically leaves nothing to compare with: the backend is then off unless
+# -DNCCL_INCLUDE_DIR names a header, which is then the user's word.
 option(AIAYN_NCCL "Build c10d's NCCL backend where LibTorch has it" ON)
 find_path(C10D_NCCL_HEADER torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp
           PATHS ${TORCH_INCLUDE_DIRS} NO_DEFAULT_PATH)
@@ -128,8 +130,12 @@ if(AIAYN_NCCL AND AIAYN_TORCH_CUDA AND AIAYN_GLOO_PROBE AND C10D_NCCL_HEADER)
       aiayn_configure_error("NCCL header mismatch: ${nccl_include}/nccl.h is NCCL ${AIAYN_NCCL_HEADER_VERSION} but LibTorch loads NCCL ${nccl_loaded_version} (${nccl_library}): pass -DNCCL_INCLUDE_DIR=<include of NCCL ${nccl_loaded_version}> (pip's nvidia-nccl package ships one) or -DAIAYN_NCCL=OFF")
     endif()
     set(source "the NCCL LibTorch loads")
+  elseif(user_header)
+    set(source "yours, unchecked: LibTorch links NCCL statically, so nothing can be compared")
   else()
-    set(source "not checked at configure: LibTorch links NCCL statically; the executables check at start")
+    message(STATUS "c10d/NCCL: off: LibTorch links NCCL statically, so no nccl.h can be checked against it; pass -DNCCL_INCLUDE_DIR=<include of the NCCL it was built with> to build it anyway")
+    set(AIAYN_NCCL_HEADER_VERSION "")
+    return()
   endif()
   list(APPEND AIAYN_C10D_DEFINITIONS AIAYN_WITH_NCCL USE_C10D_NCCL)
   list(APPEND AIAYN_C10D_INCLUDE_DIRS ${nccl_include})

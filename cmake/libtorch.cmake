@@ -86,12 +86,22 @@ foreach(header torch/version.h torch/headeronly/version.h)
 endforeach()
 string(REGEX REPLACE "\\.$" "" AIAYN_TORCH_VERSION "${AIAYN_TORCH_VERSION}")
 
+# Results cached by the checks below belong to one LibTorch: another one,
+# or another version in the same folder, checks again.
+set(torch_identity "${TORCH_LIBRARY};${AIAYN_TORCH_VERSION}")
+if(NOT "${torch_identity}" STREQUAL "${AIAYN_TORCH_IDENTITY}")
+  unset(AIAYN_INT8 CACHE)
+  unset(AIAYN_GLOO_PROBE CACHE)
+  unset(AIAYN_GLOO_PROBE_WHY CACHE)
+  set(AIAYN_TORCH_IDENTITY "${torch_identity}" CACHE INTERNAL "the LibTorch the cached checks ran with")
+endif()
+
 # libstdc++ ABI. LibTorch's config passes its ABI to every dependent target;
 # with the old one (wheels before 2.7, "pre-cxx11" archives) Debian's
 # spdlog/fmt and the SentencePiece bridge, all built with the new ABI, do not
 # link, and the errors name std::string symbols, not the cause.
 if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
-  aiayn_configure_error("LibTorch ${AIAYN_TORCH_VERSION} at ${AIAYN_TORCH_PREFIX} uses the old libstdc++ ABI (_GLIBCXX_USE_CXX11_ABI=0), which Debian's libraries cannot link with: use torch >= 2.7 from pip, or the cxx11-ABI LibTorch archive")
+  aiayn_configure_error("LibTorch ${AIAYN_TORCH_VERSION} (${TORCH_LIBRARY}) uses the old libstdc++ ABI (_GLIBCXX_USE_CXX11_ABI=0), which Debian's libraries cannot link with: use torch >= 2.7 from pip, or the cxx11-ABI LibTorch archive")
 endif()
 
 # ...and a config that still found another LibTorch's library says so.
@@ -165,7 +175,7 @@ if(torch_standard AND torch_standard GREATER 17)
 endif()
 set(CMAKE_CXX_STANDARD_REQUIRED ON)
 set(CMAKE_CXX_EXTENSIONS OFF)
-message(STATUS "LibTorch ${AIAYN_TORCH_VERSION} at ${AIAYN_TORCH_PREFIX}: C++${CMAKE_CXX_STANDARD}, CUDA ${AIAYN_TORCH_CUDA}")
+message(STATUS "LibTorch ${AIAYN_TORCH_VERSION} (${TORCH_LIBRARY}): C++${CMAKE_CXX_STANDARD}, CUDA ${AIAYN_TORCH_CUDA}")
 
 set(probe_flags "-std=c++${CMAKE_CXX_STANDARD}")
 foreach(flag ${TORCH_CXX_FLAGS})

@@ -18,7 +18,7 @@ c10::IValue call_op(const c10::OperatorHandle& op, std::vector<c10::IValue> stac
   return stack.at(0);
 }
 
-const c10::OperatorHandle& prepack_op() {
+[[maybe_unused]] const c10::OperatorHandle& prepack_op() {
   static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
   return op;
 }
@@ -61,7 +61,7 @@ std::string int8_missing_ops(const std::vector<std::string>& ops) {
 std::string int8_unavailable_reason() {
 #if !AIAYN_INT8
   return std::string("this LibTorch (") + TORCH_VERSION +
-         ") has no quantize_per_channel (configure found none; the legacy quantized ops were removed): "
+         ") was built without int8: configure could not compile quantize_per_channel, one of the legacy quantized ops: "
          "decode in fp32, or build against a LibTorch that has them";
 #else
   const auto missing = int8_missing_ops({"quantized::linear_prepack", "quantized::linear_dynamic"});

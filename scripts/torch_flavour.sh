@@ -7,7 +7,8 @@ flavour=debian
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --torch) flavour=${2:-}; shift 2 ;;
+    --torch) [ $# -ge 2 ] || { echo "$(basename "$0"): --torch needs debian or pip" >&2; exit 2; }
+             flavour=$2; shift 2 ;;
     --torch=*) flavour=${1#--torch=}; shift ;;
     *) args+=("$1"); shift ;;
   esac

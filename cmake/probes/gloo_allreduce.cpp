@@ -51,7 +51,8 @@ int main() {
   for (auto& t : ranks) t.join();
   for (int rank = 0; rank < kWorld; ++rank) {
     if (!errors[rank].empty()) {
-      std::printf("rank %d: %s\n", rank, errors[rank].substr(0, 200).c_str());
+      std::string first = errors[rank].substr(0, errors[rank].find('\n'));  // one line for configure's
+      std::printf("rank %d: %s\n", rank, first.substr(0, 200).c_str());
       return 1;
     }
     if (sums[rank] != 3.0 * 4096 || firsts[rank] != 7.0) {
