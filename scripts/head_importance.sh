@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.."
 [ $# -ge 4 ] || { echo "usage: scripts/head_importance.sh CHECKPOINT VALID_SRC VALID_REF OUT_DIR [MAX_SENTENCES]" >&2; exit 2; }
 checkpoint=$1 src=$2 ref=$3 out=$4 max=${5:-200}
 for f in "$src" "$ref"; do [ -f "$f" ] || { echo "head_importance.sh: $f: no such file" >&2; exit 2; }; done
-[ -x build/bin/aiayn-translate ] || bash scripts/build.sh
+# AIAYN_BIN: the executables to use (the tests pass their own build's).
+bin=${AIAYN_BIN:-build/bin}
+[ -n "${AIAYN_BIN:-}" ] || [ -x "$bin/aiayn-translate" ] || bash scripts/build.sh
 mkdir -p "$out"
 # Layers and heads from the checkpoint's config.json (a save directory: its last).
 dir=$checkpoint
@@ -23,7 +25,7 @@ dir=$checkpoint
 [ -f "$dir/config.json" ] || { echo "head_importance.sh: $checkpoint: no config.json (give a checkpoint or save directory)" >&2; exit 2; }
 read -r enc dec heads <<< "$(/usr/bin/python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))["model"]; print(m["encoder_layers"], m["decoder_layers"], m["heads"])' "$dir/config.json")"
 bleu_of() {  # translate with extra arguments, print the cased BLEU
-  build/bin/aiayn-translate --checkpoint "$checkpoint" --greedy --input "$src" --reference "$ref" \
+  "$bin/aiayn-translate" --checkpoint "$checkpoint" --greedy --input "$src" --reference "$ref" \
     --output /dev/null "$@" 2>&1 | sed -n 's/^BLEU = \([0-9.]*\).*/\1/p'
 }
 table="$out/bleu.tsv"
@@ -40,5 +42,5 @@ for kind in enc dec cross; do
 done
 mv "$table.tmp" "$table"
 head -n "$max" "$src" > "$out/dump-source.txt"
-build/bin/aiayn-attention --checkpoint "$checkpoint" --source "$out/dump-source.txt" --output "$out/attention.jsonl"
+"$bin/aiayn-attention" --checkpoint "$checkpoint" --source "$out/dump-source.txt" --output "$out/attention.jsonl"
 /usr/bin/python3 tools/head_importance.py "$table" "$out/attention.jsonl" "$out"

@@ -367,7 +367,8 @@ TEST_CASE("head_importance.sh measures every head masked alone and draws its sta
   test::write_file(t.ws.file("hi.src"), "red cat sun\nblue dog moon\ngreen tree\nsea sky hill\n");
   test::write_file(t.ws.file("hi.ref"), "sun cat red\nmoon dog blue\ntree green\nhill sky sea\n");
   const auto out = t.ws.file("heads");
-  auto r = test::run("bash " + std::string(AIAYN_SOURCE_DIR) + "/scripts/head_importance.sh " + t.save + " " +
+  auto r = test::run("AIAYN_BIN=" + std::string(AIAYN_BIN_DIR) + " bash " + std::string(AIAYN_SOURCE_DIR) +
+                     "/scripts/head_importance.sh " + t.save + " " +
                      t.ws.file("hi.src") + " " + t.ws.file("hi.ref") + " " + out + " 3");
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);

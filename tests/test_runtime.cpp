@@ -3,9 +3,11 @@
 #include <catch2/catch.hpp>
 #include <ATen/Version.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "src/common/blas_kernel.h"
 #include "src/common/build_info.h"
@@ -163,6 +165,41 @@ TEST_CASE("an output file appears whole on commit, and never otherwise", "[runti
   // A directory that does not exist is the user's path (bad input); a full
   // disk is the system's (IOError: the tmpfs cases in test_translate.cpp).
   CHECK_THROWS_AS(OutputFile(dir.file("no/such/dir/out.txt")), InputError);
+}
+
+TEST_CASE("an output that is a device or a pipe is written in place, never replaced", "[runtime][output]") {
+  // As root, renaming a temporary over /dev/null made it a regular file for
+  // the whole machine (head_importance.sh's --output /dev/null did).
+  struct stat before {};
+  REQUIRE(::stat("/dev/null", &before) == 0);
+  REQUIRE(S_ISCHR(before.st_mode));
+  {
+    OutputFile out("/dev/null");
+    out.stream() << "discarded\n";
+    out.commit();
+  }
+  { OutputFile abandoned("/dev/null"); }  // not committed: nothing may be removed
+  struct stat after {};
+  REQUIRE(::stat("/dev/null", &after) == 0);
+  CHECK(S_ISCHR(after.st_mode));
+  CHECK(after.st_rdev == before.st_rdev);
+  // A pipe: the reader gets every line, and the pipe stays a pipe.
+  test::TempDir dir;
+  const auto fifo = dir.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::string got;
+  std::thread reader([&] { got = test::read_file(fifo); });
+  {
+    OutputFile out(fifo);
+    out.stream() << "one\ntwo\n";
+    out.commit();
+  }
+  reader.join();
+  CHECK(got == "one\ntwo\n");
+  struct stat pipe_stat {};
+  REQUIRE(::stat(fifo.c_str(), &pipe_stat) == 0);
+  CHECK(S_ISFIFO(pipe_stat.st_mode));
+  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);
 }
 
 TEST_CASE("the build refuses an include against the layering", "[layering]") {

@@ -67,6 +67,20 @@ void release_slot(int slot) {
   if (slot >= 0) g_slot_used[slot].store(false);
 }
 
+// A device or a pipe (/dev/null, /dev/stdout, a FIFO) is written in place:
+// renaming a temporary over it would replace the device node with a file
+// (as root, /dev/null itself, which happened).
+bool is_special(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+int open_in_place(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw_path_error(path, "cannot write", errno);
+  return fd;
+}
+
 int open_temporary(const std::string& path, const std::string& tmp) {
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_path_error(path, "cannot write (creating " + tmp + ")", errno);
@@ -123,16 +137,17 @@ int OutputFile::Buffer::overflow(int c) {
 
 OutputFile::OutputFile(std::string path)
     : path_(std::move(path)),
-      tmp_(path_ + ".tmp-" + std::to_string(::getpid())),
-      fd_(open_temporary(path_, tmp_)),
-      slot_(take_slot(tmp_)),
+      in_place_(is_special(path_)),
+      tmp_(in_place_ ? path_ : path_ + ".tmp-" + std::to_string(::getpid())),
+      fd_(in_place_ ? open_in_place(path_) : open_temporary(path_, tmp_)),
+      slot_(in_place_ ? -1 : take_slot(tmp_)),
       buffer_(fd_),
       stream_(&buffer_) {}
 
 OutputFile::~OutputFile() {
   if (!committed_) {
     if (fd_ >= 0) ::close(fd_);
-    ::unlink(tmp_.c_str());
+    if (!in_place_) ::unlink(tmp_.c_str());
   }
   release_slot(slot_);
 }
@@ -151,7 +166,7 @@ void OutputFile::commit() {
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) throw io_error(path_, "cannot write (close)");
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) throw io_error(path_, "cannot replace");
+  if (!in_place_ && std::rename(tmp_.c_str(), path_.c_str()) != 0) throw io_error(path_, "cannot replace");
   committed_ = true;
 }
 

@@ -22,7 +22,9 @@ void refuse_output_over_input(const std::string& option, const std::string& outp
 class OutputFile {
  public:
   // Creates `path`.tmp-PID (IOError when it cannot). The real file is only
-  // touched by commit().
+  // touched by commit(). A device or pipe (/dev/null, a FIFO) is opened and
+  // written in place instead: there is no file content to protect, and a
+  // rename would replace the device node.
   explicit OutputFile(std::string path);
   ~OutputFile();  // removes the temporary unless committed
   OutputFile(const OutputFile&) = delete;
@@ -53,7 +55,9 @@ class OutputFile {
     char data_[1 << 16];
   };
 
-  std::string path_, tmp_;
+  std::string path_;
+  bool in_place_;  // a device or pipe, written directly (never renamed over)
+  std::string tmp_;
   int fd_ = -1;
   int slot_ = -1;  // in the table of temporaries the signal handler removes
   Buffer buffer_;
