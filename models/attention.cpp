@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "models/attention_kernel.h"
+#include "models/fused_attention.h"
 
 namespace aiayn {
 
@@ -80,6 +81,32 @@ torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& dev
   return torch::ones({length, past + length}, opts).triu(past + 1);  // [T, past + T]
 }
 
+namespace {
+
+// Beams sharing their sentence's memory (q has `group` rows per row of k and
+// v): folded into the query axis, so that every path reads the memory once
+// instead of a copy per beam. Possible where the mask does not vary by query
+// row: undefined, or [B or 1, 1, 1, S] (padding).
+bool foldable(const torch::Tensor& k, const torch::Tensor& mask) {
+  return !mask.defined() ||
+         (mask.dim() == 4 && (mask.size(0) == k.size(0) || mask.size(0) == 1) && mask.size(2) == 1);
+}
+
+torch::Tensor fold_rows(const torch::Tensor& t, int64_t group) {  // [B*g, h, T, w] -> [B, h, g*T, w]
+  return t.view({t.size(0) / group, group, t.size(1), t.size(2), t.size(3)})  // [B, g, h, T, w]
+      .transpose(1, 2)                                                         // [B, h, g, T, w]
+      .reshape({t.size(0) / group, t.size(1), group * t.size(2), t.size(3)});  // [B, h, g*T, w]
+}
+
+torch::Tensor unfold_rows(const torch::Tensor& t, int64_t group) {  // [B, h, g*T, w] -> [B*g, h, T, w]
+  const int64_t rows = t.size(2) / group;
+  return t.view({t.size(0), t.size(1), group, rows, t.size(3)})  // [B, h, g, T, w]
+      .transpose(1, 2)                                            // [B, g, h, T, w]
+      .reshape({t.size(0) * group, t.size(1), rows, t.size(3)});  // [B*g, h, T, w]
+}
+
+}  // namespace
+
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& mask,
                                            double dropout, bool training,
@@ -87,13 +114,25 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
   if (attention_core_applies(q, k, v, dropout, training)) {
     return attention_core(q, k, v, mask, weights);  // [B, h, T, d_v]
   }
-  if (q.size(0) != k.size(0)) {  // beams sharing their sentence's memory: replicate it here
+  if (q.size(0) != k.size(0)) {  // beams sharing their sentence's memory
     const int64_t group = q.size(0) / k.size(0);
+    if (foldable(k, mask)) {
+      torch::Tensor folded_weights;
+      auto out = scaled_dot_product_attention(fold_rows(q, group), k, v, mask, dropout, training,
+                                              weights ? &folded_weights : nullptr);  // [B, h, g*T, d_v]
+      if (weights != nullptr) *weights = unfold_rows(folded_weights, group);     // [B*g, h, T, S]
+      return unfold_rows(out, group);                                              // [B*g, h, T, d_v]
+    }
     auto per_row = [&](const torch::Tensor& t) {
       return t.defined() && t.dim() == 4 && t.size(0) == k.size(0) ? t.repeat_interleave(group, 0) : t;
     };
     return scaled_dot_product_attention(q, per_row(k), per_row(v), per_row(mask), dropout, training,
                                         weights);  // [B, h, T, d_v]
+  }
+  // Fused where nobody asked for the weights (LibTorch 2.x: flash or
+  // memory-efficient kernels on CUDA); the explicit product below otherwise.
+  if (weights == nullptr && fused_attention_available()) {
+    return fused_attention(q, k, v, mask, training ? dropout : 0.0);  // [B, h, T, d_v]
   }
   // Scaling q rather than the scores touches T*d_k numbers instead of T*S.
   auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))),

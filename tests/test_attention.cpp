@@ -3,6 +3,7 @@
 
 #include "models/attention.h"
 #include "models/attention_kernel.h"
+#include "models/fused_attention.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -182,4 +183,58 @@ TEST_CASE("the fused kernel gives zero weights to a query with every key masked"
   CHECK(w[0][0][1].abs().sum().item<float>() == 0.0f);
   CHECK(out[0][0][1].abs().sum().item<float>() == 0.0f);
   CHECK(w[0][0][0].sum().item<float>() == Approx(1.0f));
+}
+
+TEST_CASE("LibTorch's fused attention agrees with the explicit path, forward and backward, under every mask", "[attention][fused]") {
+  if (!fused_attention_available()) {
+    WARN("LibTorch " << TORCH_VERSION << " has no fused scaled_dot_product_attention: the explicit path runs");
+    return;
+  }
+  torch::manual_seed(1);
+  auto padding = torch::zeros({2, 6}, torch::kBool);
+  padding.index_put_({1, torch::indexing::Slice(3)}, true);  // second sequence: 3 real keys
+  const auto pad = key_mask(padding);                        // [2, 1, 1, 6]
+  const auto causal = causal_mask(6, 0, torch::kCPU);       // [6, 6]
+  for (const auto& [name, mask] : std::vector<std::pair<std::string, torch::Tensor>>{
+           {"none", torch::Tensor()}, {"padding", pad}, {"causal", causal}, {"both", pad.logical_or(causal)}}) {
+    INFO("mask " << name);
+    auto make = [](std::vector<int64_t> shape) { return torch::randn(shape, torch::kDouble).requires_grad_(); };
+    auto q = make({2, 3, 6, 8}), k = make({2, 3, 6, 8}), v = make({2, 3, 6, 5});  // [B, h, T|S, d]
+    auto upstream = torch::randn({2, 3, 6, 5}, torch::kDouble);                     // d loss / d out
+    torch::Tensor weights;  // asking for the weights takes the explicit path
+    auto explicit_out = scaled_dot_product_attention(q, k, v, mask, 0.0, false, &weights);
+    auto grads = torch::autograd::grad({(explicit_out * upstream).sum()}, {q, k, v});
+    auto fused_out = scaled_dot_product_attention(q, k, v, mask, 0.0, false);  // no weights: fused
+    auto fused_grads = torch::autograd::grad({(fused_out * upstream).sum()}, {q, k, v});
+    CHECK(max_abs_diff(fused_out, explicit_out) < 1e-10);
+    CHECK(max_abs_diff(fused_out, fused_attention(q, k, v, mask, 0.0)) == 0.0);
+    for (size_t i = 0; i < 3; ++i) CHECK(max_abs_diff(fused_grads[i], grads[i]) < 1e-10);
+  }
+}
+
+TEST_CASE("beams folded into the query axis equal attending to a copy of the memory per beam", "[attention][fused]") {
+  // Off our CPU kernel (double precision), the generic paths fold the beams.
+  torch::manual_seed(2);
+  const int64_t sentences = 2, beams = 4;
+  auto q = torch::randn({sentences * beams, 3, 1, 8}, torch::kDouble);  // [B*beam, h, 1, d_k]
+  auto k = torch::randn({sentences, 3, 7, 8}, torch::kDouble);          // [B, h, S, d_k]
+  auto v = torch::randn({sentences, 3, 7, 5}, torch::kDouble);          // [B, h, S, d_v]
+  auto padding = torch::zeros({sentences, 7}, torch::kBool);
+  padding.index_put_({0, torch::indexing::Slice(5)}, true);
+  const auto mask = key_mask(padding);  // [B, 1, 1, S]
+  auto copies = [&](const torch::Tensor& t) { return t.repeat_interleave(beams, 0); };  // [B*beam, ...]
+  torch::Tensor weights, copied_weights;
+  auto folded = scaled_dot_product_attention(q, k, v, mask, 0.0, false, &weights);
+  auto copied = scaled_dot_product_attention(q, copies(k), copies(v), copies(mask), 0.0, false, &copied_weights);
+  REQUIRE(folded.sizes() == torch::IntArrayRef({sentences * beams, 3, 1, 5}));
+  REQUIRE(weights.sizes() == torch::IntArrayRef({sentences * beams, 3, 1, 7}));
+  CHECK(max_abs_diff(folded, copied) < 1e-12);
+  CHECK(max_abs_diff(weights, copied_weights) < 1e-12);
+  // Without weights (the fused path on 2.x), the same.
+  CHECK(max_abs_diff(scaled_dot_product_attention(q, k, v, mask, 0.0, false), copied) < 1e-10);
+  // A mask that differs by beam cannot be folded: each beam's copy is used.
+  auto per_beam = torch::rand({sentences * beams, 1, 1, 7}).lt(0.3);
+  per_beam.index_put_({torch::indexing::Slice(), 0, 0, 0}, false);  // every beam sees a key
+  CHECK(max_abs_diff(scaled_dot_product_attention(q, k, v, per_beam, 0.0, false),
+                     scaled_dot_product_attention(q, copies(k), copies(v), per_beam, 0.0, false)) < 1e-10);
 }
