@@ -96,8 +96,9 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
   TeeBuf tee(file ? file->stream().rdbuf() : std::cout.rdbuf(), job.html.empty() ? nullptr : copy.rdbuf());
   std::ostream out(&tee);
 
-  log << describe_build(build_info()) << "\n";
-  log << "BLAS: " << describe_blas() << "; threads: " << describe_threads() << "\n";
+  const auto build = build_info();  // reads the BLAS line once, for both lines
+  log << describe_build(build) << "\n";
+  log << "BLAS: " << build.blas << "; threads: " << describe_threads() << "\n";
   int64_t written = 0;
   for (;;) {
     std::vector<std::string> sources, tgts;

@@ -1,5 +1,7 @@
 #include "src/common/blas_kernel.h"
 
+#include "src/common/build_info.h"
+
 #include <dlfcn.h>
 #include <strings.h>
 #include <ATen/Version.h>
@@ -72,12 +74,8 @@ std::string non_openblas_description(const std::string& show_config) {
     const auto end = show_config.find_first_of(" -\n", begin);
     return "MKL " + show_config.substr(begin, end - begin) + " (linked into LibTorch; no kernel to choose)";
   }
-  const std::string key = "BLAS_INFO=";
-  if (const auto at = show_config.find(key); at != std::string::npos) {
-    const auto begin = at + key.size();
-    return "LibTorch's own BLAS (BLAS_INFO=" + show_config.substr(begin, show_config.find_first_of(",\n", begin) - begin) + ")";
-  }
-  return "LibTorch's own BLAS (not OpenBLAS)";
+  const std::string info = build_setting(show_config, "BLAS_INFO");
+  return info.empty() ? "LibTorch's own BLAS (not OpenBLAS)" : "LibTorch's own BLAS (BLAS_INFO=" + info + ")";
 }
 
 std::string CpuFeatures::describe() const {

@@ -198,8 +198,9 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
 
   const bool packed = job.packed_weights && !job.int8 && job.device.is_cpu() && PackedLinear::available();
-  log << describe_build(build_info()) << "\n";
-  log << "BLAS: " << describe_blas() << "; threads: " << describe_threads()
+  const auto build = build_info();  // reads the BLAS line once, for both lines
+  log << describe_build(build) << "\n";
+  log << "BLAS: " << build.blas << "; threads: " << describe_threads()
       << (packed ? "; linear layers: weights packed for " + packed_kernel_name() : std::string()) << "\n";
   TranslateReport report;
   std::vector<std::string> hypotheses;
