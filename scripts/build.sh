@@ -10,7 +10,7 @@ source scripts/torch_flavour.sh
 bash scripts/setup.sh --torch "$flavour"
 configure=(-DCMAKE_BUILD_TYPE=Release)
 if [ "$flavour" = pip ]; then
-  prefix=$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
+  prefix=$("$torch_python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
   configure+=("-DCMAKE_PREFIX_PATH=$prefix")
 fi
 if ! cmake -S . -B "$build_dir" "${configure[@]}" ${args[@]+"${args[@]}"} > "$build_dir.configure.log" 2>&1; then

@@ -25,6 +25,9 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} Debian packages present"
+elif [ -n "${AIAYN_OFFLINE:-}" ]; then
+  # No network (a lent GPU machine): say what is missing, install nothing.
+  echo "setup: AIAYN_OFFLINE: not installing the missing Debian packages ${missing[*]}" >&2
 else
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -35,6 +38,12 @@ else
   echo "setup: done"
 fi
 [ "$flavour" = pip ] || exit 0
+if [ -n "${AIAYN_TORCH_PYTHON:-}" ]; then
+  "$AIAYN_TORCH_PYTHON" -c 'import torch' 2>/dev/null \
+    || { echo "setup: AIAYN_TORCH_PYTHON=$AIAYN_TORCH_PYTHON cannot import torch" >&2; exit 2; }
+  echo "setup: torch $("$AIAYN_TORCH_PYTHON" -c 'import torch; print(torch.__version__)') from $AIAYN_TORCH_PYTHON"
+  exit 0
+fi
 
 # The index's torch wheels are CUDA builds: each needs a CUDA toolkit of
 # its CUDA at configure time (cmake/libtorch.cmake). What is known of them:

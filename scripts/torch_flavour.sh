@@ -19,3 +19,8 @@ case "$flavour" in
   *) echo "$(basename "$0"): --torch must be debian or pip, got \"$flavour\"" >&2; exit 2 ;;
 esac
 venv=${AIAYN_TORCH_VENV:-.venv-torch}
+# AIAYN_TORCH_PYTHON: build against the torch of this interpreter instead of
+# .venv-torch's (a GPU machine's own PyTorch, scripts/gpu_check.sh);
+# AIAYN_BUILD_DIR: another build directory for it.
+torch_python=${AIAYN_TORCH_PYTHON:-$venv/bin/python}
+build_dir=${AIAYN_BUILD_DIR:-$build_dir}

@@ -741,3 +741,62 @@ TEST_CASE("word alignments from attention: pieces merged into words, argmax per 
   CHECK_THROWS_WITH(check_gold_alignment(parse_gold_alignment("0-5", "gold:2"), 3, 2),
                     Catch::Contains("gold:2: link 0-5"));
 }
+
+// The switch scripts/gpu_check.sh turns: with AIAYN_TEST_DEVICE=cuda the
+// model, its gradients, search and attention capture run on the GPU and
+// must agree with the CPU. Unset, both sides are the CPU and the paths are
+// still exercised (a device mix-up in them would throw).
+TEST_CASE("on AIAYN_TEST_DEVICE the model, its gradients, search and attention agree with the CPU",
+          "[device][search]") {
+  const auto device = test::test_device();
+  const double tol = test::device_tolerance();
+  auto cpu = random_model(4), other = random_model(4);
+  other->to(device);
+  auto src = random_sources(6, 4);                   // [6, 9]
+  auto tgt = random_sources(6, 5).narrow(1, 0, 7);   // [6, 7]: as decoder input
+  SECTION("forward and backward, training mode off and on") {
+    for (bool training : {false, true}) {
+      cpu->train(training);
+      other->train(training);
+      // Dropout draws differ across devices: compare without it.
+      torch::manual_seed(1);
+      auto a = cpu->forward(src, tgt);  // [6, 7, V]
+      auto b = other->forward(src.to(device), tgt.to(device));
+      if (training && cpu->config().p_drop > 0) continue;
+      CHECK((a - b.cpu()).abs().max().item<double>() < tol);
+      a.square().sum().backward();
+      b.square().sum().backward();
+      auto pa = cpu->named_parameters(), pb = other->named_parameters();
+      for (const auto& item : pa) {
+        INFO(item.key());
+        const auto& ga = item.value().grad();
+        const auto gb = pb[item.key()].grad().cpu();
+        CHECK((ga - gb).abs().max().item<double>() < tol * std::max(1.0, ga.abs().max().item<double>()));
+      }
+    }
+  }
+  SECTION("cached beam search and greedy search") {
+    for (int64_t beam : {1, 4}) {
+      SearchOptions o;
+      o.max_len_b = 12;
+      o.beam = beam;
+      auto a = search(*cpu, src, o);
+      auto b = search(*other, src.to(device), o);
+      REQUIRE(a.size() == b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        INFO("beam " << beam << ", sentence " << i);
+        CHECK(a[i][0].tokens == b[i][0].tokens);
+        CHECK(a[i][0].score == Approx(b[i][0].score).margin(1e-3));
+      }
+    }
+  }
+  SECTION("attention capture") {
+    const std::vector<int64_t> source = {5, 6, 7, 8}, target = {9, 10, 11};
+    auto a = capture_attention(*cpu, source, target), b = capture_attention(*other, source, target);
+    REQUIRE(a.cross.size() == b.cross.size());
+    for (size_t l = 0; l < a.cross.size(); ++l) {
+      CHECK((a.cross[l] - b.cross[l].cpu()).abs().max().item<double>() < tol);
+      CHECK((a.decoder[l] - b.decoder[l].cpu()).abs().max().item<double>() < tol);
+    }
+  }
+}

@@ -14,6 +14,11 @@
 #include <set>
 #include <thread>
 
+#include <ATen/record_function.h>
+
+#include <atomic>
+#include <mutex>
+
 #include "src/common/app.h"
 #include "src/common/blas_kernel.h"
 #include "src/common/build_info.h"
@@ -195,7 +200,7 @@ TEST_CASE("non-finite losses skip updates, and K in a row stop with the step", "
       auto it = std::find(steps.begin(), steps.end(), step);
       if (it == steps.end()) return;
       steps.erase(it);
-      tally.loss = std::nan("");
+      tally.sums[0].fill_(std::nan(""));  // the loss, on the device
     };
   };
   auto options = [&](const std::string& name) {
@@ -807,4 +812,151 @@ TEST_CASE("aiayn-train --record-batches lists each update's corpus lines, every 
   // Without the flag, no file.
   REQUIRE(test::run(ws.command(ws.file("plain"), "--set train.max_steps=2")).exit_code == 0);
   CHECK_FALSE(fs::exists(ws.file("plain/batches.jsonl")));
+}
+
+namespace {
+
+// A counting test double of the host's reads from the device, seen through
+// LibTorch's op observer: .item() (aten::_local_scalar_dense) and .to() a
+// CPU device. On a GPU each waits for the device to finish its queue.
+class ReadBackCounter {
+ public:
+  ReadBackCounter() {
+    handle_ = at::addGlobalCallback(
+        at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+          const std::string name = fn.name();
+          bool read = name == "aten::_local_scalar_dense";
+          if (name == "aten::to") {
+            for (const auto& v : fn.inputs()) read = read || (v.isDevice() && v.toDevice().is_cpu());
+          }
+          if (read) {
+            std::lock_guard<std::mutex> lock(mutex());
+            std::string shapes;
+            for (const auto& v : fn.inputs()) {
+              if (v.isTensor()) shapes += " " + std::to_string(v.toTensor().dim()) + "-d";
+            }
+            names().push_back(name + shapes);
+          }
+          return nullptr;
+        }).needsInputs(true));
+  }
+  ~ReadBackCounter() { at::removeCallback(handle_); }
+  int64_t reads() const {
+    std::lock_guard<std::mutex> lock(mutex());
+    return static_cast<int64_t>(names().size());
+  }
+  // The reads from `first` on, for the failure message.
+  std::string listed(int64_t first, int64_t end) const {
+    std::lock_guard<std::mutex> lock(mutex());
+    std::string out;
+    for (int64_t i = first; i < end && i < static_cast<int64_t>(names().size()); ++i) out += names()[i] + "; ";
+    return out;
+  }
+
+ private:
+  static std::mutex& mutex() { static std::mutex m; return m; }
+  static std::vector<std::string>& names() { static std::vector<std::string> n; return n; }
+  at::CallbackHandle handle_;
+};
+
+}  // namespace
+
+TEST_CASE("a training step reads one flag from the device and the sums once per log interval",
+          "[train][stalls]") {
+  Workspace ws;
+  RunOptions o;
+  o.save_dir = ws.file("run");
+  o.threads = 2;
+  o.config_path = Workspace::config();
+  std::vector<int64_t> reads_at;  // the count when each update's batches are done
+  ReadBackCounter counter;
+  o.before_update = [&](int64_t, Tally&) { reads_at.push_back(counter.reads()); };
+  const auto config = load_experiment_config(
+      Workspace::config(), ws.overrides({"train.max_steps=9", "train.log_every=3", "train.valid_every=1000",
+                                         "train.save_every=1000"}));
+  const auto result = train(config, o);
+  REQUIRE(result.steps == 9);
+  REQUIRE(reads_at.size() == 9);
+  // From one update's end to the next's: its flag, and at a log step (3,
+  // 6) the interval's sums and gradient norm. The forward and backward
+  // passes read nothing.
+  for (size_t k = 1; k < reads_at.size(); ++k) {
+    INFO("between updates " << k << " and " << k + 1 << ": " << counter.listed(reads_at[k - 1], reads_at[k]));
+    CHECK(reads_at[k] - reads_at[k - 1] == (k % 3 == 0 ? 3 : 1));
+  }
+}
+
+TEST_CASE("train.precision: bf16 trains under autocast and fp16 keeps its loss scale across a resume "
+          "and what cannot run is refused", "[train][precision][bad-input]") {
+  Workspace ws;
+  const auto bf16 = test::run(ws.command(ws.file("bf16"), "--set train.precision=bf16 --set train.max_steps=6"));
+  INFO(bf16.err);
+  REQUIRE(bf16.exit_code == 0);
+  const auto log = test::read_file(ws.file("bf16/train.log"));
+  CHECK_THAT(log, Catch::Contains("precision: bf16 matrix products under autocast; weights, Adam and the loss fp32"));
+  const auto bf16_meta = read_checkpoint_meta(resolve_checkpoint(ws.file("bf16")));
+  CHECK(bf16_meta.state.step == 6);
+  CHECK(bf16_meta.state.loss_scale == 0);  // only fp16 scales the loss
+  // Master weights stay fp32.
+  Transformer model = load_model(resolve_checkpoint(ws.file("bf16")), torch::kCPU, false);
+  for (const auto& p : model->parameters()) CHECK(p.scalar_type() == torch::kFloat32);
+
+  const auto fp16 = test::run(ws.command(ws.file("fp16"), "--set train.precision=fp16 --set train.max_steps=4"));
+  if (TORCH_VERSION_MAJOR < 2) {
+    CHECK(fp16.exit_code == 2);
+    CHECK_THAT(fp16.err, Catch::Contains("train.precision: fp16 on the CPU needs LibTorch 2.x"));
+    CHECK(test::count_lines(fp16.err) == 1);
+    CHECK(!fs::exists(ws.file("fp16/last")));
+  } else {
+    INFO(fp16.err);
+    REQUIRE(fp16.exit_code == 0);
+    auto meta = read_checkpoint_meta(resolve_checkpoint(ws.file("fp16")));
+    CHECK(meta.state.loss_scale > 0);
+    // Resumed, the scale goes on from the checkpoint's count of good updates.
+    const auto good = meta.state.loss_scale_good_updates;
+    const auto skipped = meta.state.skipped_updates;
+    const auto resumed = test::run(ws.command(ws.file("fp16"), "--resume --set train.precision=fp16 --set train.max_steps=6"));
+    REQUIRE(resumed.exit_code == 0);
+    meta = read_checkpoint_meta(resolve_checkpoint(ws.file("fp16")));
+    CHECK(meta.state.step == 6);
+    // Two more good updates, unless one overflowed (which restarts the count).
+    if (meta.state.skipped_updates == skipped) CHECK(meta.state.loss_scale_good_updates == good + 2);
+  }
+  const auto unknown = test::run(ws.command(ws.file("fp8"), "--set train.precision=fp8"));
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.err, Catch::Contains("train.precision"));
+  CHECK(test::count_lines(unknown.err) == 1);
+}
+
+// With AIAYN_TEST_DEVICE=cuda (scripts/gpu_check.sh) the same run on the
+// GPU; unset, a second CPU run, which must then match exactly.
+TEST_CASE("training on AIAYN_TEST_DEVICE follows training on the CPU", "[device][train]") {
+  Workspace ws;
+  auto losses_on = [&](const torch::Device& device, const std::string& name) {
+    RunOptions o;
+    o.save_dir = ws.file(name);
+    o.threads = 2;
+    o.config_path = Workspace::config();
+    o.device = device;
+    // No dropout: its draws differ between devices.
+    train(load_experiment_config(Workspace::config(),
+                                 ws.overrides({"train.max_steps=5", "model.p_drop=0", "train.valid_every=1000",
+                                               "train.save_every=1000"})),
+          o);
+    std::vector<double> losses;
+    std::ifstream in(ws.file(name + "/metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      const auto record = nlohmann::json::parse(line);
+      if (record["kind"] == "train") losses.push_back(record["loss"].get<double>());
+      if (record["kind"] == "valid") losses.push_back(record["loss"].get<double>());
+    }
+    return losses;
+  };
+  const auto cpu = losses_on(torch::kCPU, "cpu"), other = losses_on(test::test_device(), "other");
+  REQUIRE(cpu.size() == 6);  // five updates and the final validation
+  REQUIRE(other.size() == cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    INFO("record " << i);
+    CHECK(other[i] == Approx(cpu[i]).epsilon(test::test_device().is_cpu() ? 0.0 : 1e-3));
+  }
 }

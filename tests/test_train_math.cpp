@@ -99,7 +99,8 @@ namespace {
 // Runs our fused Adam and LibTorch's reference side by side for six steps
 // with a changing learning rate, and checks they agree to 1e-6.
 template <typename Reference, typename Options>
-void check_against(double weight_decay, Options options) {
+void check_against(double weight_decay, Options options,
+                   aiayn::AdamKernel kernel = aiayn::AdamKernel::automatic) {
   torch::manual_seed(11);
   // Odd sizes exercise the vector loops' tails; the 1-d one is a bias.
   std::vector<torch::Tensor> ours{torch::randn({37, 29}), torch::randn({41})};
@@ -111,7 +112,7 @@ void check_against(double weight_decay, Options options) {
     ours[i].requires_grad_(true);
     named.insert("p" + std::to_string(i), ours[i]);
   }
-  aiayn::Adam adam(named, 0.9, 0.98, 1e-9, weight_decay);
+  aiayn::Adam adam(named, 0.9, 0.98, 1e-9, weight_decay, kernel);
   Reference reference(theirs, options);
   for (int step = 1; step <= 6; ++step) {
     const double lr = 1e-3 * step;  // a schedule: the rate changes every step
@@ -142,6 +143,48 @@ TEST_CASE("fused Adam with weight decay follows torch::optim::AdamW step for ste
   // A large decay, so that a coupled (L2) decay or a missing one shows.
   check_against<torch::optim::AdamW>(
       0.5, torch::optim::AdamWOptions(1.0).betas({0.9, 0.98}).eps(1e-9).weight_decay(0.5));
+}
+
+// Off the CPU kernel (on a GPU) Adam runs LibTorch 2.x's fused AdamW, else
+// the composed ops; both are forced here on the CPU, where LibTorch 2.x has
+// the fused kernel too.
+TEST_CASE("Adam's other paths follow torch::optim::Adam and AdamW too", "[optimizer]") {
+  const auto adam = torch::optim::AdamOptions(1.0).betas({0.9, 0.98}).eps(1e-9);
+  const auto adamw = torch::optim::AdamWOptions(1.0).betas({0.9, 0.98}).eps(1e-9).weight_decay(0.5);
+  SECTION("composed") {
+    check_against<torch::optim::Adam>(0.0, adam, aiayn::AdamKernel::composed);
+    check_against<torch::optim::AdamW>(0.5, adamw, aiayn::AdamKernel::composed);
+  }
+  SECTION("LibTorch's fused AdamW") {
+    if (!aiayn::libtorch_fused_adam_available()) {
+      CHECK_THROWS_WITH(aiayn::Adam(torch::OrderedDict<std::string, torch::Tensor>(), 0.9, 0.98, 1e-9, 0.0, aiayn::AdamKernel::libtorch_fused),
+                        Catch::Contains("has no fused AdamW"));
+      WARN("LibTorch " TORCH_VERSION " has no fused AdamW: only its refusal is tested");
+      return;
+    }
+    check_against<torch::optim::Adam>(0.0, adam, aiayn::AdamKernel::libtorch_fused);
+    check_against<torch::optim::AdamW>(0.5, adamw, aiayn::AdamKernel::libtorch_fused);
+  }
+}
+
+TEST_CASE("the fp16 loss scale halves on overflow and doubles after 2000 good updates", "[train][precision]") {
+  aiayn::DynamicLossScale scale;
+  CHECK(scale.scale() == 65536.0);
+  scale.update(true);
+  CHECK(scale.scale() == 32768.0);
+  for (int i = 0; i < 1999; ++i) scale.update(false);
+  CHECK(scale.scale() == 32768.0);
+  CHECK(scale.good_updates() == 1999);
+  scale.update(false);
+  CHECK(scale.scale() == 65536.0);
+  CHECK(scale.good_updates() == 0);
+  // Never under 1, however often it overflows.
+  for (int i = 0; i < 40; ++i) scale.update(true);
+  CHECK(scale.scale() == 1.0);
+  // Resumed where a checkpoint left it.
+  aiayn::DynamicLossScale resumed(1024.0, 1999);
+  resumed.update(false);
+  CHECK(resumed.scale() == 2048.0);
 }
 
 TEST_CASE("the moving average of the weights follows its formula, warm-up included", "[ema]") {
@@ -299,7 +342,7 @@ TEST_CASE("the update step: non-finite losses skip, K in a row end training, gra
   // The test double of a diverging batch: a NaN loss. Skipped, gradients
   // zero, weights untouched.
   backward(2.0);
-  aiayn::Tally bad{nan, nan, 10, 10};
+  auto bad = aiayn::Tally::of(nan, nan, 10, 10);
   CHECK(update.apply(bad, 1) == aiayn::UpdateStep::Outcome::skipped_loss);
   CHECK(w.grad().abs().sum().item<double>() == 0.0);
   CHECK(weights_are_ones());
@@ -307,7 +350,7 @@ TEST_CASE("the update step: non-finite losses skip, K in a row end training, gra
   // A finite loss: applied, the gradients divided by the update's target
   // tokens first (8 / 4 = 2 per element, norm sqrt(12)).
   backward(8.0);
-  aiayn::Tally good{1.0, 1.0, 4, 4};
+  auto good = aiayn::Tally::of(1.0, 1.0, 4, 4);
   CHECK(update.apply(good, 2) == aiayn::UpdateStep::Outcome::applied);
   CHECK(update.grad_norm() == Approx(std::sqrt(12.0)));
   CHECK((w.detach() < 1.0).all().item<bool>());
@@ -317,13 +360,13 @@ TEST_CASE("the update step: non-finite losses skip, K in a row end training, gra
   // in a row ends training, naming the step.
   for (int64_t step : {3, 4}) {
     backward(1.0);
-    aiayn::Tally infinite{inf, inf, 4, 4};
+    auto infinite = aiayn::Tally::of(inf, inf, 4, 4);
     CHECK(update.apply(infinite, step) == aiayn::UpdateStep::Outcome::skipped_loss);
   }
   backward(1.0);
-  aiayn::Tally last{nan, nan, 4, 4};
+  auto last = aiayn::Tally::of(nan, nan, 4, 4);
   CHECK_THROWS_AS(update.apply(last, 5), aiayn::DivergenceError);
-  aiayn::Tally again{nan, nan, 4, 4};
+  auto again = aiayn::Tally::of(nan, nan, 4, 4);
   CHECK_THROWS_WITH(update.apply(again, 6),
                     Catch::StartsWith("training diverged: 4 non-finite losses in a row, the last at step 6"));
 
@@ -334,7 +377,37 @@ TEST_CASE("the update step: non-finite losses skip, K in a row end training, gra
   aiayn::Adam adam_v(named_v, 0.9, 0.98, 1e-9);
   aiayn::UpdateStep update_v({v}, adam_v, config, 4);
   (v * inf).sum().backward();
-  aiayn::Tally finite{1.0, 1.0, 2, 2};
+  auto finite = aiayn::Tally::of(1.0, 1.0, 2, 2);
   CHECK(update_v.apply(finite, 1) == aiayn::UpdateStep::Outcome::skipped_gradient);
   CHECK(torch::equal(v.detach(), torch::ones({2})));
+}
+
+TEST_CASE("under fp16 the update step unscales the gradients and halves the scale on overflow",
+          "[train][precision]") {
+  aiayn::TrainConfig config;
+  config.precision = aiayn::Precision::fp16;
+  config.lr_schedule = aiayn::LrSchedule::inverse_sqrt;
+  config.lr = 0.1;
+  config.warmup_steps = 1;
+  auto w = torch::ones({3}).requires_grad_();
+  torch::OrderedDict<std::string, torch::Tensor> named;
+  named.insert("w", w);
+  aiayn::Adam adam(named, 0.9, 0.98, 1e-9);
+  aiayn::UpdateStep update({w}, adam, config, 4);
+  REQUIRE(update.loss_multiplier() == 65536.0);
+  // The backward pass of the scaled loss: 8 per element, times the scale;
+  // divided by the scale and 4 target tokens: 2 per element again.
+  (w * (8.0 * update.loss_multiplier())).sum().backward();
+  auto good = aiayn::Tally::of(1.0, 1.0, 4, 4);
+  CHECK(update.apply(good, 1) == aiayn::UpdateStep::Outcome::applied);
+  CHECK(update.grad_norm() == Approx(std::sqrt(12.0)));
+  // An overflowing gradient: skipped, weights kept, the scale halved.
+  const auto before = w.detach().clone();
+  (w * std::numeric_limits<double>::infinity()).sum().backward();
+  auto overflowed = aiayn::Tally::of(1.0, 1.0, 4, 4);
+  CHECK(update.apply(overflowed, 2) == aiayn::UpdateStep::Outcome::skipped_gradient);
+  CHECK(torch::equal(w.detach(), before));
+  CHECK(update.loss_multiplier() == 32768.0);
+  REQUIRE(update.loss_scale().has_value());
+  CHECK(update.loss_scale()->good_updates() == 0);
 }

@@ -610,3 +610,49 @@ TEST_CASE("forced scoring of given targets agrees with the scores of search", "[
   REQUIRE(two.exit_code == 0);
   CHECK(two.out == scored.out);
 }
+
+TEST_CASE("translate --precision bf16: every line and close to fp32 and what cannot run is refused",
+          "[translate][precision][bad-input]") {
+  auto& t = trained();
+  std::string text;
+  const char* words[] = {"red", "cat", "sun", "blue", "dog", "sea", "sky", "hill", "moon"};
+  for (int i = 0; i < 24; ++i) {
+    for (int w = 0; w <= i % 5; ++w) text += std::string(w ? " " : "") + words[(i + 3 * w) % 9];
+    text += "\n";
+  }
+  test::write_file(t.ws.file("precision.txt"), text);
+  auto translate = [&](const std::string& extra) {
+    return test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("precision.txt") +
+                     " --beam 4 --batch-size 5 --threads 2 --workers 2 " + extra);
+  };
+  const auto fp32 = translate(""), bf16 = translate("--precision bf16");
+  INFO(bf16.err);
+  REQUIRE(bf16.exit_code == 0);
+  CHECK_THAT(bf16.err, Catch::Contains("precision: bf16 matrix products under autocast"));
+  CHECK_THAT(bf16.err, !Catch::Contains("weights packed"));  // packing is the fp32 path
+  const auto a = lines_of(fp32.out), b = lines_of(bf16.out);
+  REQUIRE(b.size() == 24);
+  REQUIRE(a.size() == 24);
+  // bf16 keeps 8 bits of mantissa: a near tie may go the other way, most lines do not.
+  int same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i] == b[i] ? 1 : 0;
+  CHECK(same >= 20);
+
+  const auto fp16 = translate("--precision fp16");
+  if (TORCH_VERSION_MAJOR < 2) {
+    CHECK(fp16.exit_code == 2);
+    CHECK_THAT(fp16.err, Catch::StartsWith("aiayn-translate: error: --precision: fp16 on the CPU needs LibTorch 2.x"));
+    CHECK(test::count_lines(fp16.err) == 1);
+  } else {
+    INFO(fp16.err);
+    CHECK(fp16.exit_code == 0);
+    CHECK(lines_of(fp16.out).size() == 24);
+  }
+  const auto unknown = translate("--precision fp8");
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.err, Catch::Contains("--precision: unknown precision \"fp8\" (use fp32, bf16 or fp16)"));
+  CHECK(test::count_lines(unknown.err) == 1);
+  const auto with_int8 = translate("--int8 --precision bf16");
+  CHECK(with_int8.exit_code == 2);
+  CHECK_THAT(with_int8.err, Catch::Contains("--precision: not with --int8"));
+}

@@ -37,6 +37,18 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The device of the device-comparison tests: AIAYN_TEST_DEVICE (cpu, cuda,
+// cuda:N; scripts/gpu_check.sh sets cuda), the CPU when unset. Those tests
+// run the same work on the CPU and here and compare.
+inline torch::Device test_device() {
+  const char* name = std::getenv("AIAYN_TEST_DEVICE");
+  return torch::Device(name != nullptr && *name != '\0' ? name : "cpu");
+}
+
+// Tolerance of those comparisons: float32 on another device sums in another
+// order (and cuBLAS may pick other kernels).
+inline double device_tolerance() { return test_device().is_cpu() ? 1e-6 : 2e-4; }
+
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;

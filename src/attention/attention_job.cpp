@@ -54,6 +54,8 @@ void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* o) 
 }
 
 void run_attention_job(const AttentionJob& job, std::ostream& log) {
+  c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
+  if (!job.device.is_cpu()) on_device.reset_device(job.device);
   const NamedPaths inputs = {{"--source", job.source}, {"--target", job.target},
                              {"--gold-alignment", job.gold_alignment}};
   if (!job.gold_alignment.empty() && job.target.empty()) {

@@ -84,7 +84,11 @@ OptionTable<TrainConfig> make_train_table() {
       .integer("keep_best", &T::keep_best, 0, kMaxInt,
                "also keep the K best-validated checkpoints (every validation then saves)")
       .integer("patience", &T::patience, 0, kMaxInt, "validations without improvement before stopping; 0 = off")
-      .integer("max_bad_steps", &T::max_bad_steps, 1, kMaxInt, "non-finite losses in a row before giving up");
+      .integer("max_bad_steps", &T::max_bad_steps, 1, kMaxInt, "non-finite losses in a row before giving up")
+      .choice("precision", &T::precision, {Precision::fp32, Precision::bf16, Precision::fp16},
+              "matrix products in bf16 or fp16 under autocast, weights and loss fp32; fp16 scales the loss "
+              "dynamically; bf16 pays on GPUs and on CPUs with AVX512_BF16 or AMX")
+      .boolean("tf32", &T::tf32, "CUDA fp32 matrix products in TF32 (Ampere and later); no effect elsewhere");
   return t;
 }
 

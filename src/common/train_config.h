@@ -10,6 +10,7 @@
 #include "models/config.h"
 #include "src/common/model_config_json.h"
 #include "src/common/option_table.h"
+#include "src/common/precision.h"
 
 namespace aiayn {
 
@@ -67,6 +68,11 @@ struct TrainConfig {
   int64_t keep_best = 0;         // also keep the K best-validated checkpoints (every validation saves)
   int64_t patience = 0;          // validations without improvement before stopping; 0 = off
   int64_t max_bad_steps = 5;     // consecutive non-finite losses before giving up
+  // Mixed precision (src/common/precision.h): the matrix products in bf16 or
+  // fp16 under autocast; weights, Adam's moments and the loss stay fp32.
+  // fp16 scales the loss dynamically (src/train/loss_scale.h).
+  Precision precision = Precision::fp32;
+  bool tf32 = false;             // CUDA fp32 matrix products in TF32 (Ampere and later)
 };
 
 struct ExperimentConfig {

@@ -105,6 +105,10 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir) {
       m.state.valid_criterion = j["valid_criterion"].get<double>();
     }
     if (j.contains("batching")) m.state.batching = j["batching"];
+    if (j.contains("loss_scale") && !j["loss_scale"].is_null()) {
+      m.state.loss_scale = j["loss_scale"].at("scale").get<double>();
+      m.state.loss_scale_good_updates = j["loss_scale"].at("good_updates").get<int64_t>();
+    }
     m.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
     m.vocab_size = j.at("vocab_size").get<int64_t>();
     // Absent or null: one joint vocabulary.

@@ -48,6 +48,10 @@ struct TrainingState {
   // when it was saved without a validation at its step.
   double valid_criterion = std::numeric_limits<double>::quiet_NaN();
   nlohmann::json batching;      // what `position` refers to (data and batching settings)
+  // fp16's dynamic loss scale (src/train/loss_scale.h) and its good updates
+  // in a row; 0 when training is not fp16.
+  double loss_scale = 0;
+  int64_t loss_scale_good_updates = 0;
 };
 
 struct CheckpointMeta {

@@ -33,6 +33,8 @@ std::optional<DecodingChoice> read_decoding_choice(const std::string& dir) {
 }
 
 DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log) {
+  c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
+  if (!job.device.is_cpu()) on_device.reset_device(job.device);
   if (job.input.empty() || job.reference.empty()) {
     throw InputError("--tune: give the validation source as --input and its translation as "
                      "--reference (not the test set)");
@@ -46,9 +48,14 @@ DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log) {
     throw InputError(job.reference + ": " + std::to_string(references.size()) +
                      " lines, but " + job.input + " has " + std::to_string(source.size()));
   }
+  if (const auto why = precision_unavailable_reason(job.options.precision, job.device); !why.empty()) {
+    throw InputError("--precision: " + why);
+  }
   auto model = load_model(dir, job.device, job.raw_weights);
   // Tuned with the arithmetic translation will use (translate_job.cpp).
-  if (job.packed_weights && job.device.is_cpu()) model->pack_weights();
+  if (job.packed_weights && job.device.is_cpu() && job.options.precision == Precision::fp32) {
+    model->pack_weights();
+  }
   Translator translator(model, load_checkpoint_tokenizers(dir), job.device);
   DecodingChoice best;
   best.bleu = -1;

@@ -311,7 +311,7 @@ std::vector<double> forced_log_probs(TransformerImpl& model, const torch::Tensor
   tgt_out = tgt_out.to(src.device());
   auto padding = padding_mask(src, kPadId);
   auto hidden = model.decode(tgt_in, model.encode(src, padding), padding);  // [B, T, d_model]
-  auto lprobs = torch::log_softmax(model.logits(hidden), -1);               // [B, T, V]
+  auto lprobs = torch::log_softmax(model.logits(hidden).to(torch::kFloat32), -1);  // [B, T, V]
   auto picked = lprobs.gather(2, tgt_out.clamp_min(0).unsqueeze(2)).squeeze(2);  // [B, T]
   auto sums = picked.masked_fill(tgt_out.eq(kPadId), 0.0).sum(1).to(torch::kCPU, torch::kDouble);
   return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + batch);

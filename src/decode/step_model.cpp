@@ -27,7 +27,7 @@ torch::Tensor TransformerStepModel::step(const torch::Tensor& history) {
     hidden = model_.decode(history, memory_, padding_)
                  .narrow(1, history.size(1) - 1, 1);  // [rows, 1, d_model]
   }
-  auto lprobs = torch::log_softmax(model_.logits(hidden.squeeze(1)), -1);  // [rows, V]
+  auto lprobs = torch::log_softmax(model_.logits(hidden.squeeze(1)).to(torch::kFloat32), -1);  // [rows, V]: fp32 under autocast too
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
   lprobs.select(1, kPadId).fill_(kNegInf);
   lprobs.select(1, kBosId).fill_(kNegInf);

@@ -75,6 +75,11 @@ bool apply_recorded_decoding(const TranslateJob& job, const std::vector<std::str
   return true;
 }
 
+// Packed weights are the float32 CPU path: int8 and autocast replace it.
+bool packs_weights(const TranslateJob& job) {
+  return job.packed_weights && !job.int8 && job.device.is_cpu() && job.options.precision == Precision::fp32;
+}
+
 // The models the checkpoints make (one, an ensemble, or their averaged
 // weights), int8 when asked or else, on the CPU, with packed float weights,
 // with the tokenizers they share.
@@ -85,6 +90,14 @@ Translator load_translator(const TranslateJob& job, const std::vector<std::strin
                      "into one model)");
   }
   if (job.int8 && !job.device.is_cpu()) throw InputError("--int8: runs on --device cpu only");
+  const auto precision = job.options.precision;
+  if (job.int8 && precision != Precision::fp32) {
+    throw InputError(std::string("--int8 and --precision ") + to_string(precision) +
+                     ": choose one (int8 replaces the float products)");
+  }
+  if (const auto why = precision_unavailable_reason(precision, job.device); !why.empty()) {
+    throw InputError("--precision: " + why);
+  }
   if (job.int8) {
     if (const auto why = int8_unavailable_reason(); !why.empty()) throw InputError("--int8: " + why);
   }
@@ -114,8 +127,14 @@ Translator load_translator(const TranslateJob& job, const std::vector<std::strin
     for (auto& m : models) m->quantize_int8();
     log << "int8: linear layers quantized (per-row int8 weights, dynamic 8-bit inputs; " << engine
         << " engine)\n";
-  } else if (job.packed_weights && job.device.is_cpu()) {
+  } else if (packs_weights(job)) {
     for (auto& m : models) m->pack_weights();
+  }
+  if (precision != Precision::fp32) {
+    log << "precision: " << to_string(precision) << " matrix products under autocast, fp32 weights and "
+        << "log-probabilities" << (job.device.is_cpu() && !cpu_has_native_bf16() && precision == Precision::bf16
+                                       ? " (this CPU has no native bf16: expect it slower than fp32)" : "")
+        << "\n";
   }
   if (job.options.alignment) validate_alignment_options(job.options.alignment_options, models[0]->config());
   if (models.size() > 1) log << "ensemble of " << models.size() << " models (log-probabilities averaged)\n";
@@ -162,6 +181,8 @@ void set_decoding_threads(TranslateJob& job, int threads) {
 }
 
 TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
+  c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
+  if (!job.device.is_cpu()) on_device.reset_device(job.device);
   if (job.checkpoints.empty()) throw InputError("--checkpoint: at least one is needed");
   refuse_output_over_input("--output", job.output, {{"--input", job.input}, {"--reference", job.reference},
                                                     {"--prefix", job.prefix}, {"--score-targets", job.score_targets}});
@@ -197,7 +218,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   std::ostream& out = file ? file->stream() : std::cout;
   auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
 
-  const bool packed = job.packed_weights && !job.int8 && job.device.is_cpu() && PackedLinear::available();
+  const bool packed = packs_weights(job) && PackedLinear::available();
   const auto build = build_info();  // reads the BLAS line once, for both lines
   log << describe_build(build) << "\n";
   log << "BLAS: " << build.blas << "; threads: " << describe_threads()

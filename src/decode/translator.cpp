@@ -163,6 +163,7 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   std::vector<Translation> out(lines.size());
   for_each_batch(p.batches.size(), options.workers, [&](size_t b) {
     torch::NoGradGuard no_grad;  // per thread
+    AutocastScope autocast(options.precision, device_);  // thread-local too
     const auto [at, end] = p.batches[b];
     std::vector<const std::vector<int64_t>*> rows;
     std::vector<int64_t> batch_lines;
@@ -193,6 +194,7 @@ std::vector<Translation> Translator::score(const std::vector<std::string>& lines
   std::vector<Translation> out(lines.size());
   for_each_batch(p.batches.size(), options.workers, [&](size_t b) {
     torch::NoGradGuard no_grad;
+    AutocastScope autocast(options.precision, device_);
     const auto [at, end] = p.batches[b];
     std::vector<const std::vector<int64_t>*> rows;
     std::vector<std::vector<int64_t>> batch_targets;

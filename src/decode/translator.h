@@ -14,6 +14,7 @@
 #include "models/transformer.h"
 #include "src/data/tokenizer.h"
 #include "src/decode/alignment.h"
+#include "src/common/precision.h"
 #include "src/decode/search.h"
 
 namespace aiayn {
@@ -31,6 +32,9 @@ struct TranslateOptions {
   // (src/decode/alignment.h), in Translation::alignments.
   bool alignment = false;
   AlignmentOptions alignment_options;
+  // The matrix products in bf16 or fp16 (src/common/precision.h); the
+  // log-probabilities stay fp32.
+  Precision precision = Precision::fp32;
 };
 
 struct Translation {

@@ -174,6 +174,9 @@ Communicator::Communicator(const DistributedOptions& options)
         options_.world_size, group_options);
 #ifdef AIAYN_WITH_NCCL
     if (options_.device.is_cuda()) {
+      // This rank's GPU is the current device while the group is made, so
+      // that NCCL's communicator and context land there and not on GPU 0.
+      c10::DeviceGuard on_own_gpu(options_.device);
       // Without blocking waits an NCCL collective that a lost rank never
       // joins would hang instead of failing after the timeout.
       setenv("NCCL_BLOCKING_WAIT", "1", 0);
@@ -194,6 +197,17 @@ Communicator::Communicator(const DistributedOptions& options)
 }
 
 Communicator::~Communicator() {
+#ifdef AIAYN_WITH_NCCL
+  // NCCL's communicators are released here, in order, rather than by its
+  // watchdog racing the process's exit (PyTorch warns of leaks otherwise).
+  if (impl_->nccl) {
+    try {
+      impl_->nccl->shutdown();
+    } catch (const std::exception&) {
+      // A lost peer: the error was reported by the collective that met it.
+    }
+  }
+#endif
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl_->stopping = true;

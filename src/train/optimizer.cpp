@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <map>
+#include <stdexcept>
 
 #include "models/vector_math.h"
 #include "src/common/error.h"
@@ -21,8 +23,11 @@ double learning_rate(const TrainConfig& c, int64_t d_model, int64_t step) {
 }
 
 Adam::Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1,
-           double beta2, double eps, double weight_decay)
-    : beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
+           double beta2, double eps, double weight_decay, AdamKernel kernel)
+    : beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay), kernel_(kernel) {
+  if (kernel_ == AdamKernel::libtorch_fused && !libtorch_fused_adam_available()) {
+    throw std::invalid_argument("Adam: LibTorch " TORCH_VERSION " has no fused AdamW (2.x has)");
+  }
   for (const auto& item : params) {
     if (!item.value().requires_grad()) continue;
     slots_.push_back({item.key(), item.value(), torch::zeros_like(item.value()),
@@ -67,6 +72,41 @@ bool fusable(const torch::Tensor& t) {
 
 }  // namespace
 
+bool libtorch_fused_adam_available() {
+#if TORCH_VERSION_MAJOR >= 2
+  return true;
+#else
+  return false;
+#endif
+}
+
+void Adam::fused_step(const std::vector<Slot*>& slots, double lr) {
+#if TORCH_VERSION_MAJOR >= 2
+  // One call per device: the kernel takes lists on one device.
+  std::map<std::string, std::vector<Slot*>> by_device;
+  for (auto* s : slots) by_device[s->param.device().str()].push_back(s);
+  for (auto& [device, group] : by_device) {
+    std::vector<torch::Tensor> p, g, m, v, steps;
+    // The step count as the kernel reads it (a float tensor per parameter);
+    // filled on the device, so nothing waits.
+    auto step = torch::full({}, static_cast<double>(steps_),
+                            torch::TensorOptions().dtype(torch::kFloat32).device(group[0]->param.device()));
+    for (auto* s : group) {
+      p.push_back(s->param);
+      g.push_back(s->param.grad());
+      m.push_back(s->exp_avg);
+      v.push_back(s->exp_avg_sq);
+      steps.push_back(step);
+    }
+    // AdamW's decoupled decay; with weight_decay 0 it is the paper's Adam.
+    at::_fused_adamw_(p, g, m, v, {}, steps, lr, beta1_, beta2_, weight_decay_, eps_,
+                      /*amsgrad=*/false, /*maximize=*/false);
+  }
+#else
+  (void)slots, (void)lr;
+#endif
+}
+
 void Adam::step(double lr) {
   torch::NoGradGuard no_grad;
   ++steps_;
@@ -77,10 +117,18 @@ void Adam::step(double lr) {
                    static_cast<float>(beta2_), static_cast<float>(1.0 - beta2_),
                    static_cast<float>(std::sqrt(bias2)), static_cast<float>(eps_),
                    static_cast<float>(-lr / bias1), static_cast<float>(1.0 - lr * weight_decay_)};
+  std::vector<Slot*> for_libtorch;
   for (auto& s : slots_) {
     const auto& g = s.param.grad();
     if (!g.defined()) continue;
-    if (fusable(s.param) && fusable(g) && fusable(s.exp_avg) && fusable(s.exp_avg_sq)) {
+    const bool ours = fusable(s.param) && fusable(g) && fusable(s.exp_avg) && fusable(s.exp_avg_sq);
+    if ((kernel_ == AdamKernel::libtorch_fused ||
+         (kernel_ == AdamKernel::automatic && !ours && libtorch_fused_adam_available())) &&
+        g.scalar_type() == s.param.scalar_type()) {
+      for_libtorch.push_back(&s);
+      continue;
+    }
+    if (ours && kernel_ == AdamKernel::automatic) {
       float* p = s.param.data_ptr<float>();
       const float* gd = g.data_ptr<float>();
       float *m = s.exp_avg.data_ptr<float>(), *v = s.exp_avg_sq.data_ptr<float>();
@@ -94,6 +142,7 @@ void Adam::step(double lr) {
     auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(eps_);
     s.param.addcdiv_(s.exp_avg, denom, -lr / bias1);
   }
+  if (!for_libtorch.empty()) fused_step(for_libtorch, lr);
 }
 
 std::map<std::string, torch::Tensor> Adam::state() const {
@@ -123,21 +172,25 @@ void Adam::load_state(const std::map<std::string, torch::Tensor>& state, int64_t
   steps_ = steps;
 }
 
-double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+torch::Tensor gradient_norm(const std::vector<torch::Tensor>& params) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> norms;
   for (const auto& p : params) {
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2).unsqueeze(0));
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2).unsqueeze(0));  // [1]
   }
-  if (norms.empty()) return 0.0;
-  const double total = torch::cat(norms).norm(2).item<double>();
-  if (max_norm > 0 && total > max_norm) {
-    const double scale = max_norm / (total + 1e-6);
-    for (const auto& p : params) {
-      if (p.grad().defined()) p.grad().mul_(scale);
-    }
+  if (norms.empty()) return torch::zeros({});
+  return torch::cat(norms).norm(2);  // []
+}
+
+void clip_gradients(const std::vector<torch::Tensor>& params, const torch::Tensor& norm, double max_norm) {
+  if (max_norm <= 0) return;
+  torch::NoGradGuard no_grad;
+  // min(1, max_norm / (norm + 1e-6)) on the device, in double as the host
+  // computed it: a gradient under the limit is multiplied by exactly 1.
+  auto scale = (max_norm / (norm.to(torch::kDouble) + 1e-6)).clamp_max(1.0);  // []
+  for (const auto& p : params) {
+    if (p.grad().defined()) p.grad().mul_(scale);
   }
-  return total;
 }
 
 }  // namespace aiayn

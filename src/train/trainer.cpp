@@ -14,6 +14,7 @@
 #include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/common/hash.h"
+#include "src/common/precision.h"
 #include "src/data/batching.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/train/checkpoint_writer.h"
@@ -81,8 +82,9 @@ class Trainer {
   // `epoch`: the batch's, for BPE-dropout's draw.
   Tally forward_backward(const std::vector<int64_t>& pairs, int64_t epoch);
   void after_update(Tally& since_log, Clock::time_point& log_start);
+  void log_skip(UpdateStep::Outcome outcome);
   void validate_and_track();
-  void log_progress(const Tally& since_log, double seconds_since_log, double grad_norm);
+  void log_progress(const Tally::Values& since_log, double seconds_since_log, double grad_norm);
   void draw_progress_bar() const;
   void checkpoint(bool validated);
   void finish(bool interrupted);
@@ -114,7 +116,8 @@ class Trainer {
   Clock::time_point start_;
   double seconds_before_ = 0;  // train_seconds of the checkpoint resumed from
   int64_t steps_at_start_ = 0;
-  Tally update_tally_;  // the current update's sums
+  Tally update_tally_;  // the current update's sums, on the device
+  double last_logged_loss_ = 0;  // for the progress bar: the host reads no loss between log lines
   std::string last_checkpoint_;
 };
 
@@ -123,6 +126,10 @@ TrainResult Trainer::run() {
   if (!options_.init.empty() && !fs::exists(options_.init)) {
     throw InputError("--init " + options_.init + ": no such file or checkpoint directory");
   }
+  if (const auto why = precision_unavailable_reason(config_.train.precision, options_.device); !why.empty()) {
+    throw InputError(options_.config_path + ": train.precision: " + why);
+  }
+  if (options_.device.is_cuda()) set_cuda_tf32(config_.train.tf32);
   setup_.emplace(set_up_training(config_, options_));
   const auto& data = setup_->data;
   config_.model.src_vocab = data.tokenizers.source.vocab_size();
@@ -159,8 +166,10 @@ void Trainer::build_model() {
   adam_.emplace(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2,
                 config_.train.adam_eps, config_.train.weight_decay);
   for (auto& p : model_->parameters()) params_.push_back(p);
-  update_step_.emplace(params_, *adam_, config_.train, config_.model.d_model, comm_);
   if (options_.resume) restore(resolve_checkpoint(options_.save_dir));
+  std::optional<DynamicLossScale> scale;
+  if (config_.train.precision == Precision::fp16 && state_.loss_scale > 0) scale.emplace(state_.loss_scale, state_.loss_scale_good_updates);
+  update_step_.emplace(params_, *adam_, config_.train, config_.model.d_model, comm_, scale);
   if (!options_.resume && !options_.init.empty() && leader()) initialise_weights();
   // The same seed gives every rank the same weights; the broadcast makes
   // sure of it (and of resumed weights) before the first update.
@@ -209,6 +218,12 @@ void Trainer::start_ema() {
 void Trainer::log_run_header() {
   log().info("{}", model_->summary());
   log().info("threads: {} on {}", describe_threads(), options_.device.str());
+  if (const auto p = config_.train.precision; p != Precision::fp32) {
+    log().info("precision: {} matrix products under autocast; weights, Adam and the loss fp32{}{}", to_string(p),
+               p == Precision::fp16 ? "; dynamic loss scale from " + std::to_string(update_step_->loss_multiplier()) : "",
+               options_.device.is_cpu() && !cpu_has_native_bf16() ? " (this CPU has no native bf16: expect it slower)" : "");
+  }
+  if (options_.device.is_cuda()) log().info("TF32 for fp32 CUDA products: {}", config_.train.tf32 ? "on" : "off");
   const auto build = build_info();
   log().info("{}", describe_build(build));
   log().info("BLAS: {}", build.blas);
@@ -280,9 +295,16 @@ Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch
                   std::min(config_.data.max_length, config_.model.max_positions - 1)};
   }
   auto batch = make_batch(data.train.cache, pairs, resampling);
-  auto sums = batch_criterion(*model_, batch, config_.train.label_smoothing, options_.device);
-  sums.loss.backward();
-  return {sums.loss.item<double>(), sums.nll.item<double>(), batch.src_tokens, batch.tgt_tokens};
+  LossSums sums;
+  {
+    // Autocast for the forward pass only; the backward pass follows the
+    // forward's types, as torch.autocast prescribes.
+    AutocastScope autocast(config_.train.precision, options_.device);
+    sums = batch_criterion(*model_, batch, config_.train.label_smoothing, options_.device);
+  }
+  const double multiplier = update_step_->loss_multiplier();  // fp16's loss scale, else 1
+  (multiplier == 1.0 ? sums.loss : sums.loss * multiplier).backward();
+  return Tally::of(sums.loss, sums.nll, batch.src_tokens, batch.tgt_tokens);
 }
 
 void Trainer::record_batch(int64_t j, int64_t epoch, const std::vector<int64_t>& pairs) {
@@ -309,8 +331,7 @@ bool Trainer::update() {
   const auto outcome = update_step_->apply(tally, state_.step + 1);
   if (outcome != UpdateStep::Outcome::applied) {
     ++state_.skipped_updates;
-    log().warn("step {}: non-finite {}, update skipped", state_.step + 1,
-               outcome == UpdateStep::Outcome::skipped_loss ? "loss" : "gradient norm");
+    log_skip(outcome);
     return false;
   }
   update_tally_ = tally;
@@ -319,14 +340,27 @@ bool Trainer::update() {
   return true;
 }
 
+void Trainer::log_skip(UpdateStep::Outcome outcome) {
+  const auto& scale = update_step_->loss_scale();
+  if (outcome == UpdateStep::Outcome::skipped_gradient && scale) {
+    log().warn("step {}: fp16 gradient overflow, update skipped; loss scale now {}", state_.step + 1,
+               scale->scale());
+    return;
+  }
+  log().warn("step {}: non-finite {}, update skipped", state_.step + 1,
+             outcome == UpdateStep::Outcome::skipped_loss ? "loss" : "gradient norm");
+}
+
 // Rank 0's part of a step after its update: progress, validation, checkpoint,
 // each when the schedule says so.
 void Trainer::after_update(Tally& since_log, Clock::time_point& log_start) {
   const auto& c = config_.train;
   if (options_.progress_bar) draw_progress_bar();
-  if (log_due(c, state_.step) && since_log.tgt_tokens > 0) {
+  if (log_due(c, state_.step) && !since_log.empty()) {
+    // The interval's one read of the sums: it waits for the device.
+    const auto values = since_log.read();
     const double seconds = std::chrono::duration<double>(Clock::now() - log_start).count();
-    log_progress(since_log, seconds, update_step_->grad_norm());
+    log_progress(values, seconds, update_step_->grad_norm());
     since_log = {};
     log_start = Clock::now();
   }
@@ -364,15 +398,16 @@ void Trainer::draw_progress_bar() const {
   std::printf("\r\033[K[%s%s] %3.0f%% step %lld | loss %.3f | %s", std::string(filled, '#').c_str(),
               std::string(width - filled, '.').c_str(), 100 * std::min(1.0, done),
               static_cast<long long>(state_.step),
-              update_tally_.tgt_tokens ? update_tally_.loss / update_tally_.tgt_tokens : 0.0,
+              last_logged_loss_,
               clock_string(elapsed()).c_str());
   std::fflush(stdout);
 }
 
-void Trainer::log_progress(const Tally& t, double seconds, double grad_norm) {
+void Trainer::log_progress(const Tally::Values& t, double seconds, double grad_norm) {
   const auto& c = config_.train;
   if (options_.progress_bar) std::printf("\r\033[K");
   const double loss = t.loss / t.tgt_tokens, nll = t.nll / t.tgt_tokens;
+  last_logged_loss_ = loss;
   const double lr = learning_rate(c, config_.model.d_model, std::max<int64_t>(state_.step, 1));
   // ETA against whichever limit comes first.
   const double per_step = (elapsed() - seconds_before_) /
@@ -397,6 +432,10 @@ void Trainer::checkpoint(bool validated) {
   state_.position = stream_->position();
   state_.train_seconds = elapsed();
   state_.batching = batching_key();
+  if (const auto& scale = update_step_->loss_scale()) {
+    state_.loss_scale = scale->scale();
+    state_.loss_scale_good_updates = scale->good_updates();
+  }
   last_checkpoint_ = save_checkpoint(options_.save_dir, *model_, &*adam_, config_, state_,
                                      setup_->data.tokenizers, ema_ ? &*ema_ : nullptr);
   if (validated && state_.stale_validations == 0) {
@@ -442,6 +481,10 @@ TrainResult Trainer::report(bool interrupted, const std::string& reason) {
 }  // namespace
 
 TrainResult train(const ExperimentConfig& config, const RunOptions& options) {
+  // The run's device is the current one for all it does (kernels, caches,
+  // NCCL), so a rank on cuda:3 never opens a context on GPU 0.
+  c10::OptionalDeviceGuard on_device;
+  if (!options.device.is_cpu()) on_device.reset_device(options.device);
   return Trainer(config, options).run();
 }
 

@@ -17,21 +17,24 @@ Validation Validator::run(Transformer model) const {
   BatchingOptions o;
   o.max_tokens = config_.max_tokens;
   BatchPlanner planner(corpus.cache, corpus.pairs, o);
-  double nll = 0;
+  // In the training's precision; summed on the device, read once.
+  torch::Tensor nll = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));  // []
   int64_t tokens = 0;
   for (const auto& pairs : planner.epoch(0)) {
     auto batch = make_batch(corpus.cache, pairs);
-    nll += batch_criterion(*model, batch, 0.0, device_).nll.item<double>();
+    AutocastScope autocast(config_.precision, device_);
+    nll += batch_criterion(*model, batch, 0.0, device_).nll.to(torch::kDouble);
     tokens += batch.tgt_tokens;
   }
   Validation v;
-  v.loss = nll / static_cast<double>(tokens);
+  v.loss = nll.item<double>() / static_cast<double>(tokens);
   v.sentences = static_cast<int64_t>(corpus.pairs.size());
   if (config_.valid_bleu) {
     Translator translator(model, data_.tokenizers, device_);
     TranslateOptions t;
     t.search.beam = config_.valid_beam;
     t.search.length_penalty = config_.valid_alpha;
+    t.precision = config_.precision;
     auto results = translator.translate(data_.valid_src_text, t);
     std::vector<std::string> hyps;
     for (const auto& r : results) hyps.push_back(r.texts.empty() ? "" : r.texts[0]);

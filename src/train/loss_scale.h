@@ -1,0 +1,29 @@
+// The dynamic loss scale of fp16 training (Micikevicius et al., 2018, 3.2):
+// the loss is multiplied by S before the backward pass so that small
+// gradients survive fp16's range; an update whose gradients overflow is
+// skipped and S halved; after `growth_interval` good updates in a row S
+// doubles. The defaults are torch.cuda.amp.GradScaler's.
+#pragma once
+#include <cstdint>
+
+namespace aiayn {
+
+class DynamicLossScale {
+ public:
+  static constexpr double kInitial = 65536.0;      // 2^16
+  static constexpr int64_t kGrowthInterval = 2000;
+
+  // A scale saved in a checkpoint, or the initial one.
+  explicit DynamicLossScale(double scale = kInitial, int64_t good_updates = 0);
+
+  double scale() const { return scale_; }
+  int64_t good_updates() const { return good_updates_; }
+  // After an update: `overflowed` when its gradients were not finite.
+  void update(bool overflowed);
+
+ private:
+  double scale_;
+  int64_t good_updates_;
+};
+
+}  // namespace aiayn
