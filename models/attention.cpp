@@ -110,7 +110,7 @@ torch::Tensor unfold_rows(const torch::Tensor& t, int64_t group) {  // [B, h, g*
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& mask,
                                            double dropout, bool training,
-                                           torch::Tensor* weights) {
+                                           torch::Tensor* weights, bool causal) {
   if (attention_core_applies(q, k, v, dropout, training)) {
     return attention_core(q, k, v, mask, weights);  // [B, h, T, d_v]
   }
@@ -132,7 +132,7 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
   // Fused where nobody asked for the weights (LibTorch 2.x: flash or
   // memory-efficient kernels on CUDA); the explicit product below otherwise.
   if (weights == nullptr && fused_attention_available()) {
-    return fused_attention(q, k, v, mask, training ? dropout : 0.0);  // [B, h, T, d_v]
+    return fused_attention(q, k, v, mask, training ? dropout : 0.0, causal);  // [B, h, T, d_v]
   }
   // Scaling q rather than the scores touches T*d_k numbers instead of T*S.
   auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))),
@@ -184,9 +184,9 @@ torch::Tensor MultiHeadAttentionImpl::split_heads(const torch::Tensor& x, int64_
 
 torch::Tensor MultiHeadAttentionImpl::attend_and_merge(const torch::Tensor& q, const KeyValue& kv,
                                                        const torch::Tensor& mask,
-                                                       torch::Tensor* weights) {
+                                                       torch::Tensor* weights, bool causal) {
   auto heads = scaled_dot_product_attention(q, kv.keys, kv.values, mask, options.dropout(),
-                                            is_training(), weights);  // [B, h, T, d_v]
+                                            is_training(), weights, causal);  // [B, h, T, d_v]
   if (masked_.defined()) {
     const auto index = masked_.to(heads.device());
     heads = heads.index_fill(1, index, 0.0);  // [B, h, T, d_v]
@@ -222,7 +222,7 @@ void MultiHeadAttentionImpl::pack_weights(bool cross) {
 
 torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
                                                      const torch::Tensor& mask, KeyValueCache* cache,
-                                                     torch::Tensor* weights) {
+                                                     torch::Tensor* weights, bool causal) {
   const int64_t hk = options.heads() * options.d_k();
   auto qkv = qkv_(x);  // [B, T, h*(2 d_k + d_v)]
   auto parts = qkv.split_with_sizes({hk, hk, options.heads() * options.d_v()}, -1);
@@ -233,7 +233,7 @@ torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
     cache->append(kv);
     kv = cache->view();  // [B, h, past + T, d_k|d_v]
   }
-  return attend_and_merge(q, kv, mask, weights);
+  return attend_and_merge(q, kv, mask, weights, causal);
 }
 
 KeyValue MultiHeadAttentionImpl::project_memory(const torch::Tensor& memory) {

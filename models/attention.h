@@ -56,10 +56,13 @@ torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& dev
 // softmax(Q K^T / sqrt(d_k)) V, section 3.2.1. With `weights`, stores the
 // attention weights that multiplied V ([B, h, T, S]). q may have r times the
 // rows of k and v (beams sharing their sentence's memory; see attention_core).
+// `causal` (decoder self-attention over whole sequences): a hint that the
+// mask is the causal one, perhaps with padded keys at the end; the fused
+// kernel then runs as causal without reading the mask (models/fused_attention.h).
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& mask,
                                            double dropout, bool training,
-                                           torch::Tensor* weights = nullptr);
+                                           torch::Tensor* weights = nullptr, bool causal = false);
 
 struct MultiHeadAttentionOptions {
   MultiHeadAttentionOptions(int64_t d_model, int64_t heads)
@@ -88,8 +91,10 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // Queries, keys and values all from x [B, T, d_model]. With a cache, x holds
   // only the newest positions: their keys/values are appended to *cache and
   // the queries attend over everything cached.
+  // `causal`: as scaled_dot_product_attention's hint.
   torch::Tensor self_attention(const torch::Tensor& x, const torch::Tensor& mask,
-                               KeyValueCache* cache = nullptr, torch::Tensor* weights = nullptr);
+                               KeyValueCache* cache = nullptr, torch::Tensor* weights = nullptr,
+                               bool causal = false);
   // Keys and values of the encoder output, computed once per sentence.
   KeyValue project_memory(const torch::Tensor& memory);
   // Queries from x [B, T, d_model] over projected memory (section 3.2.3).
@@ -125,7 +130,7 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
 
   torch::Tensor split_heads(const torch::Tensor& x, int64_t width) const;
   torch::Tensor attend_and_merge(const torch::Tensor& q, const KeyValue& kv,
-                                 const torch::Tensor& mask, torch::Tensor* weights);
+                                 const torch::Tensor& mask, torch::Tensor* weights, bool causal = false);
 };
 TORCH_MODULE(MultiHeadAttention);
 

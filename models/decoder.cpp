@@ -32,11 +32,11 @@ DecoderLayerImpl::DecoderLayerImpl(const LayerOptions& o) : options(o) {
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
                                         const torch::Tensor& self_mask,
                                         const torch::Tensor& memory_mask,
-                                        DecoderLayerState* state, AttentionMaps* capture) {
+                                        DecoderLayerState* state, AttentionMaps* capture, bool causal) {
   torch::Tensor self_weights, cross_weights;
   auto h = residual(x, norm1, dropout, options.norm_first(), [&](const torch::Tensor& in) {
     return self_attn->self_attention(in, self_mask, state ? &state->self : nullptr,
-                                     capture ? &self_weights : nullptr);
+                                     capture ? &self_weights : nullptr, causal);
   });  // [B, T, d_model]
   KeyValue projected;
   KeyValue& kv = state ? state->memory : projected;
@@ -75,10 +75,14 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& 
     self_mask = self_mask.defined() ? self_mask.logical_or(pad) : pad;  // [B, 1, T, T]
   }
   auto memory_mask = memory_padding.defined() ? key_mask(memory_padding) : torch::Tensor();
+  // Whole sequences (training, validation, recomputed prefixes): the fused
+  // kernel may run causal instead of reading the mask (section 3.2.3's
+  // masking of subsequent positions either way).
+  const bool causal = length > 1 && past == 0;
   auto h = x;
   for (size_t i = 0; i < layers->size(); ++i) {
     h = layers[i]->as<DecoderLayer>()->forward(h, memory, self_mask, memory_mask,
-                                               state ? &state->layers[i] : nullptr, capture);
+                                               state ? &state->layers[i] : nullptr, capture, causal);
   }
   if (state != nullptr) state->steps += length;
   return norm ? norm(h) : h;  // [B, T, d_model]

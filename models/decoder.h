@@ -37,10 +37,13 @@ class DecoderLayerImpl : public torch::nn::Module {
   // x: [B, T, d_model]; memory: [B, S, d_model]; self_mask: broadcastable to
   // [B, 1, T, past + T]; memory_mask: [B, 1, 1, S]. For beam search, x may
   // hold r rows (beams) per memory row. With a state, x holds the
-  // newest positions only and the state is updated.
+  // newest positions only and the state is updated. `causal`: self_mask is
+  // the causal mask of whole sequences (and right padding), a hint for the
+  // fused kernel (models/attention.h).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory,
                         const torch::Tensor& self_mask, const torch::Tensor& memory_mask,
-                        DecoderLayerState* state = nullptr, AttentionMaps* capture = nullptr);
+                        DecoderLayerState* state = nullptr, AttentionMaps* capture = nullptr,
+                        bool causal = false);
 
   LayerOptions options;
   MultiHeadAttention self_attn{nullptr};

@@ -8,7 +8,10 @@ namespace aiayn {
 bool fused_attention_available() { return true; }
 
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const torch::Tensor& mask, double dropout_p) {
+                              const torch::Tensor& mask, double dropout_p, bool causal) {
+  if (causal && q.size(2) == k.size(2)) {
+    return at::scaled_dot_product_attention(q, k, v, {}, dropout_p, /*is_causal=*/true);  // [B, h, T, d_v]
+  }
   // The operator's boolean mask says where a query MAY attend: the opposite
   // of ours, converted here and nowhere else.
   c10::optional<torch::Tensor> allowed;
@@ -21,7 +24,7 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
 bool fused_attention_available() { return false; }
 
 torch::Tensor fused_attention(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                              const torch::Tensor&, double) {
+                              const torch::Tensor&, double, bool) {
   TORCH_CHECK(false, "fused attention needs LibTorch 2.0 or later; this is ", TORCH_VERSION);
 }
 

@@ -4,6 +4,8 @@
 #include "models/attention.h"
 #include "models/attention_kernel.h"
 #include "models/fused_attention.h"
+#include "models/transformer.h"
+#include "src/common/model_config_json.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -237,4 +239,51 @@ TEST_CASE("beams folded into the query axis equal attending to a copy of the mem
   per_beam.index_put_({torch::indexing::Slice(), 0, 0, 0}, false);  // every beam sees a key
   CHECK(max_abs_diff(scaled_dot_product_attention(q, k, v, per_beam, 0.0, false),
                      scaled_dot_product_attention(q, copies(k), copies(v), per_beam, 0.0, false)) < 1e-10);
+}
+
+// The decoder's self-attention over whole sequences tells the fused kernel
+// it is causal (is_causal; CUDA's flash kernel takes no mask). Padded keys
+// sit after every real query, so real rows are unchanged; padded query
+// rows may differ, and nothing reads them.
+TEST_CASE("the causal hint gives the explicit path's real rows and gradients", "[attention][fused]") {
+  if (!fused_attention_available()) {
+    WARN("LibTorch " << TORCH_VERSION << " has no fused scaled_dot_product_attention: no causal hint");
+    return;
+  }
+  torch::manual_seed(3);
+  auto padding = torch::zeros({2, 6}, torch::kBool);
+  padding.index_put_({1, torch::indexing::Slice(4)}, true);  // second sequence: 4 real positions
+  const auto causal = causal_mask(6, 0, torch::kCPU);        // [6, 6]
+  const auto both = key_mask(padding).logical_or(causal);    // [2, 1, 6, 6]
+  // d loss / d out, zero on padded query rows: what the loss sees.
+  auto real_rows = padding.logical_not().to(torch::kDouble).view({2, 1, 6, 1});  // [2, 1, 6, 1]
+  auto upstream = torch::randn({2, 3, 6, 5}, torch::kDouble) * real_rows;        // [2, 3, 6, 5]
+  auto make = [](std::vector<int64_t> shape) { return torch::randn(shape, torch::kDouble).requires_grad_(); };
+  auto q = make({2, 3, 6, 8}), k = make({2, 3, 6, 8}), v = make({2, 3, 6, 5});
+  for (const auto& mask : {causal, both}) {
+    torch::Tensor weights;
+    auto explicit_out = scaled_dot_product_attention(q, k, v, mask, 0.0, false, &weights);
+    auto hinted = scaled_dot_product_attention(q, k, v, mask, 0.0, false, nullptr, /*causal=*/true);
+    CHECK(max_abs_diff(hinted * real_rows, explicit_out * real_rows) < 1e-10);
+    auto a = torch::autograd::grad({(explicit_out * upstream).sum()}, {q, k, v});
+    auto b = torch::autograd::grad({(hinted * upstream).sum()}, {q, k, v});
+    for (size_t i = 0; i < 3; ++i) CHECK(max_abs_diff(a[i], b[i]) < 1e-10);
+  }
+  // Through a whole decoder (double: off our float CPU kernel, onto the
+  // fused one): its real positions equal the captured, explicit path's.
+  auto config = load_model_config(std::string(AIAYN_SOURCE_DIR) + "/configs/tiny.json");
+  config.src_vocab = config.tgt_vocab = 20;
+  Transformer model(config);
+  model->to(torch::kDouble);
+  model->eval();
+  auto src = torch::randint(4, 20, {2, 5});                  // [2, 5]
+  auto tgt = torch::randint(4, 20, {2, 6});                  // [2, 6]
+  tgt.masked_fill_(padding, kPadId);
+  const auto src_padding = padding_mask(src, kPadId);        // [2, 5]
+  auto memory = model->encode(src, src_padding);             // [2, 5, d_model]
+  AttentionMaps maps;
+  auto fused = model->decode(tgt, memory, src_padding, padding);                            // [2, 6, d]
+  auto captured = model->decode(tgt, memory, src_padding, padding, nullptr, &maps);          // [2, 6, d]
+  auto real = padding.logical_not().unsqueeze(-1).to(torch::kDouble);                       // [2, 6, 1]
+  CHECK(max_abs_diff(fused * real, captured * real) < 1e-10);
 }

@@ -54,6 +54,31 @@ TEST_CASE("fused label-smoothed loss equals log_softmax, gather and mean", "[los
   }
 }
 
+// Off the CPU kernel (a GPU; here: double logits, or a non-contiguous
+// view) the loss is built from LibTorch ops that keep only the log-sum-exp
+// per row for the backward pass; it must equal the composed definition.
+TEST_CASE("the loss from ops without the log-softmax equals log_softmax and gather and mean", "[loss]") {
+  torch::manual_seed(4);
+  auto logits = torch::randn({29, 53}) * 4;                  // [N, V]
+  auto targets = torch::randint(0, 53, {29}, torch::kLong);  // [N]
+  for (double epsilon : {0.0, 0.1}) {
+    INFO("epsilon " << epsilon);
+    auto composed = evaluate(label_smoothed_nll_composed, logits, targets, epsilon);
+    auto as_double = evaluate(label_smoothed_nll, logits.to(torch::kDouble), targets, epsilon);
+    CHECK(as_double.loss == Approx(composed.loss).epsilon(1e-6));
+    CHECK(as_double.nll == Approx(composed.nll).epsilon(1e-6));
+    CHECK(as_double.grad.scalar_type() == torch::kDouble);
+    CHECK((as_double.grad.to(torch::kFloat) - composed.grad).abs().max().item<float>() < 1e-6);
+    // A non-contiguous [N, V] view of the same numbers.
+    auto strided = [](const torch::Tensor& z, const torch::Tensor& t, double e) {
+      return label_smoothed_nll(z.t().contiguous().t(), t, e);
+    };
+    auto view = evaluate(strided, logits, targets, epsilon);
+    CHECK(view.loss == Approx(composed.loss).epsilon(1e-6));
+    CHECK((view.grad - composed.grad).abs().max().item<float>() < 1e-6);
+  }
+}
+
 TEST_CASE("label-smoothed loss of a hand-computed case", "[loss]") {
   // p = (1/4, 3/4), reference 1: nll = -ln 3/4; against the uniform
   // distribution -(ln 1/4 + ln 3/4) / 2; smoothed 0.9 nll + 0.1 uniform.

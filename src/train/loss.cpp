@@ -94,6 +94,38 @@ struct SmoothedNllFunction : public torch::autograd::Function<SmoothedNllFunctio
   }
 };
 
+// The same loss from LibTorch ops on any device and dtype, without the
+// [N, V] log-softmax that the composed form keeps for its backward pass:
+// the forward keeps lse [N] beside the logits it already has, the
+// backward makes the gradient in one expression, and the sums are read
+// on the device.
+struct SmoothedNllOpsFunction : public torch::autograd::Function<SmoothedNllOpsFunction> {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& logits,
+                               const torch::Tensor& targets, double epsilon) {
+    auto z = logits.to(torch::kFloat32);                                         // [N, V]
+    auto lse = torch::logsumexp(z, -1);                                          // [N]
+    auto nll = (lse - z.gather(1, targets.unsqueeze(1)).squeeze(1)).sum();       // []
+    auto uniform = (lse - z.mean(-1)).sum();                                     // []
+    auto loss = (1.0 - epsilon) * nll + epsilon * uniform;                       // []
+    ctx->save_for_backward({logits, targets, lse});
+    ctx->saved_data["epsilon"] = epsilon;
+    return {torch::stack({loss, nll}).to(torch::kDouble)};  // [2]: loss, nll
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &logits = saved[0], &targets = saved[1], &lse = saved[2];
+    const double epsilon = ctx->saved_data["epsilon"].toDouble();
+    const int64_t V = logits.size(1);
+    auto g = grads[0][0].to(torch::kFloat32);  // [] on the device: no read
+    // d loss / d z = g (softmax - epsilon / V - (1 - epsilon) [j = t]).
+    auto dz = (logits.to(torch::kFloat32) - lse.unsqueeze(1)).exp_().sub_(epsilon / static_cast<double>(V));  // [N, V]
+    dz.scatter_add_(1, targets.unsqueeze(1),
+                    torch::full({targets.size(0), 1}, -(1.0 - epsilon), dz.options()));
+    return {dz.mul_(g).to(logits.scalar_type()), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 bool fusable(const torch::Tensor& logits, const torch::Tensor& targets) {
   return logits.device().is_cpu() && logits.scalar_type() == torch::kFloat32 &&
          logits.dim() == 2 && logits.is_contiguous() && targets.scalar_type() == torch::kLong;
@@ -106,7 +138,10 @@ LossSums label_smoothed_nll(const torch::Tensor& logits, const torch::Tensor& ta
   TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && logits.size(0) == targets.size(0),
               "label_smoothed_nll: logits ", logits.sizes(), " and targets ", targets.sizes(),
               " do not fit");
-  if (!fusable(logits, targets)) return label_smoothed_nll_composed(logits, targets, epsilon);
+  if (!fusable(logits, targets)) {
+    auto sums = SmoothedNllOpsFunction::apply(logits, targets, epsilon)[0];  // [2]
+    return {sums[0], sums[1].detach()};
+  }
   auto t = targets.contiguous();
   const int64_t* ids = t.data_ptr<int64_t>();
   const bool in_range = std::all_of(ids, ids + t.numel(), [V = logits.size(1)](int64_t id) { return id >= 0 && id < V; });

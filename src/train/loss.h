@@ -14,8 +14,10 @@ struct LossSums {
 // target puts 1 - epsilon on the reference and epsilon spread uniformly over
 // the vocabulary (the form of torch.nn.CrossEntropyLoss(label_smoothing)).
 // On CPU float32 logits this runs as one fused kernel (two passes over the
-// logits, forward and backward; the sums are double, in row order); elsewhere
-// as label_smoothed_nll_composed.
+// logits, forward and backward; the sums are double, in row order);
+// elsewhere (a GPU, other dtypes) from LibTorch ops that keep only the
+// log-sum-exp per row for the backward pass, not the [N, V] log-softmax of
+// label_smoothed_nll_composed. Both return double sums.
 LossSums label_smoothed_nll(const torch::Tensor& logits, const torch::Tensor& targets,
                             double epsilon);
 
