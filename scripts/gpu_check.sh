@@ -13,25 +13,34 @@
 # and writes everything to one report (Markdown).
 #
 # Usage: scripts/gpu_check.sh [--dry] [--report FILE] [--minutes M] [--data DIR]
+#                              [--skip-build] [--tests all|device|none]
 #   --dry       everything but the CUDA parts, on the CPU, to check the script
 #               here: the pip build (build-pip/), the device tests only (the
 #               full suite is scripts/test.sh's), a few updates of `base`, 20
 #               test sentences, the same report.
-#   --report    default: $OUT/gpu_check.md when OUT is set, else runs/gpu_check/report.md
-#   --minutes   training time of step 3 (default 3; --dry: 4 updates)
+#   --report    default: $OUT/gpu_check.md when OUT is set, else runs/gpu_check/report.md;
+#               the runs, logs and dumps go to runs/gpu_check/work/ (not $OUT:
+#               the device tool brings back a few small files only)
+#   --skip-build  a second call on a warm machine: the build is there
+#   --tests     all (default on a GPU; the configure checks, which test the
+#               host's toolkit rather than the GPU, left out), device (the
+#               device-comparison tests only; default with --dry), none
+#   --minutes   training time of step 3 (default 3; 0: stop after the tests; --dry: 4 updates)
 #   --data      Multi30k (default ../shared/data/multi30k, else .gpu-carry/multi30k)
 # env: AIAYN_TORCH_PYTHON (default python3; --dry: .venv-torch/bin/python), JOBS.
 # scripts/gpu_check.sh --pack (here, with network) puts the data into the
 # ignored .gpu-carry/, for a device run that carries it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-dry=0 report="" minutes=3 data=""
+dry=0 report="" minutes=3 data="" skip_build=0 tests=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry) dry=1; shift ;;
     --report) report=${2:?--report needs a file}; shift 2 ;;
     --minutes) minutes=${2:?--minutes needs a number}; shift 2 ;;
     --data) data=${2:?--data needs a directory}; shift 2 ;;
+    --skip-build) skip_build=1; shift ;;
+    --tests) tests=${2:?--tests needs all, device or none}; shift 2 ;;
     --pack)
       mkdir -p .gpu-carry/multi30k
       for f in train val test_2016_flickr; do
@@ -41,6 +50,7 @@ while [ $# -gt 0 ]; do
     *) echo "gpu_check.sh: unknown argument $1 (see the header of scripts/gpu_check.sh)" >&2; exit 2 ;;
   esac
 done
+case "${tests:-all}" in all|device|none) ;; *) echo "gpu_check.sh: --tests must be all, device or none, got \"$tests\"" >&2; exit 2 ;; esac
 case "$minutes" in ''|*[!0-9.]*) echo "gpu_check.sh: --minutes must be a number, got \"$minutes\"" >&2; exit 2 ;; esac
 if [ -z "$data" ]; then
   data=../shared/data/multi30k
@@ -54,15 +64,17 @@ done
 if [ -z "$report" ]; then
   if [ -n "${OUT:-}" ]; then report=$OUT/gpu_check.md; else report=runs/gpu_check/report.md; fi
 fi
-work=$(dirname "$report")/gpu_check_work
-mkdir -p "$work"
+work=runs/gpu_check/work
+mkdir -p "$work" "$(dirname "$report")"
 : > "$report"
 if [ $dry = 1 ]; then
   device=cpu
+  tests=${tests:-device}
   export AIAYN_TORCH_PYTHON=${AIAYN_TORCH_PYTHON:-.venv-torch/bin/python}
   export AIAYN_BUILD_DIR=${AIAYN_BUILD_DIR:-build-pip}
 else
   device=cuda
+  tests=${tests:-all}
   export AIAYN_TORCH_PYTHON=${AIAYN_TORCH_PYTHON:-python3}
   export AIAYN_BUILD_DIR=${AIAYN_BUILD_DIR:-build-gpu}
   export AIAYN_OFFLINE=1
@@ -103,18 +115,33 @@ if [ $dry = 0 ] && [ -z "$gpu" ]; then
 fi
 
 section "1. Build against this PyTorch"
-step build env JOBS="$jobs" bash scripts/build.sh --torch pip || { say ""; say "Stopped: no build."; exit 1; }
+if [ $skip_build = 1 ]; then
+  [ -x "$bin/aiayn-train" ] || { say "- build: --skip-build, but $bin/aiayn-train is missing"; exit 1; }
+  say "- build: skipped (--skip-build), using $AIAYN_BUILD_DIR"
+else
+  step build env JOBS="$jobs" bash scripts/build.sh --torch pip || { say ""; say "Stopped: no build."; exit 1; }
+fi
 grep -E "^-- (LibTorch|c10d|int8)" "$AIAYN_BUILD_DIR.configure.log" | sed 's/^/    /' | tee -a "$report"
 
 section "2. Tests, AIAYN_TEST_DEVICE=$device"
-if [ $dry = 1 ]; then
-  filter=(-R AIAYN_TEST_DEVICE)  # the full suite on the CPU is scripts/test.sh's
+case "$tests" in
+  device) filter=(-R AIAYN_TEST_DEVICE) ;;  # the full suite on the CPU is scripts/test.sh's
+  all) filter=(-LE configure) ;;
+esac
+if [ "$tests" = none ]; then
+  say "- tests: skipped (--tests none)"
 else
-  filter=()
+  step tests env AIAYN_TEST_DEVICE=$device ctest --test-dir "$AIAYN_BUILD_DIR" --output-on-failure \
+    --timeout 900 -j "$jobs" "${filter[@]}"
+  grep -E "tests passed|tests failed" "$work/tests.log" | sed 's/^/    /' | tee -a "$report"
 fi
-step tests env AIAYN_TEST_DEVICE=$device ctest --test-dir "$AIAYN_BUILD_DIR" --output-on-failure \
-  --timeout 900 -j "$jobs" "${filter[@]}"
-grep -E "tests passed|tests failed" "$work/tests.log" | sed 's/^/    /' | tee -a "$report"
+
+if [ $dry = 0 ] && [ "$(echo "$minutes" | tr -d '0.')" = "" ]; then
+  say ""; say "Training, translation and the attention dump skipped (--minutes 0)."
+  say "Total: $((SECONDS - start)) s."
+  grep -q "FAILED" "$report" && exit 1
+  exit 0
+fi
 
 section "3. Train base on Multi30k en-de, bf16"
 run=$work/base

@@ -15,9 +15,16 @@ torch::ScalarType dtype_of(Precision p) {
   return p == Precision::fp16 ? torch::kFloat16 : torch::kBFloat16;
 }
 
-// LibTorch 2.x names the device in one call; 1.13 has a call per device.
+// LibTorch 2.4 and later name the device in one call; 1.13 to 2.3 have a
+// call per device.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define AIAYN_AUTOCAST_BY_DEVICE 1
+#else
+#define AIAYN_AUTOCAST_BY_DEVICE 0
+#endif
+
 bool autocast_enabled(torch::DeviceType type) {
-#if TORCH_VERSION_MAJOR >= 2
+#if AIAYN_AUTOCAST_BY_DEVICE
   return at::autocast::is_autocast_enabled(type);
 #else
   return type == torch::kCUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
@@ -25,7 +32,7 @@ bool autocast_enabled(torch::DeviceType type) {
 }
 
 torch::ScalarType autocast_dtype(torch::DeviceType type) {
-#if TORCH_VERSION_MAJOR >= 2
+#if AIAYN_AUTOCAST_BY_DEVICE
   return at::autocast::get_autocast_dtype(type);
 #else
   return type == torch::kCUDA ? at::autocast::get_autocast_gpu_dtype()
@@ -34,7 +41,7 @@ torch::ScalarType autocast_dtype(torch::DeviceType type) {
 }
 
 void set_autocast(torch::DeviceType type, bool enabled, torch::ScalarType dtype) {
-#if TORCH_VERSION_MAJOR >= 2
+#if AIAYN_AUTOCAST_BY_DEVICE
   at::autocast::set_autocast_dtype(type, dtype);
   at::autocast::set_autocast_enabled(type, enabled);
 #else
@@ -115,8 +122,8 @@ AutocastScope::~AutocastScope() {
 }
 
 void set_cuda_tf32(bool allowed) {
+  // Matrix products only: cuDNN's convolutions keep PyTorch's default.
   at::globalContext().setAllowTF32CuBLAS(allowed);
-  at::globalContext().setAllowTF32CuDNN(allowed);
 }
 
 }  // namespace aiayn

@@ -41,8 +41,8 @@ class AutocastScope {
   torch::ScalarType previous_dtype_ = torch::kFloat32;
 };
 
-// TF32 for CUDA's fp32 matrix products and convolutions (Ampere and later);
-// no effect on other devices.
+// TF32 for CUDA's fp32 matrix products (cuBLAS; Ampere and later); no
+// effect on other devices.
 void set_cuda_tf32(bool allowed);
 
 }  // namespace aiayn

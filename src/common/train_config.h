@@ -72,7 +72,7 @@ struct TrainConfig {
   // fp16 under autocast; weights, Adam's moments and the loss stay fp32.
   // fp16 scales the loss dynamically (src/train/loss_scale.h).
   Precision precision = Precision::fp32;
-  bool tf32 = false;             // CUDA fp32 matrix products in TF32 (Ampere and later)
+  bool tf32 = false;             // CUDA fp32 matrix products in TF32 (cuBLAS; Ampere and later)
 };
 
 struct ExperimentConfig {

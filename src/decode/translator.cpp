@@ -164,6 +164,8 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   for_each_batch(p.batches.size(), options.workers, [&](size_t b) {
     torch::NoGradGuard no_grad;  // per thread
     AutocastScope autocast(options.precision, device_);  // thread-local too
+    c10::OptionalDeviceGuard on_device;  // and so is the current device
+    if (!device_.is_cpu()) on_device.reset_device(device_);
     const auto [at, end] = p.batches[b];
     std::vector<const std::vector<int64_t>*> rows;
     std::vector<int64_t> batch_lines;
@@ -195,6 +197,8 @@ std::vector<Translation> Translator::score(const std::vector<std::string>& lines
   for_each_batch(p.batches.size(), options.workers, [&](size_t b) {
     torch::NoGradGuard no_grad;
     AutocastScope autocast(options.precision, device_);
+    c10::OptionalDeviceGuard on_device;
+    if (!device_.is_cpu()) on_device.reset_device(device_);
     const auto [at, end] = p.batches[b];
     std::vector<const std::vector<int64_t>*> rows;
     std::vector<std::vector<int64_t>> batch_targets;

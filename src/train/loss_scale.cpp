@@ -15,8 +15,7 @@ void DynamicLossScale::update(bool overflowed) {
     return;
   }
   if (++good_updates_ >= kGrowthInterval) {
-    // fp16's largest finite value is 65504: beyond 2^24 any loss overflows.
-    scale_ = std::min(scale_ * 2, 16777216.0);
+    scale_ = std::min(scale_ * 2, kInitial);
     good_updates_ = 0;
   }
 }

@@ -26,7 +26,7 @@ Adam::Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double 
            double beta2, double eps, double weight_decay, AdamKernel kernel)
     : beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay), kernel_(kernel) {
   if (kernel_ == AdamKernel::libtorch_fused && !libtorch_fused_adam_available()) {
-    throw std::invalid_argument("Adam: LibTorch " TORCH_VERSION " has no fused AdamW (2.x has)");
+    throw std::invalid_argument("Adam: LibTorch " TORCH_VERSION " has no fused AdamW (2.4 and later have)");
   }
   for (const auto& item : params) {
     if (!item.value().requires_grad()) continue;
@@ -72,8 +72,15 @@ bool fusable(const torch::Tensor& t) {
 
 }  // namespace
 
+// The fused AdamW with a CPU kernel beside CUDA's: LibTorch 2.4 and later.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define AIAYN_FUSED_ADAMW 1
+#else
+#define AIAYN_FUSED_ADAMW 0
+#endif
+
 bool libtorch_fused_adam_available() {
-#if TORCH_VERSION_MAJOR >= 2
+#if AIAYN_FUSED_ADAMW
   return true;
 #else
   return false;
@@ -81,7 +88,7 @@ bool libtorch_fused_adam_available() {
 }
 
 void Adam::fused_step(const std::vector<Slot*>& slots, double lr) {
-#if TORCH_VERSION_MAJOR >= 2
+#if AIAYN_FUSED_ADAMW
   // One call per device: the kernel takes lists on one device.
   std::map<std::string, std::vector<Slot*>> by_device;
   for (auto* s : slots) by_device[s->param.device().str()].push_back(s);

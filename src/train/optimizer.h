@@ -22,7 +22,7 @@ double learning_rate(const TrainConfig& config, int64_t d_model, int64_t step);
 // The others force one path, for tests.
 enum class AdamKernel { automatic, libtorch_fused, composed };
 
-// Whether this LibTorch has a fused AdamW (2.x).
+// Whether this LibTorch has a fused AdamW with CPU and CUDA kernels (2.4+).
 bool libtorch_fused_adam_available();
 
 class Adam {

@@ -432,10 +432,10 @@ void Trainer::checkpoint(bool validated) {
   state_.position = stream_->position();
   state_.train_seconds = elapsed();
   state_.batching = batching_key();
-  if (const auto& scale = update_step_->loss_scale()) {
-    state_.loss_scale = scale->scale();
-    state_.loss_scale_good_updates = scale->good_updates();
-  }
+  // Saved when training fp16 only: a resume in another precision drops it.
+  const auto& scale = update_step_->loss_scale();
+  state_.loss_scale = scale ? scale->scale() : 0.0;
+  state_.loss_scale_good_updates = scale ? scale->good_updates() : 0;
   last_checkpoint_ = save_checkpoint(options_.save_dir, *model_, &*adam_, config_, state_,
                                      setup_->data.tokenizers, ema_ ? &*ema_ : nullptr);
   if (validated && state_.stale_validations == 0) {

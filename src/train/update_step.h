@@ -69,8 +69,8 @@ class UpdateStep {
   // under fp16 an overflowing gradient halves the loss scale. Throws
   // DivergenceError at train.max_bad_steps non-finite losses in a row.
   Outcome apply(Tally& tally, int64_t step);
-  // The gradient norm before clipping of the last applied (or skipped for
-  // its gradient) update; read() from the device.
+  // The gradient norm before clipping of the last update, applied or
+  // skipped; read from the device (a wait on a GPU).
   double grad_norm() const;
 
  private:
