@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     std::string precision = "fp32";
     app.add_option("--precision", precision,
                    "fp32, or bf16 / fp16 matrix products under autocast (fp32 weights and "
-                   "log-probabilities); bf16 pays on CPUs with AVX512_BF16 or AMX and on GPUs")
+                   "log-probabilities); for GPUs: on the CPU the packed fp32 kernels decode faster")
         ->capture_default_str();
     app.add_flag("--raw-weights", job.raw_weights,
                  "a checkpoint trained with train.ema_decay: its raw weights, not the moving average");
