@@ -13,9 +13,10 @@ packages=(
   build-essential cmake pkg-config
   libtorch-dev libopenblas0-pthread
   libsentencepiece-dev sentencepiece
-  libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
+  libcli11-dev libspdlog-dev nlohmann-json3-dev catch2 time
   libgloo-dev
-  python3 python3-torch python3-sentencepiece python3-nltk python3-matplotlib
+  python3 python3-torch python3-sentencepiece python3-nltk python3-matplotlib python3-venv
+  python3-numpy python3-yaml
   chromium
 )
 
@@ -36,6 +37,23 @@ else
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "setup: done"
+fi
+
+# The Python tools beside the toolkit (tools/export_ctranslate2.py, the
+# CTranslate2 and sacreBLEU sides of bench/ and their tests): a venv over
+# Debian's python3, which keeps its torch and sentencepiece, with pinned
+# ctranslate2 and sacrebleu from the package index.
+tools_venv=.venv-tools
+tools_pins=(ctranslate2==4.8.5 sacrebleu==2.6.0)
+if "$tools_venv/bin/python" -c 'import ctranslate2, sacrebleu, sys
+sys.exit(ctranslate2.__version__ != "4.8.5" or sacrebleu.__version__ != "2.6.0")' 2>/dev/null; then
+  echo "setup: ${tools_pins[*]} present in $tools_venv"
+elif [ -n "${AIAYN_OFFLINE:-}" ]; then
+  echo "setup: AIAYN_OFFLINE: not installing ${tools_pins[*]} into $tools_venv" >&2
+else
+  echo "setup: installing ${tools_pins[*]} into $tools_venv"
+  /usr/bin/python3 -m venv --system-site-packages "$tools_venv"
+  "$tools_venv/bin/python" -m pip install -q --disable-pip-version-check "${tools_pins[@]}"
 fi
 [ "$flavour" = pip ] || exit 0
 if [ -n "${AIAYN_TORCH_PYTHON:-}" ]; then

@@ -405,3 +405,59 @@ TEST_CASE("lowercased BLEU agrees with NLTK on Multi30k", "[scoring][bleu][refer
   CHECK(diff <= 0.01);
   CHECK(chrf.score == Approx(ref.chrf).margin(1e-9));
 }
+
+TEST_CASE("BLEU and chrF equal sacreBLEU's to the hundredth on Multi30k", "[scoring][bleu][chrf][sacrebleu]") {
+  // sacreBLEU itself (pinned in scripts/setup.sh's .venv-tools), on real
+  // references and their perturbations, cased and lowercased, in German,
+  // French and Czech; also a whole other language as the hypothesis (few
+  // matches, so the smoothing and the brevity penalty matter).
+  const std::string python = std::string(AIAYN_SOURCE_DIR) + "/.venv-tools/bin/python";
+  if (!fs::exists(python)) {
+    WARN("skipped: " << python << " missing (scripts/setup.sh installs sacrebleu there)");
+    return;
+  }
+  test::TempDir dir;
+  struct Case {
+    std::string name;
+    std::vector<std::string> hyps, refs;
+  };
+  std::vector<Case> cases;
+  for (const char* file : {"val.de", "test_2016_flickr.fr", "test_2016_flickr.cs"}) {
+    Case c{file, {}, {}};
+    corpus(file, c.hyps, c.refs);
+    cases.push_back(c);
+  }
+  cases.push_back({"en as hypotheses of de", read_lines(multi30k("val.en")), read_lines(multi30k("val.de"))});
+  // newline='': Python's universal newlines would split the tricky line's
+  // '\r' into two lines and misalign the corpora.
+  const std::string script =
+      "import sacrebleu, sys, json\n"
+      "hyps = open(sys.argv[1], encoding='utf-8', newline='').read().split('\\n')[:-1]\n"
+      "refs = open(sys.argv[2], encoding='utf-8', newline='').read().split('\\n')[:-1]\n"
+      "out = {}\n"
+      "for lc in (False, True):\n"
+      "    out['bleu_lc' if lc else 'bleu'] = sacrebleu.corpus_bleu(hyps, [refs], lowercase=lc).score\n"
+      "    out['chrf_lc' if lc else 'chrf'] = sacrebleu.metrics.CHRF(lowercase=lc).corpus_score(hyps, [refs]).score\n"
+      "print(json.dumps(out))\n";
+  test::write_file(dir.file("score.py"), script);
+  for (const auto& c : cases) {
+    std::string hyp_text, ref_text;
+    for (const auto& l : c.hyps) hyp_text += l + "\n";
+    for (const auto& l : c.refs) ref_text += l + "\n";
+    test::write_file(dir.file("hyp.txt"), hyp_text);
+    test::write_file(dir.file("ref.txt"), ref_text);
+    auto r = test::run(python + " " + dir.file("score.py") + " " + dir.file("hyp.txt") + " " + dir.file("ref.txt"));
+    INFO(c.name << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    auto j = nlohmann::json::parse(r.out);
+    for (bool lc : {false, true}) {
+      const double bleu = corpus_bleu(c.hyps, c.refs, lc).score;
+      const double chrf = corpus_chrf(c.hyps, c.refs, lc).score;
+      const double ref_bleu = j[lc ? "bleu_lc" : "bleu"], ref_chrf = j[lc ? "chrf_lc" : "chrf"];
+      INFO(c.name << (lc ? " lowercased" : " cased") << ": BLEU " << bleu << " vs sacreBLEU " << ref_bleu
+                  << ", chrF " << chrf << " vs " << ref_chrf);
+      CHECK(std::abs(bleu - ref_bleu) < 0.005);
+      CHECK(std::abs(chrf - ref_chrf) < 0.005);
+    }
+  }
+}
