@@ -14,6 +14,7 @@
 #include "src/common/error.h"
 #include "src/common/model_config_json.h"
 #include "src/decode/alignment.h"
+#include "src/decode/beam_candidates.h"
 #include "src/decode/beam_rule.h"
 #include "src/decode/ensemble.h"
 #include "src/decode/forced_prefix.h"
@@ -456,7 +457,8 @@ TEST_CASE("the length limit forces eos and scores it", "[search][seam][length]")
 }
 
 TEST_CASE("sentences of a batch keep their own scripts, limits and order", "[search][seam]") {
-  // Sentence 0 ends at once; sentence 1 follows two_paths; sentence 2 never
+  // Sentence 0 would end at once, but an empty output is barred (fairseq's
+  // min_len 1), so it ends after one token; sentence 1 follows two_paths; sentence 2 never
   // stops and meets its limit of 2 * 1 + 1 tokens (alpha 1 makes its forced
   // end beat the empty output).
   Script script = [](int64_t sentence, const Tokens& prefix) -> std::map<int64_t, double> {
@@ -472,7 +474,7 @@ TEST_CASE("sentences of a batch keep their own scripts, limits and order", "[sea
     ScriptedStepModel model(script, 3, beam);
     auto result = search(model, {4, 4, 1}, o);
     REQUIRE(result.size() == 3);
-    CHECK(result[0][0].tokens.empty());
+    CHECK(result[0][0].tokens == Tokens{kX});
     CHECK(result[1][0].tokens == (beam == 1 ? Tokens{kA} : Tokens{kB, kA}));
     CHECK(result[2][0].tokens == Tokens{kX, kX, kX});
     // Finished sentences leave the batch: the last steps feed sentence 2 alone.
@@ -536,7 +538,9 @@ TEST_CASE("an ensemble of one model, or of two copies, searches as that model", 
         REQUIRE(got[s].size() == expected[s].size());
         for (size_t k = 0; k < got[s].size(); ++k) {
           CHECK(got[s][k].tokens == expected[s][k].tokens);
-          CHECK(got[s][k].log_prob == expected[s][k].log_prob);  // exactly
+          // Beam search ranks the plain model from raw logits (beam_candidates.h),
+          // the ensemble through log-softmax: equal up to the exp's rounding.
+          CHECK(got[s][k].log_prob == Approx(expected[s][k].log_prob).margin(1e-5));
         }
       }
     }
@@ -655,7 +659,7 @@ TEST_CASE("a forced prefix: empty changes nothing, greedy's own changes nothing,
     auto got = search(empty, lengths, o);
     for (size_t s = 0; s < got.size(); ++s) {
       CHECK(got[s][0].tokens == expected[s][0].tokens);
-      CHECK(got[s][0].log_prob == expected[s][0].log_prob);
+      CHECK(got[s][0].log_prob == Approx(expected[s][0].log_prob).margin(1e-5));  // as in the ensemble test
     }
   }
   SearchOptions o;
@@ -801,6 +805,92 @@ TEST_CASE("on AIAYN_TEST_DEVICE the model, its gradients, search and attention a
     for (size_t l = 0; l < a.cross.size(); ++l) {
       CHECK((a.cross[l] - b.cross[l].cpu()).abs().max().item<double>() < tol);
       CHECK((a.decoder[l] - b.decoder[l].cpu()).abs().max().item<double>() < tol);
+    }
+  }
+}
+
+namespace {
+
+// The same model behind step() only: the device-generic ranking.
+class GenericRanking : public StepModel {
+ public:
+  explicit GenericRanking(StepModel& inner) : inner_(inner) {}
+  int64_t vocab() const override { return inner_.vocab(); }
+  int64_t max_positions() const override { return inner_.max_positions(); }
+  torch::Device device() const override { return inner_.device(); }
+  torch::Tensor step(const torch::Tensor& history) override { return inner_.step(history); }
+  void select(const torch::Tensor& rows, const torch::Tensor& sentences) override {
+    inner_.select(rows, sentences);
+  }
+
+ private:
+  StepModel& inner_;
+};
+
+}  // namespace
+
+TEST_CASE("ranking from raw logits equals log-softmax, sum and top-k", "[search][beam-candidates]") {
+  torch::manual_seed(11);
+  const int64_t n = 5, k = 4, vocab = 300, width = 2 * k;
+  auto logits = torch::randn({n * k, vocab}) * 4;  // [n*K, V]
+  auto scores = -torch::rand({n, k}) * 10;         // [n, K]
+  scores[0].narrow(0, 1, k - 1).fill_(-std::numeric_limits<float>::infinity());  // a first step
+  logits[7][kEosId] = 30;  // eos the best token of the best beam of sentence 1
+  scores[1][3] = 0;
+  std::vector<EndRule> rules = {EndRule::no_eos, EndRule::free, EndRule::only_eos, EndRule::free, EndRule::free};
+  auto ranked = rank_from_logits(logits.data_ptr<float>(), scores.data_ptr<float>(), n, k, vocab, rules, kEosId,
+                                 {kPadId, kBosId}, width);
+  // The reference: what the generic path computes.
+  auto lprobs = torch::log_softmax(logits, -1);  // [n*K, V]
+  lprobs.select(1, kPadId).fill_(-INFINITY);
+  lprobs.select(1, kBosId).fill_(-INFINITY);
+  auto lp = lprobs.view({n, k, vocab});  // [n, K, V]
+  lp[0].select(-1, kEosId).fill_(-INFINITY);
+  auto eos = lp[2].select(-1, kEosId).clone();  // [K]
+  lp[2].fill_(-INFINITY);
+  lp[2].select(-1, kEosId).copy_(eos);
+  auto [top, index] = (scores.unsqueeze(2) + lp).view({n, k * vocab}).topk(width, 1);  // [n, 2K]
+  for (int64_t s = 0; s < n; ++s) {
+    INFO("sentence " << s);
+    int64_t finite = 0;
+    for (int64_t j = 0; j < width; ++j) finite += std::isfinite(top[s][j].item<float>());
+    REQUIRE(static_cast<int64_t>(ranked[s].size()) == finite);
+    for (int64_t j = 0; j < finite; ++j) {
+      const int64_t i = index[s][j].item<int64_t>();
+      CHECK(ranked[s][j].beam == i / vocab);
+      CHECK(ranked[s][j].token == i % vocab);
+      CHECK(ranked[s][j].log_prob == Approx(top[s][j].item<float>()).margin(1e-5));
+    }
+  }
+  CHECK(ranked[0].size() == static_cast<size_t>(width));  // one live beam still fills 2K
+  CHECK(ranked[1][0].token == kEosId);                    // row 7 is sentence 1's beam 3
+  CHECK(ranked[2].size() == static_cast<size_t>(k));      // only eos, once per beam
+  for (const auto& c : ranked[0]) CHECK(c.token != kEosId);
+}
+
+TEST_CASE("beam search ranks from logits as the generic path does, and never returns empty", "[search][beam-candidates]") {
+  auto m = random_model(3);
+  auto src = random_sources(8, 5);
+  for (double alpha : {0.0, 0.6}) {
+    SearchOptions o;
+    o.length_penalty = alpha;
+    o.max_len_b = 12;
+    o.beam = 4;
+    o.nbest = 4;
+    TransformerStepModel fast(*m, src, true);
+    REQUIRE(fast.has_step_logits());
+    auto a = beam_search(fast, source_lengths(src), o);
+    TransformerStepModel inner(*m, src, true);
+    GenericRanking generic(inner);
+    auto b = beam_search(generic, source_lengths(src), o);
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      REQUIRE(a[i].size() == b[i].size());
+      for (size_t h = 0; h < a[i].size(); ++h) {
+        CHECK(a[i][h].tokens == b[i][h].tokens);
+        CHECK(a[i][h].score == Approx(b[i][h].score).margin(1e-4));
+        CHECK_FALSE(a[i][h].tokens.empty());
+      }
     }
   }
 }

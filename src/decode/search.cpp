@@ -9,6 +9,7 @@
 
 #include "models/config.h"
 #include "src/common/error.h"
+#include "src/decode/beam_candidates.h"
 #include "src/decode/beam_rule.h"
 #include "src/decode/sampling.h"
 
@@ -30,6 +31,12 @@ void force_eos(torch::Tensor lprobs) {
   lprobs.fill_(kNegInf);
   lprobs.select(-1, kEosId).copy_(eos);
 }
+
+// No output may be empty: eos is barred from the first step where the
+// length limit allows a token (as fairseq's min_len 1 and CTranslate2 do).
+// At alpha 0 an empty output otherwise wins on a few hard sentences, since
+// log p(eos | bos) beats any long sum. lprobs: [..., V], one row or block.
+void bar_empty_output(torch::Tensor lprobs) { lprobs.select(-1, kEosId).fill_(kNegInf); }
 
 torch::Tensor long_tensor(const std::vector<int64_t>& values, torch::Device device) {
   return torch::tensor(values, torch::dtype(torch::kLong).device(device));  // [n]
@@ -136,7 +143,11 @@ Hypotheses row_search(StepModel& model, const std::vector<int64_t>& lengths, con
   for (int64_t t = 1; !active.empty(); ++t) {
     auto lprobs = model.step(history);  // [rows, V]
     for (size_t r = 0; r < active.size(); ++r) {
-      if (t > max_output_length(o, lengths[active[r]], model.max_positions())) force_eos(lprobs[r]);
+      if (t > max_output_length(o, lengths[active[r]], model.max_positions())) {
+        force_eos(lprobs[r]);
+      } else if (t == 1) {
+        bar_empty_output(lprobs[r]);
+      }
     }
     auto [best, token] = pick(lprobs, active, t);  // [rows], [rows]
     auto best_cpu = best.to(torch::kCPU, torch::kDouble).contiguous();  // [rows]
@@ -218,6 +229,31 @@ std::vector<std::vector<Candidate>> rank_extensions(const torch::Tensor& scores,
   return ranked;
 }
 
+// The device-generic ranking: the step model's log-probabilities, the end
+// rules applied to them, then rank_extensions. scores: [n, K].
+std::vector<std::vector<Candidate>> rank_step(StepModel& model, const torch::Tensor& history,
+                                              const torch::Tensor& scores, const std::vector<EndRule>& rules,
+                                              int64_t vocab) {
+  const int64_t n = scores.size(0), k = scores.size(1);
+  auto lprobs = model.step(history).view({n, k, vocab});  // [n, K, V]
+  for (int64_t s = 0; s < n; ++s) {
+    if (rules[static_cast<size_t>(s)] == EndRule::only_eos) force_eos(lprobs[s]);
+    if (rules[static_cast<size_t>(s)] == EndRule::no_eos) bar_empty_output(lprobs[s]);
+  }
+  return rank_extensions(scores, lprobs);
+}
+
+// The CPU's ranking in one pass over the raw logits (beam_candidates.h).
+std::vector<std::vector<Candidate>> rank_step_logits(StepModel& model, const torch::Tensor& history,
+                                                     const torch::Tensor& scores,
+                                                     const std::vector<EndRule>& rules, int64_t vocab) {
+  const int64_t n = scores.size(0), k = scores.size(1);
+  auto logits = model.step_logits(history);  // [n * K, V]
+  auto beam_scores = scores.contiguous();     // [n, K]
+  return rank_from_logits(logits.data_ptr<float>(), beam_scores.data_ptr<float>(), n, k, vocab, rules,
+                          kEosId, {kPadId, kBosId}, std::min(2 * k, k * vocab));
+}
+
 // The beams that go on to the next step, K per surviving sentence.
 struct NextBeams {
   std::vector<int64_t> rows, tokens;  // row extended, token appended
@@ -245,11 +281,16 @@ Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& lengths,
 
   for (int64_t t = 1; !active.empty(); ++t) {
     const auto n = static_cast<int64_t>(active.size());
-    auto lprobs = model.step(history).view({n, k, vocab});  // [n, K, V]
+    std::vector<EndRule> rules(static_cast<size_t>(n), EndRule::free);
     for (int64_t s = 0; s < n; ++s) {
-      if (t > max_output_length(o, lengths[active[s]], model.max_positions())) force_eos(lprobs[s]);
+      if (t > max_output_length(o, lengths[active[s]], model.max_positions())) {
+        rules[static_cast<size_t>(s)] = EndRule::only_eos;
+      } else if (t == 1) {
+        rules[static_cast<size_t>(s)] = EndRule::no_eos;
+      }
     }
-    const auto ranked = rank_extensions(scores, lprobs);
+    const auto ranked = model.has_step_logits() ? rank_step_logits(model, history, scores, rules, vocab)
+                                                : rank_step(model, history, scores, rules, vocab);
     NextBeams next;
     for (int64_t s = 0; s < n; ++s) {
       const int64_t sentence = active[s];

@@ -18,7 +18,7 @@ int64_t TransformerStepModel::max_positions() const { return model_.config().max
 
 torch::Device TransformerStepModel::device() const { return memory_.device(); }
 
-torch::Tensor TransformerStepModel::step(const torch::Tensor& history) {
+torch::Tensor TransformerStepModel::step_logits(const torch::Tensor& history) {
   torch::Tensor hidden;
   if (use_cache_) {
     hidden = model_.decode(history.narrow(1, history.size(1) - 1, 1), memory_, padding_, {},
@@ -27,7 +27,13 @@ torch::Tensor TransformerStepModel::step(const torch::Tensor& history) {
     hidden = model_.decode(history, memory_, padding_)
                  .narrow(1, history.size(1) - 1, 1);  // [rows, 1, d_model]
   }
-  auto lprobs = torch::log_softmax(model_.logits(hidden.squeeze(1)).to(torch::kFloat32), -1);  // [rows, V]: fp32 under autocast too
+  return model_.logits(hidden.squeeze(1)).to(torch::kFloat32).contiguous();  // [rows, V]: fp32 under autocast too
+}
+
+bool TransformerStepModel::has_step_logits() const { return memory_.device().is_cpu(); }
+
+torch::Tensor TransformerStepModel::step(const torch::Tensor& history) {
+  auto lprobs = torch::log_softmax(step_logits(history), -1);  // [rows, V]
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
   lprobs.select(1, kPadId).fill_(kNegInf);
   lprobs.select(1, kBosId).fill_(kNegInf);

@@ -5,6 +5,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <stdexcept>
+
 #include "models/transformer.h"
 
 namespace aiayn {
@@ -19,6 +21,15 @@ class StepModel {
   // history: [rows, t] tokens so far, bos first -> log-probs [rows, vocab] of
   // the next token; padding and bos are -inf, so they are never produced.
   virtual torch::Tensor step(const torch::Tensor& history) = 0;
+  // Whether step_logits() may stand in for step(): a model whose raw scores
+  // can be normalised and ranked in one pass on the CPU (beam_candidates.h).
+  // Ensembles and prefixes keep step(), which they combine or constrain.
+  virtual bool has_step_logits() const { return false; }
+  // history as for step() -> the next token's logits [rows, vocab], fp32 on
+  // the CPU, contiguous, nothing barred yet. Only where has_step_logits().
+  virtual torch::Tensor step_logits(const torch::Tensor& /*history*/) {
+    throw std::logic_error("step_logits: this step model has none");
+  }
   // Keeps rows `rows` (in that order) for the next step, and the sentences
   // `sentences` (undefined: every sentence stays). Before the first select,
   // row r belongs to sentence r / (rows / sentences).
@@ -37,6 +48,8 @@ class TransformerStepModel : public StepModel {
   int64_t max_positions() const override;
   torch::Device device() const override;
   torch::Tensor step(const torch::Tensor& history) override;
+  bool has_step_logits() const override;
+  torch::Tensor step_logits(const torch::Tensor& history) override;
   void select(const torch::Tensor& rows, const torch::Tensor& sentences) override;
 
  private:
