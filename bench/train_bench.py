@@ -27,18 +27,18 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from peak_rss import run as peak_rss_run  # noqa: E402
 
 
 def run(cmd, env=None):
-    """Runs cmd with env added -> peak RSS of the child in MiB; exits on failure."""
+    """Runs cmd with env added -> its own peak RSS in MiB (bench/peak_rss.py); exits on failure."""
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                env=dict(os.environ, **(env or {})))
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        code, mib = peak_rss_run(cmd, env, stdout=log, stderr=subprocess.STDOUT)
+        if code != 0:
             log.seek(0)
             sys.exit(f"train_bench: {' '.join(cmd)} failed:\n{log.read()[-3000:]}")
-    return usage.ru_maxrss / 1024
+    return mib
 
 
 def train_records(path):

@@ -42,21 +42,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+from peak_rss import run as peak_rss_run  # noqa: E402
 
 
 def peak_rss(cmd, env=None):
-    """Runs cmd through wait4 -> (stdout, stderr, the child's own peak RSS in MiB)."""
+    """Runs cmd -> (stdout, stderr, the command's own peak RSS in MiB, bench/peak_rss.py)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True,
-                                env=dict(os.environ, **(env or {})))
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        code, mib = peak_rss_run(cmd, env, stdout=out, stderr=err)
         out.seek(0)
         err.seek(0)
         o, e = out.read(), err.read()
-    if proc.returncode != 0:
-        sys.exit(f"translate_bench: {' '.join(cmd)} failed ({proc.returncode}):\n{e}")
-    return o, e, usage.ru_maxrss / 1024
+    if code != 0:
+        sys.exit(f"translate_bench: {' '.join(cmd)} failed ({code}):\n{e}")
+    return o, e, mib
 
 
 def ours(args, beam, output, no_cache, workers=0, extra=()):
