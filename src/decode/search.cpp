@@ -125,8 +125,27 @@ namespace {
 // Picks each live row's next token from the step's log-probs [rows, V] ->
 // (the picked tokens' log-probs [rows], the tokens [rows]). `rows`: the
 // search row (sentence) each live row stands for; t: the step, 1 first.
+// None (nullptr): the likeliest token, greedy search.
 using TokenPicker = std::function<std::pair<torch::Tensor, torch::Tensor>(
     const torch::Tensor& lprobs, const std::vector<int64_t>& rows, int64_t t)>;
+
+// Greedy's pick on the CPU from the raw logits in one pass: each row's best
+// allowed token and its log-probability, as beam search ranks a beam of one.
+std::pair<torch::Tensor, torch::Tensor> argmax_from_logits(StepModel& model, const torch::Tensor& history,
+                                                           const std::vector<EndRule>& rules) {
+  auto logits = model.step_logits(history);  // [rows, V]
+  const int64_t rows = logits.size(0), vocab = logits.size(1);
+  const std::vector<float> zero(static_cast<size_t>(rows), 0.0f);
+  const auto ranked = rank_from_logits(logits.data_ptr<float>(), zero.data(), rows, 1, vocab, rules, kEosId,
+                                       {kPadId, kBosId}, 1);
+  std::vector<double> best(static_cast<size_t>(rows));
+  std::vector<int64_t> token(static_cast<size_t>(rows));
+  for (size_t r = 0; r < ranked.size(); ++r) {
+    best[r] = ranked[r].front().log_prob;
+    token[r] = ranked[r].front().token;
+  }
+  return {torch::tensor(best, torch::kDouble), torch::tensor(token, torch::kLong)};  // [rows], [rows]
+}
 
 // One hypothesis per row, each extended by its picked token until it picks
 // eos or reaches its length limit; finished rows leave the step model.
@@ -141,15 +160,25 @@ Hypotheses row_search(StepModel& model, const std::vector<int64_t>& lengths, con
   auto history = torch::full({batch, 1}, kBosId, torch::dtype(torch::kLong).device(device));  // [B, 1]
   std::vector<double> log_prob(static_cast<size_t>(batch), 0.0);
   for (int64_t t = 1; !active.empty(); ++t) {
-    auto lprobs = model.step(history);  // [rows, V]
+    std::vector<EndRule> rules(active.size(), EndRule::free);
     for (size_t r = 0; r < active.size(); ++r) {
       if (t > max_output_length(o, lengths[active[r]], model.max_positions())) {
-        force_eos(lprobs[r]);
+        rules[r] = EndRule::only_eos;
       } else if (t == 1) {
-        bar_empty_output(lprobs[r]);
+        rules[r] = EndRule::no_eos;
       }
     }
-    auto [best, token] = pick(lprobs, active, t);  // [rows], [rows]
+    torch::Tensor best, token;  // [rows], [rows]
+    if (!pick && model.has_step_logits()) {
+      std::tie(best, token) = argmax_from_logits(model, history, rules);
+    } else {
+      auto lprobs = model.step(history);  // [rows, V]
+      for (size_t r = 0; r < active.size(); ++r) {
+        if (rules[r] == EndRule::only_eos) force_eos(lprobs[static_cast<int64_t>(r)]);
+        if (rules[r] == EndRule::no_eos) bar_empty_output(lprobs[static_cast<int64_t>(r)]);
+      }
+      std::tie(best, token) = pick ? pick(lprobs, active, t) : lprobs.max(1);  // [rows], [rows]
+    }
     auto best_cpu = best.to(torch::kCPU, torch::kDouble).contiguous();  // [rows]
     auto token_cpu = token.cpu().contiguous();                          // [rows]
     const double* best_of = best_cpu.data_ptr<double>();
@@ -180,10 +209,7 @@ Hypotheses row_search(StepModel& model, const std::vector<int64_t>& lengths, con
 
 Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths,
                          const SearchOptions& o) {
-  return row_search(model, lengths, o, [](const torch::Tensor& lprobs, const std::vector<int64_t>&, int64_t) {
-    auto [best, token] = lprobs.max(1);  // [rows], [rows]
-    return std::make_pair(best, token);
-  });
+  return row_search(model, lengths, o, nullptr);  // no picker: the likeliest token
 }
 
 Hypotheses sample_search(StepModel& model, const std::vector<int64_t>& lengths,
