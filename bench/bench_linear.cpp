@@ -2,7 +2,9 @@
 // which packs the weight at every call) against models/packed_linear (the
 // weight packed once), at the shapes incremental decoding of the `small`
 // model runs, plus the encoder's. Prints the median time of each, GFLOP/s,
-// the ratio and the largest difference between the two results.
+// the ratio and the largest difference between the two results; where the
+// CPU has AVX-512 VNNI, also models/packed_int8_linear (GOP/s, and its
+// speed-up over the packed float kernel).
 //
 //   build/bin/bench_linear [--repeat 200]
 #include <torch/torch.h>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "models/packed_int8_linear.h"
 #include "models/packed_linear.h"
 
 namespace {
@@ -52,8 +55,9 @@ int main(int argc, char** argv) {
       {"greedy step, FFN W2", 64, 1024, 256},           {"greedy step, W^O", 64, 256, 256},
       {"late step, output projection", 8, 256, 8000},    {"encoder, FFN W1", 1280, 256, 1024},
       {"encoder, FFN W2", 1280, 1024, 256}};
-  std::printf("%-34s %5s %5s %5s %10s %10s %8s %9s\n", "shape", "M", "K", "N", "BLAS ms", "packed ms",
-              "speed-up", "max diff");
+  const bool int8 = aiayn::PackedInt8Linear::available();
+  std::printf("%-34s %5s %5s %5s %10s %10s %8s %9s%s\n", "shape", "M", "K", "N", "BLAS ms", "packed ms",
+              "speed-up", "max diff", int8 ? "   int8 ms  int8/packed" : "");
   for (const auto& s : shapes) {
     auto x = torch::randn({s.m, s.k});                        // [M, K]
     auto w = torch::randn({s.n, s.k}) / std::sqrt(double(s.k));  // [N, K]
@@ -63,8 +67,14 @@ int main(int argc, char** argv) {
     const double mine = median_ms([&] { packed(x); }, repeat);
     const double diff = (torch::linear(x, w, b) - packed(x)).abs().max().item<double>();
     const double gflop = 2.0 * double(s.m) * double(s.k) * double(s.n) / 1e6;
-    std::printf("%-34s %5ld %5ld %5ld %7.3f (%3.0f) %7.3f (%3.0f) %7.2fx %9.2e\n", s.what, long(s.m), long(s.k),
+    std::printf("%-34s %5ld %5ld %5ld %7.3f (%3.0f) %7.3f (%3.0f) %7.2fx %9.2e", s.what, long(s.m), long(s.k),
                 long(s.n), blas, gflop / blas, mine, gflop / mine, blas / mine, diff);
+    if (int8) {
+      aiayn::PackedInt8Linear quantized(w, b);
+      const double q = median_ms([&] { quantized(x); }, repeat);
+      std::printf(" %7.3f (%3.0f) %7.2fx", q, gflop / q, mine / q);
+    }
+    std::printf("\n");
   }
   std::printf("(ms: median of %d calls; in brackets GFLOP/s)\n", repeat);
   return 0;

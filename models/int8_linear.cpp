@@ -59,6 +59,7 @@ std::string int8_missing_ops(const std::vector<std::string>& ops) {
 }
 
 std::string int8_unavailable_reason() {
+  if (PackedInt8Linear::available()) return "";  // our kernel needs no quantized ops
 #if !AIAYN_INT8
   return std::string("this LibTorch (") + TORCH_VERSION +
          ") was built without int8: configure could not compile quantize_per_channel, one of the legacy quantized ops: "
@@ -72,6 +73,7 @@ std::string int8_unavailable_reason() {
 }
 
 std::string select_int8_engine() {
+  if (PackedInt8Linear::available()) return "AVX-512 VNNI (aiayn's packed kernel)";
   // Preference order; "X86" and "FBGEMM" exist in official x86 builds of 2.x.
   for (const char* wanted : {"ONEDNN", "X86", "FBGEMM", "QNNPACK"}) {
     for (auto engine : at::globalContext().supportedQEngines()) {
@@ -92,6 +94,10 @@ void release_float_weight(torch::Tensor& weight) {
 Int8Linear::Int8Linear(const torch::Tensor& weight, const torch::Tensor& bias)
     : out_features_(weight.size(0)) {
   TORCH_CHECK(weight.device().is_cpu(), "int8 decoding runs on the CPU only");
+  if (PackedInt8Linear::available()) {
+    vnni_ = std::make_shared<const PackedInt8Linear>(weight, bias);
+    return;
+  }
   auto w = weight.detach().to(torch::kFloat).contiguous();  // [out, in]
   // Symmetric per output row: scale = max|w_row| / 127, zero point 0.
   auto scales = (w.abs().amax(1).to(torch::kDouble) / 127.0).clamp_min(1e-12);  // [out]
@@ -107,6 +113,7 @@ Int8Linear::Int8Linear(const torch::Tensor& weight, const torch::Tensor& bias)
 }
 
 torch::Tensor Int8Linear::operator()(const torch::Tensor& x) const {
+  if (vnni_) return (*vnni_)(x);  // [..., out]
   auto sizes = x.sizes().vec();
   auto flat = x.reshape({-1, x.size(-1)});  // [N, in]
   const int64_t n = flat.size(0), in = flat.size(1), padded = padded_rows(n + 1);

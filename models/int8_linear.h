@@ -6,8 +6,11 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "models/packed_int8_linear.h"
 
 namespace aiayn {
 
@@ -18,11 +21,12 @@ class Int8Linear {
   // parameters stay as they are).
   Int8Linear(const torch::Tensor& weight, const torch::Tensor& bias);
 
-  bool defined() const { return !packed_.isNone(); }
+  bool defined() const { return vnni_ != nullptr || !packed_.isNone(); }
   torch::Tensor operator()(const torch::Tensor& x) const;  // [..., in] -> [..., out]
 
  private:
-  c10::IValue packed_;  // the engine's packed weight (LinearPackedParamsBase)
+  std::shared_ptr<const PackedInt8Linear> vnni_;  // on CPUs with AVX-512 VNNI
+  c10::IValue packed_;  // elsewhere: the engine's packed weight (LinearPackedParamsBase)
   int64_t out_features_ = 0;
 };
 

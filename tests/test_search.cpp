@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 
+#include "models/packed_int8_linear.h"
 #include "models/projection.h"
 #include "models/transformer.h"
 #include "src/common/error.h"
@@ -139,6 +140,37 @@ TEST_CASE("beam search finds hypotheses at least as probable as greedy", "[searc
   int better_or_equal = 0;
   for (size_t i = 0; i < greedy.size(); ++i) better_or_equal += beam[i][0].score >= greedy[i][0].score - 1e-5;
   CHECK(better_or_equal == static_cast<int>(greedy.size()));
+}
+
+TEST_CASE("packed int8 (AVX-512 VNNI) computes its reference at every tile and panel edge", "[search][int8][packed]") {
+  if (!PackedInt8Linear::available()) {
+    WARN("skipped: this CPU lacks AVX-512 VNNI (int8 runs on LibTorch's quantized engine)");
+    return;
+  }
+  torch::manual_seed(5);
+  for (int64_t out : {1, 31, 33, 100}) {
+    for (int64_t in : {1, 5, 64, 130}) {
+      auto w = torch::randn({out, in}), b = torch::randn({out});
+      for (int64_t rows : {1, 11, 12, 13, 30}) {
+        auto x = torch::randn({rows, in}) * 3;  // [rows, in]
+        x[0].zero_();                           // a zero row: scale 1, all zero
+        PackedInt8Linear layer(w, b);
+        auto got = layer(x);                                        // [rows, out]
+        auto want = PackedInt8Linear::reference(x, w, b);           // [rows, out]
+        INFO(rows << " x " << in << " -> " << out);
+        REQUIRE(got.sizes() == want.sizes());
+        // Integer sums are exact; only the last multiply-add rounds differently (FMA).
+        CHECK((got - want).abs().max().item<double>() <= 1e-5 * (1.0 + want.abs().max().item<double>()));
+        CHECK(torch::allclose(got[0], b.unsqueeze(0).expand({1, out})[0]));
+      }
+    }
+  }
+  // Without a bias, and on a 3-d input.
+  auto w = torch::randn({40, 24});
+  auto x = torch::randn({2, 3, 24});
+  auto got = PackedInt8Linear(w, {})(x);  // [2, 3, 40]
+  CHECK(got.sizes() == torch::IntArrayRef({2, 3, 40}));
+  CHECK((got - PackedInt8Linear::reference(x, w, {})).abs().max().item<double>() < 1e-4);
 }
 
 TEST_CASE("int8 linear layers approximate the float ones", "[search][int8]") {
