@@ -14,7 +14,12 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // A row's max and log(sum exp(x - max)): log_softmax(x)[t] = (x[t] - max) - log_sum,
 // the order of operations LibTorch's log_softmax uses.
-AIAYN_VECTOR_CLONES void row_normalizer(const float* x, int64_t n, float* max, float* log_sum) {
+// Its own AVX-512 clone beside vector_math's AVX2 one: over a 10k vocabulary
+// this exp pass was an eighth of an int8 beam search.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void row_normalizer(const float* x, int64_t n, float* max, float* log_sum) {
   *max = vec::max(x, n);
   *log_sum = std::log(vec::sum_exp(x, n, *max));
 }
