@@ -29,6 +29,8 @@ NEG_INF = float("-inf")
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 from nltk_bleu import tokenize_13a  # noqa: E402  (the 13a rules, checked against our C++)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from aiayn_torch import read_weights  # noqa: E402  (model.pt on any PyTorch version)
 
 
 def sinusoids(positions, d_model):
@@ -122,7 +124,7 @@ def load_checkpoint(directory):
     model = Reference(m["tgt_vocab"], m["d_model"], m["heads"], m["d_ff"], m["encoder_layers"],
                       m["decoder_layers"], m["p_drop"], m["max_positions"],
                       m.get("attention_dropout", 0.0), m.get("activation_dropout", 0.0))
-    state = from_ours(torch.load(os.path.join(directory, "model.pt")))
+    state = from_ours(read_weights(os.path.join(directory, "model.pt")))
     state["positions"] = model.positions
     model.load_state_dict(state)
     return model.eval()

@@ -67,8 +67,14 @@ def ours(args, out, env=None):
     return train_records(os.path.join(out, "metrics.jsonl")), rss
 
 
-def reference(args, out, env=None, extra=()):
-    cmd = ["/usr/bin/python3", os.path.join(HERE, "train_reference.py"), "--data", args.data, "--src", args.src,
+# The newest PyTorch from the index: the pip flavour's venv (scripts/setup.sh --torch pip).
+TORCH2_PYTHON = os.path.join(ROOT, ".venv-torch", "bin", "python")
+
+
+def reference(args, out, env=None, extra=(), python="/usr/bin/python3"):
+    if not os.access(python, os.X_OK):
+        sys.exit(f"train_bench: {python} missing (bash scripts/setup.sh --torch pip makes it)")
+    cmd = [python, os.path.join(HERE, "train_reference.py"), "--data", args.data, "--src", args.src,
            "--tgt", args.tgt, "--spm", args.spm, "--out", out, "--max-steps", str(args.steps),
            "--minutes", "1000", "--threads", str(args.threads), "--valid-every", "1000000",
            "--save-every", "1000000", "--log-every", "10", "--no-test", *extra]
@@ -94,6 +100,9 @@ SIDES = {
     "torch": lambda a, o: reference(a, o, {}),
     "torch-passive": lambda a, o: reference(a, o, PASSIVE),
     "torch-tuned": lambda a, o: reference(a, o, TUNED),
+    # The same script on the index's torch (MKL, its own OpenMP), with libgomp's
+    # workers sleeping between regions as for the others.
+    "torch2-tuned": lambda a, o: reference(a, o, TUNED, python=TORCH2_PYTHON),
     # Other dropout masks, same weights and batches: how far two runs of one
     # side drift apart by chance (the noise the loss comparison is held to).
     "torch-reseeded": lambda a, o: reference(a, o, TUNED, ["--dropout-seed", "2"]),

@@ -134,7 +134,7 @@ def main():
 
     model = ref.Reference(sp.get_piece_size())
     if args.init:
-        state = ref.from_ours(torch.load(args.init))
+        state = ref.from_ours(ref.read_weights(args.init))
         state["positions"] = model.positions
         model.load_state_dict(state)
     if args.save_init:

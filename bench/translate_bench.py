@@ -18,6 +18,8 @@ Translates a test set with one of our checkpoints, greedy and beam 4, with
   torch-cache-tuned    reference b with every process setting ours gives
                  itself (also OPENBLAS_THREAD_TIMEOUT=4, glibc keeping freed
                  blocks): its fastest setting here
+  torch2-cache-tuned   the same on the newest PyTorch from the index
+                 (.venv-torch, scripts/setup.sh --torch pip)
 all on the same weights and thread count, repeated, and prints medians
 (sentences/s, target tokens/s, peak RSS), the ratios of ours to each, whether
 greedy outputs agree token for token, and each beam-4 output's BLEU.
@@ -74,8 +76,14 @@ def ours(args, beam, output, no_cache, workers=0, extra=()):
     return dict(sentences=sentences, tokens=tokens, seconds=seconds, rss=rss)
 
 
-def torch_side(args, beam, output, mode, env=None):
-    cmd = ["/usr/bin/python3", os.path.join(HERE, "decode_reference.py"), "--checkpoint", args.checkpoint,
+# The newest PyTorch from the index: the pip flavour's venv (scripts/setup.sh --torch pip).
+TORCH2_PYTHON = os.path.join(ROOT, ".venv-torch", "bin", "python")
+
+
+def torch_side(args, beam, output, mode, env=None, python="/usr/bin/python3"):
+    if not os.access(python, os.X_OK):
+        sys.exit(f"translate_bench: {python} missing (bash scripts/setup.sh --torch pip makes it)")
+    cmd = [python, os.path.join(HERE, "decode_reference.py"), "--checkpoint", args.checkpoint,
            "--input", args.input, "--output", output, "--beam", str(beam), "--mode", mode,
            "--threads", str(args.threads), "--output-format", "ids" if beam == 1 else "text"]
     out, _, rss = peak_rss(cmd, env)
@@ -97,6 +105,8 @@ SIDES = {
     # spinning against OpenBLAS's pool (see src/common/app.cpp).
     "torch-cache-passive": (lambda a, b, o: torch_side(a, b, o, "cache", {"OMP_WAIT_POLICY": "PASSIVE"}), False),
     "torch-cache-tuned": (lambda a, b, o: torch_side(a, b, o, "cache", TUNED), False),
+    # Reference (b) on the index's torch (2.x, MKL), tuned likewise.
+    "torch2-cache-tuned": (lambda a, b, o: torch_side(a, b, o, "cache", TUNED, TORCH2_PYTHON), False),
 }
 
 

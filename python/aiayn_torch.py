@@ -204,6 +204,22 @@ def from_aiayn_state_dict(state):
     return {name.replace(".feed_forward.", "."): value for name, value in state.items()}
 
 
+def read_weights(path):
+    """A model.pt written by aiayn-train -> {name: tensor}. LibTorch's C++
+    pickler tags the typed dict with torch.jit._pickle.restore_type_tag,
+    which torch.load's weights_only default (PyTorch >= 2.6) refuses until
+    it is allowed; the rest stays weights-only."""
+    try:
+        from torch.jit._pickle import restore_type_tag as restore
+    except ImportError:
+        restore = None
+    safe = getattr(torch.serialization, "safe_globals", None)
+    if safe is None or restore is None:  # PyTorch before 2.5: no allow-list, and no such default
+        return torch.load(path, map_location="cpu")
+    with safe([restore]):
+        return torch.load(path, map_location="cpu")
+
+
 def load(path, tokenizers=True):
     """The model of a checkpoint (or a save directory's last), in eval mode,
     with its SentencePiece tokenizers attached when `tokenizers`."""
@@ -211,7 +227,7 @@ def load(path, tokenizers=True):
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         config = json.load(f)["model"]
     model = Model(config)
-    state = from_aiayn_state_dict(torch.load(os.path.join(directory, "model.pt")))
+    state = from_aiayn_state_dict(read_weights(os.path.join(directory, "model.pt")))
     if config["share_embeddings"]:
         state["tgt_embed.weight"] = state["src_embed.weight"]
     missing, unexpected = model.load_state_dict(state, strict=False)

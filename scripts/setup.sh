@@ -77,8 +77,11 @@ if [ -z "${AIAYN_TORCH_VERSION:-}" ]; then
     *) echo "setup: CUDA toolkit $cuda: no torch on the index is known to fit it; set AIAYN_TORCH_VERSION (docs/libtorch2.md)" >&2; exit 2 ;;
   esac
 fi
+# sentencepiece, nltk and numpy beside it: the benchmarks' PyTorch references run on this torch too.
 if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)" = "$AIAYN_TORCH_VERSION" ]; then
   echo "setup: torch $AIAYN_TORCH_VERSION present in $venv"
+  "$venv/bin/python" -c 'import sentencepiece, nltk, numpy' 2>/dev/null || [ -n "${AIAYN_OFFLINE:-}" ] \
+    || "$venv/bin/python" -m pip install -q --disable-pip-version-check sentencepiece nltk numpy
   exit 0
 fi
 echo "setup: installing torch $AIAYN_TORCH_VERSION into $venv (about 2.6 GB with its CUDA libraries)"
@@ -89,5 +92,5 @@ if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
     || sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 fi
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$AIAYN_TORCH_VERSION"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$AIAYN_TORCH_VERSION" sentencepiece nltk numpy
 echo "setup: torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null) in $venv"

@@ -98,12 +98,13 @@ def sinusoids(positions, d_model):
 
 
 def read_weights(directory, raw):
-    import torch
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+    from aiayn_torch import read_weights as read_state  # model.pt on any PyTorch version
     path = os.path.join(directory, "raw_model.pt" if raw else "model.pt")
     if raw and not os.path.exists(path):
         raise Refusal(f"{path}: missing: this checkpoint holds one set of weights (model.pt); drop --raw-weights")
     try:
-        state = torch.load(path, map_location="cpu")
+        state = read_state(path)
     except Exception as e:  # torch raises many kinds for a bad archive
         raise Refusal(f"{path}: cannot read as a weights archive: {str(e).splitlines()[0]}")
     return path, {name: value.detach().float().contiguous() for name, value in state.items()}
