@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
 # Every side-by-side benchmark, back to back, on a trained Multi30k `small`
 # run directory (CONFIG=configs/small.json scripts/multi30k.sh makes one):
-# translation (ours and the PyTorch references, greedy and beam 4), training
+# translation (ours and the PyTorch references, 1.13 and the index's 2.x,
+# greedy and beam 4), ours against CTranslate2 on the same model (fp32 and
+# int8, 1 and 2 threads, and CTranslate2's own protocol), training
 # (ours and the reference from the same initial weights and the same batches,
 # with the sgemm peak and model-FLOP utilisation), data-parallel training,
 # and the scaling sweeps (PNG). Ends with OUT/tables.md: README's speed
 # tables from this one run, with date, CPU and commit (bench/tables.py).
 # Usage: bench/all.sh [RUN_DIR] [OUT_DIR]   (defaults: runs/m30k-small-de-en runs/bench)
-#   env: PARTS="translation training distributed scaling" (a subset runs fewer),
+#   env: PARTS="translation ctranslate2 training distributed scaling" (a subset runs fewer),
 #        DATA=../shared/data/multi30k, STEPS=120 (training updates per side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:-runs/m30k-small-de-en}
 out=${2:-runs/bench}
 data=${DATA:-../shared/data/multi30k}
-parts=${PARTS:-translation training distributed scaling}
+parts=${PARTS:-translation ctranslate2 training distributed scaling}
 steps=${STEPS:-120}
 py=/usr/bin/python3
 fail() { echo "bench/all.sh: $*" >&2; exit 2; }
 [ -d "$run/averaged" ] || fail "$run/averaged missing (train one: CONFIG=configs/small.json bash scripts/multi30k.sh $data de en $run)"
 [ -f "$run/spm.model" ] || fail "$run/spm.model missing"
 [ -x build/bin/aiayn-translate ] || fail "build/bin/aiayn-translate missing (bash scripts/build.sh)"
+[ -x .venv-tools/bin/python ] || fail ".venv-tools missing (bash scripts/setup.sh installs ctranslate2 and sacrebleu there)"
+[ -x .venv-torch/bin/python ] || fail ".venv-torch missing (bash scripts/setup.sh --torch pip: the newest PyTorch's references)"
 for part in $parts; do
   case $part in translation|training|distributed|scaling) ;; *) fail "PARTS: unknown part '$part'" ;; esac
 done
@@ -28,7 +32,7 @@ done
 read -r src tgt < <($py -c 'import json,sys; d=json.load(open(sys.argv[1]))["data"]
 print(d["train_src"].rsplit(".",1)[1], d["train_tgt"].rsplit(".",1)[1])' "$run/last/config.json") \
   || fail "$run/last/config.json: cannot read data.train_src/train_tgt"
-for f in "test_2016_flickr.$src" "test_2016_flickr.$tgt" "train.$src" "train.$tgt"; do
+for f in "test_2016_flickr.$src" "test_2016_flickr.$tgt" "train.$src" "train.$tgt" "val.$src"; do
   [ -f "$data/$f" ] || fail "$data/$f missing (DATA)"
 done
 # Every side, ours and the references, runs the BLAS kernel our executables
@@ -46,7 +50,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   fi
 fi
 mkdir -p "$out"
-rm -f "$out"/{translate,train,scaling}.json
+rm -f "$out"/{translate,train,scaling,ctranslate2}.json "$out/ctranslate2.md"
 dirty=$(git diff --quiet HEAD -- . 2>/dev/null && echo "" || echo "+uncommitted")
 $py - "$out/meta.json" "$run" "$src-$tgt" "$data/test_2016_flickr.$src" "$(git rev-parse --short HEAD)$dirty" "$blas_source" <<'EOF'
 import json, os, subprocess, sys, time
@@ -71,12 +75,18 @@ for part in $parts; do
     translation)
       step "translation, $src→$tgt"
       $py bench/translate_bench.py --checkpoint "$run/averaged" --input "$data/test_2016_flickr.$src" \
-        --reference "$data/test_2016_flickr.$tgt" --sides ours,ours-nopack,ours-1worker,ours-int8,torch-cache,torch-cache-tuned \
+        --reference "$data/test_2016_flickr.$tgt" --sides ours,ours-nopack,ours-1worker,ours-int8,torch-cache,torch-cache-tuned,torch2-cache-tuned \
         --json "$out/translate.json" | tee "$out/translate.log" ;;
+    ctranslate2)
+      step "CTranslate2, on the same model"
+      .venv-tools/bin/python bench/ctranslate2_bench.py --checkpoint "$run/averaged" \
+        --input "$data/test_2016_flickr.$src" --reference "$data/test_2016_flickr.$tgt" \
+        --valid-input "$data/val.$src" --json "$out/ctranslate2.json" --markdown "$out/ctranslate2.md" \
+        | tee "$out/ctranslate2.log" ;;
     training)
       step "training, same initial weights and batches"
       $py bench/train_bench.py --data "$data" --src "$src" --tgt "$tgt" --spm "$run/spm.model" \
-        --steps "$steps" --repeat 1 --same-init --sides ours,torch-tuned,torch-reseeded \
+        --steps "$steps" --repeat 1 --same-init --sides ours,torch-tuned,torch2-tuned,torch-reseeded \
         --json "$out/train.json" | tee "$out/train.log" ;;
     distributed)
       step "data-parallel"
