@@ -26,7 +26,7 @@ fail() { echo "bench/all.sh: $*" >&2; exit 2; }
 [ -x .venv-tools/bin/python ] || fail ".venv-tools missing (bash scripts/setup.sh installs ctranslate2 and sacrebleu there)"
 [ -x .venv-torch/bin/python ] || fail ".venv-torch missing (bash scripts/setup.sh --torch pip: the newest PyTorch's references)"
 for part in $parts; do
-  case $part in translation|training|distributed|scaling) ;; *) fail "PARTS: unknown part '$part'" ;; esac
+  case $part in translation|ctranslate2|training|distributed|scaling) ;; *) fail "PARTS: unknown part '$part'" ;; esac
 done
 # The language pair the run was trained on, from its config's file names.
 read -r src tgt < <($py -c 'import json,sys; d=json.load(open(sys.argv[1]))["data"]
