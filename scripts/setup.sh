@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the project's dependencies. Idempotent: quick when all are present.
-#   bash scripts/setup.sh               Debian's packages (LibTorch 1.13.1, CPU)
+#   bash scripts/setup.sh               Debian's packages (LibTorch 1.13.1, CPU), and
+#                                       .venv-tools/ (ctranslate2, sacrebleu: docs/ctranslate2.md)
 #   bash scripts/setup.sh --torch pip   the same, and LibTorch 2.x from the
 #                                       package index in .venv-torch/ (docs/libtorch2.md)
 # AIAYN_TORCH_VERSION=2.15.0 picks another torch for --torch pip.

@@ -164,6 +164,17 @@ TEST_CASE("export_ctranslate2: what it cannot express or may not overwrite exits
     refused(good, dir.file("taken"), "not a CTranslate2 model directory", "--force");
     CHECK(aiayn::test::read_file(dir.file("taken/notes.txt")) == "mine");
   }
+  SECTION("compare_ctranslate2 on a directory that is no export, or a missing input") {
+    aiayn::test::write_file(dir.file("in.txt"), "red cat\n");
+    fs::create_directories(dir.file("not-an-export"));
+    auto c = compare(good, dir.file("not-an-export"), dir.file("in.txt"), "");
+    CHECK(c.exit_code == 2);
+    CHECK_THAT(c.err, Contains("aiayn_export.json missing"));
+    REQUIRE(export_model(good, dir.file("ct2")).exit_code == 0);
+    auto m = compare(good, dir.file("ct2"), dir.file("no-such.txt"), "");
+    CHECK(m.exit_code == 2);
+    CHECK_THAT(m.err, Contains("no-such.txt: no such file"));
+  }
   SECTION("an output inside the checkpoint") {
     const auto ckpt = copy("inside");
     refused(ckpt, ckpt + "/ct2", "outside the checkpoint");

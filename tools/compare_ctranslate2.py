@@ -65,8 +65,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="the aiayn checkpoint that was exported")
     ap.add_argument("--ct2", required=True, help="its CTranslate2 model directory")
-    ap.add_argument("--input", required=True, help="source sentences, one per line")
-    ap.add_argument("--reference", help="references, for beam-4 BLEU (without: no BLEU)")
+    ap.add_argument("-i", "--input", required=True, help="source sentences, one per line")
+    ap.add_argument("-r", "--reference", help="references, for beam-4 BLEU (without: no BLEU)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--aiayn-translate", default=os.path.join(ROOT, "build/bin/aiayn-translate"))
     ap.add_argument("--require-greedy", type=float, help="least %% of greedy outputs equal token for token")
@@ -78,7 +78,16 @@ def main():
     import sacrebleu
     import sentencepiece
 
-    with open(os.path.join(args.ct2, "aiayn_export.json"), encoding="utf-8") as f:
+    marker = os.path.join(args.ct2, "aiayn_export.json")
+    if not os.path.isfile(marker):
+        print(f"compare_ctranslate2: {marker} missing: --ct2 must be a directory written by "
+              "tools/export_ctranslate2.py", file=sys.stderr)
+        return 2
+    for path in [args.input] + ([args.reference] if args.reference else []):
+        if not os.path.isfile(path):
+            print(f"compare_ctranslate2: {path}: no such file", file=sys.stderr)
+            return 2
+    with open(marker, encoding="utf-8") as f:
         export = json.load(f)
     limit = export["max_positions"] - 1
     source_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(args.ct2, "source.spm"))
