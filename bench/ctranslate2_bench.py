@@ -37,19 +37,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, HERE)
-from peak_rss import run as peak_rss_run  # noqa: E402
+from peak_rss import run_captured  # noqa: E402
 
 
 def run_measured(cmd):
     """cmd -> (stdout, stderr, the command's own peak RSS in MiB, bench/peak_rss.py)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        code, mib = peak_rss_run(cmd, stdout=out, stderr=err)
-        out.seek(0)
-        err.seek(0)
-        o, e = out.read(), err.read()
-    if code != 0:
-        sys.exit(f"ctranslate2_bench: {' '.join(cmd)} failed ({code}):\n{e}")
-    return o, e, mib
+    return run_captured(cmd, "ctranslate2_bench")
 
 
 def count_pieces(path):

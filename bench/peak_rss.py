@@ -25,3 +25,17 @@ def run(cmd, env=None, stdout=None, stderr=None):
     # time writes "Command exited with non-zero status N" before %M on failure.
     mib = int(lines[-1]) / 1024 if lines and lines[-1].isdigit() else float("nan")
     return proc.returncode, mib
+
+
+def run_captured(cmd, who, env=None):
+    """Runs cmd -> (stdout, stderr, its own peak RSS in MiB); exits naming
+    `who` and the command on failure."""
+    import sys
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        code, mib = run(cmd, env, stdout=out, stderr=err)
+        out.seek(0)
+        err.seek(0)
+        o, e = out.read(), err.read()
+    if code != 0:
+        sys.exit(f"{who}: {' '.join(cmd)} failed ({code}):\n{e}")
+    return o, e, mib

@@ -44,19 +44,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from peak_rss import run as peak_rss_run  # noqa: E402
+from peak_rss import run_captured  # noqa: E402
 
 
 def peak_rss(cmd, env=None):
     """Runs cmd -> (stdout, stderr, the command's own peak RSS in MiB, bench/peak_rss.py)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        code, mib = peak_rss_run(cmd, env, stdout=out, stderr=err)
-        out.seek(0)
-        err.seek(0)
-        o, e = out.read(), err.read()
-    if code != 0:
-        sys.exit(f"translate_bench: {' '.join(cmd)} failed ({code}):\n{e}")
-    return o, e, mib
+    return run_captured(cmd, "translate_bench", env)
 
 
 def ours(args, beam, output, no_cache, workers=0, extra=()):

@@ -84,7 +84,7 @@ def main():
               "tools/export_ctranslate2.py", file=sys.stderr)
         return 2
     for path in [args.input] + ([args.reference] if args.reference else []):
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             print(f"compare_ctranslate2: {path}: no such file", file=sys.stderr)
             return 2
     with open(marker, encoding="utf-8") as f:

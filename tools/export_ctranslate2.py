@@ -24,7 +24,6 @@ output directory is only replaced with --force.
 """
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -46,14 +45,20 @@ class Refusal(Exception):
     """A checkpoint the exporter cannot express, or bad input: exit 2."""
 
 
+def aiayn_torch():
+    """python/aiayn_torch.py: how our checkpoints are found and read, shared
+    with the notebooks' loader (imported late: it needs torch)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+    import aiayn_torch as module
+    return module
+
+
 def resolve(path):
     """A checkpoint directory, or a save directory's last checkpoint."""
-    if os.path.isfile(os.path.join(path, "config.json")):
-        return path
-    last = os.path.join(path, "last")
-    if os.path.isfile(os.path.join(last, "config.json")):
-        return os.path.realpath(last)
-    raise Refusal(f"{path}: neither a checkpoint (config.json) nor a save directory (last/config.json)")
+    try:
+        return aiayn_torch().resolve(path)
+    except FileNotFoundError as e:
+        raise Refusal(str(e))
 
 
 def read_model_config(directory):
@@ -83,28 +88,12 @@ def read_model_config(directory):
     return model
 
 
-def sinusoids(positions, d_model):
-    """Section 3.5's table, [positions, d_model], computed as models/positional.cpp
-    does (float64, then float32), row p for position p counted from 0.
-    CTranslate2's own table concatenates sines and cosines instead of
-    interleaving them, and starts at position 1: so ours is exported."""
-    import torch
-    pos = torch.arange(positions, dtype=torch.float64).unsqueeze(1)  # [P, 1]
-    rate = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(10000.0) / d_model))
-    table = torch.zeros(positions, d_model, dtype=torch.float64)  # [P, d_model]
-    table[:, 0::2] = torch.sin(pos * rate)
-    table[:, 1::2] = torch.cos(pos * rate)[:, : d_model // 2]
-    return table.float()
-
-
 def read_weights(directory, raw):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
-    from aiayn_torch import read_weights as read_state  # model.pt on any PyTorch version
     path = os.path.join(directory, "raw_model.pt" if raw else "model.pt")
     if raw and not os.path.exists(path):
         raise Refusal(f"{path}: missing: this checkpoint holds one set of weights (model.pt); drop --raw-weights")
     try:
-        state = read_state(path)
+        state = aiayn_torch().read_weights(path)  # model.pt on any PyTorch version
     except Exception as e:  # torch raises many kinds for a bad archive
         raise Refusal(f"{path}: cannot read as a weights archive: {str(e).splitlines()[0]}")
     return path, {name: value.detach().float().contiguous() for name, value in state.items()}
@@ -183,7 +172,10 @@ class AiaynConverter:
         if m["positional"] == "learned":
             spec.position_encodings.encodings = self.take(f"{side}_pos.weight", (m["max_positions"], m["d_model"]))
         else:
-            spec.position_encodings.encodings = sinusoids(m["max_positions"], m["d_model"]).numpy()
+            # Section 3.5's table as models/positional.cpp computes it, row p for
+            # position p from 0; CTranslate2's own table concatenates sines and
+            # cosines instead of interleaving them, and starts at position 1.
+            spec.position_encodings.encodings = aiayn_torch().sinusoids(m["max_positions"], m["d_model"]).numpy()
 
     def spec(self):
         import ctranslate2
