@@ -38,6 +38,21 @@ void force_eos(torch::Tensor lprobs) {
 // log p(eos | bos) beats any long sum. lprobs: [..., V], one row or block.
 void bar_empty_output(torch::Tensor lprobs) { lprobs.select(-1, kEosId).fill_(kNegInf); }
 
+// How each live search row (active[i], a sentence) may end at step t (1
+// first): at its length limit only by eos, at its first step not by eos.
+std::vector<EndRule> end_rules(const SearchOptions& o, const std::vector<int64_t>& lengths,
+                               const std::vector<int64_t>& active, int64_t t, int64_t max_positions) {
+  std::vector<EndRule> rules(active.size(), EndRule::free);
+  for (size_t i = 0; i < active.size(); ++i) {
+    if (t > max_output_length(o, lengths[static_cast<size_t>(active[i])], max_positions)) {
+      rules[i] = EndRule::only_eos;
+    } else if (t == 1) {
+      rules[i] = EndRule::no_eos;
+    }
+  }
+  return rules;
+}
+
 torch::Tensor long_tensor(const std::vector<int64_t>& values, torch::Device device) {
   return torch::tensor(values, torch::dtype(torch::kLong).device(device));  // [n]
 }
@@ -160,14 +175,7 @@ Hypotheses row_search(StepModel& model, const std::vector<int64_t>& lengths, con
   auto history = torch::full({batch, 1}, kBosId, torch::dtype(torch::kLong).device(device));  // [B, 1]
   std::vector<double> log_prob(static_cast<size_t>(batch), 0.0);
   for (int64_t t = 1; !active.empty(); ++t) {
-    std::vector<EndRule> rules(active.size(), EndRule::free);
-    for (size_t r = 0; r < active.size(); ++r) {
-      if (t > max_output_length(o, lengths[active[r]], model.max_positions())) {
-        rules[r] = EndRule::only_eos;
-      } else if (t == 1) {
-        rules[r] = EndRule::no_eos;
-      }
-    }
+    const auto rules = end_rules(o, lengths, active, t, model.max_positions());
     torch::Tensor best, token;  // [rows], [rows]
     if (!pick && model.has_step_logits()) {
       std::tie(best, token) = argmax_from_logits(model, history, rules);
@@ -307,14 +315,7 @@ Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& lengths,
 
   for (int64_t t = 1; !active.empty(); ++t) {
     const auto n = static_cast<int64_t>(active.size());
-    std::vector<EndRule> rules(static_cast<size_t>(n), EndRule::free);
-    for (int64_t s = 0; s < n; ++s) {
-      if (t > max_output_length(o, lengths[active[s]], model.max_positions())) {
-        rules[static_cast<size_t>(s)] = EndRule::only_eos;
-      } else if (t == 1) {
-        rules[static_cast<size_t>(s)] = EndRule::no_eos;
-      }
-    }
+    const auto rules = end_rules(o, lengths, active, t, model.max_positions());
     const auto ranked = model.has_step_logits() ? rank_step_logits(model, history, scores, rules, vocab)
                                                 : rank_step(model, history, scores, rules, vocab);
     NextBeams next;
