@@ -22,7 +22,8 @@ Translates a test set with one of our checkpoints, greedy and beam 4, with
                  (.venv-torch, scripts/setup.sh --torch pip)
 all on the same weights and thread count, repeated, and prints medians
 (sentences/s, target tokens/s, peak RSS), the ratios of ours to each, whether
-greedy outputs agree token for token, and each beam-4 output's BLEU.
+greedy outputs agree token for token, and each beam-4 output's BLEU (sacreBLEU,
+through .venv-tools: bench/sacrebleu_score.py).
 
     /usr/bin/python3 bench/translate_bench.py --checkpoint runs/multi30k-en-de/averaged \
         [--input ../shared/data/multi30k/test_2016_flickr.en] [--reference ...de] \
@@ -45,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from peak_rss import run_captured  # noqa: E402
+from sacrebleu_score import score as sacrebleu_score  # noqa: E402
 
 
 def peak_rss(cmd, env=None):
@@ -121,9 +123,7 @@ def main():
     args = ap.parse_args()
     for name in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GLIBC_TUNABLES", "AIAYN_TUNED", "AIAYN_NO_REEXEC"):
         os.environ.pop(name, None)  # each side sets its own
-    import reference as ref
 
-    refs = read(args.reference)
     work = tempfile.mkdtemp(prefix="translate_bench.")
     results = {}
     sides = args.sides.split(",")
@@ -141,7 +141,7 @@ def main():
                          tok_s=statistics.median(r["tokens"] / r["seconds"] for r in runs),
                          rss_mib=max(r["rss"] for r in runs), runs=len(runs), output=output)
             if beam == 4:
-                entry["bleu"] = ref.corpus_bleu(read(output), refs)
+                entry["bleu"] = sacrebleu_score(output, args.reference)  # sacreBLEU itself
             results[f"{side}.beam{beam}"] = entry
 
     print(f"\n{'side':19s} {'beam':>4s} {'sent/s':>8s} {'tok/s':>8s} {'RSS MiB':>8s} {'BLEU':>6s} "
