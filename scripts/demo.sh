@@ -8,7 +8,7 @@
 #      (aiayn-translate);
 #   5. dumps the attention of a few examples as JSON Lines and writes the
 #      HTML viewer (aiayn-attention).
-# About 3-3.5 minutes after the build on 2 cores (README, Timings, per CPU).
+# About 3-3.5 minutes after the build on 2 cores (docs/timings.md, per CPU).
 # Usage: scripts/demo.sh [OUT_DIR]  (default runs/demo)
 # Environment: DEMO_SKIP_BUILD=1 uses the binaries in ${AIAYN_BIN:-build/bin} as
 # they are; DEMO_STEPS=N trains N updates instead of configs/demo.json's
