@@ -39,12 +39,23 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
+std::string multi30k_dir() {
+  if (const char* env = std::getenv("AIAYN_MULTI30K")) return env;
+  return std::string(AIAYN_SOURCE_DIR) + "/../shared/data/multi30k";
+}
+
 std::string multi30k(const std::string& file) {
-  std::string dir = std::string(AIAYN_SOURCE_DIR) + "/../shared/data/multi30k";
-  if (const char* env = std::getenv("AIAYN_MULTI30K")) dir = env;
-  std::string path = dir + "/" + file;
+  std::string path = multi30k_dir() + "/" + file;
   if (!fs::exists(path)) FAIL("Multi30k not found at " << path << " (set AIAYN_MULTI30K)");
   return path;
+}
+
+// The cases on real data skip, saying so, where Multi30k is absent (a
+// machine without ../shared); a present but incomplete copy still fails.
+bool multi30k_present() {
+  if (fs::exists(multi30k_dir() + "/val.en")) return true;
+  WARN("skipped: Multi30k not found at " << multi30k_dir() << " (set AIAYN_MULTI30K)");
+  return false;
 }
 
 std::vector<std::string> words_of(const std::string& line) {
@@ -332,6 +343,7 @@ TEST_CASE("scores refuse corpora of different line counts", "[scoring]") {
 }
 
 TEST_CASE("BLEU agrees with NLTK's corpus_bleu on Multi30k", "[scoring][bleu][reference]") {
+  if (!multi30k_present()) return;
   std::vector<std::string> hyps, refs;
   corpus("val.de", hyps, refs);
   test::TempDir dir;
@@ -355,6 +367,7 @@ TEST_CASE("BLEU agrees with NLTK's corpus_bleu on Multi30k", "[scoring][bleu][re
 }
 
 TEST_CASE("lowercased BLEU agrees with NLTK on Multi30k", "[scoring][bleu][reference]") {
+  if (!multi30k_present()) return;
   std::vector<std::string> hyps, refs;
   corpus("test_2016_flickr.de", hyps, refs);
   test::TempDir dir;
@@ -407,6 +420,7 @@ TEST_CASE("lowercased BLEU agrees with NLTK on Multi30k", "[scoring][bleu][refer
 }
 
 TEST_CASE("BLEU and chrF equal sacreBLEU's to the hundredth on Multi30k", "[scoring][bleu][chrf][sacrebleu]") {
+  if (!multi30k_present()) return;
   // sacreBLEU itself (pinned in scripts/setup.sh's .venv-tools), on real
   // references and their perturbations, cased and lowercased, in German,
   // French and Czech; also a whole other language as the hypothesis (few

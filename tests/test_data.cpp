@@ -19,12 +19,23 @@ namespace fs = std::filesystem;
 
 namespace {
 
+std::string multi30k_dir() {
+  if (const char* env = std::getenv("AIAYN_MULTI30K")) return env;
+  return std::string(AIAYN_SOURCE_DIR) + "/../shared/data/multi30k";
+}
+
 std::string multi30k(const std::string& file) {
-  std::string dir = std::string(AIAYN_SOURCE_DIR) + "/../shared/data/multi30k";
-  if (const char* env = std::getenv("AIAYN_MULTI30K")) dir = env;
-  std::string path = dir + "/" + file;
+  std::string path = multi30k_dir() + "/" + file;
   if (!fs::exists(path)) FAIL("Multi30k not found at " << path << " (set AIAYN_MULTI30K)");
   return path;
+}
+
+// The cases on real data skip, saying so, where Multi30k is absent (a
+// machine without ../shared); a present but incomplete copy still fails.
+bool multi30k_present() {
+  if (fs::exists(multi30k_dir() + "/val.en")) return true;
+  WARN("skipped: Multi30k not found at " << multi30k_dir() << " (set AIAYN_MULTI30K)");
+  return false;
 }
 
 // A small synthetic corpus and a tokenizer trained on it, shared by the
@@ -79,6 +90,7 @@ std::string error_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST_CASE("tokenizer round-trips Multi30k in en, de, fr and cs", "[data][tokenizer]") {
+  if (!multi30k_present()) return;
   test::TempDir dir;
   std::vector<std::string> langs = {"en", "de", "fr", "cs"};
   std::vector<std::string> inputs;
@@ -380,6 +392,7 @@ TEST_CASE("a stream resumed at a position continues exactly", "[data][batching][
 }
 
 TEST_CASE("BPE-dropout at p=0 gives SentencePiece's segmentation back, and at p>0 the same text", "[data][bpe-dropout]") {
+  if (!multi30k_present()) return;
   test::TempDir dir;
   TokenizerTrainOptions o;
   o.vocab_size = 10000;  // the Multi30k recipe's joint BPE
@@ -429,6 +442,7 @@ TEST_CASE("BPE-dropout at p=0 gives SentencePiece's segmentation back, and at p>
 }
 
 TEST_CASE("BPE-dropout cannot follow a unigram model: re-merging differs", "[data][bpe-dropout][bad-input]") {
+  if (!multi30k_present()) return;
   test::TempDir dir;
   TokenizerTrainOptions o;
   o.model_type = "unigram";
