@@ -89,6 +89,11 @@ def main():
             return 2
     with open(marker, encoding="utf-8") as f:
         export = json.load(f)
+    if args.reference and len(read_lines(args.reference)) != len(read_lines(args.input)):
+        print(f"compare_ctranslate2: {args.reference} has {len(read_lines(args.reference))} lines but "
+              f"{args.input} has {len(read_lines(args.input))}: give the references of these sources",
+              file=sys.stderr)
+        return 2
     limit = export["max_positions"] - 1
     source_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(args.ct2, "source.spm"))
     target_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(args.ct2, "target.spm"))
