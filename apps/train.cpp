@@ -10,7 +10,7 @@
 #include "src/common/app.h"
 #include "src/common/cli.h"
 #include "src/common/error.h"
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 #include "src/train/checkpoint_writer.h"
 #include "src/train/distributed.h"
 #include "src/train/trainer.h"

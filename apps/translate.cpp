@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     int threads = 0;
     std::string device_name = "cpu";
     bool greedy = false, no_cache = false;
-    app.add_option("-c,--checkpoint", job.checkpoints,
+    app.add_option("-c,--checkpoint", job.model.checkpoints,
                    "checkpoint directory, or a save directory (its last); several need --ensemble "
                    "or --average-weights")
         ->required();
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     app.add_option("--prefix", job.prefix,
                    "target prefixes, one per input line (empty line: none): each output starts with its "
                    "line's prefix, forced, and search continues after it");
-    app.add_option("--mask-heads", job.mask_heads,
+    app.add_option("--mask-heads", job.model.mask_heads,
                    "head ablation: these heads' outputs are zero, e.g. enc:0:1,dec:2:0,cross:1:3 "
                    "(kind:layer:head, counted from 0 as in aiayn-attention's dump)");
     auto& align = job.options.alignment_options;
@@ -99,9 +99,10 @@ int main(int argc, char** argv) {
     app.add_option("-r,--reference", job.reference, "print BLEU and chrF2 against this file");
     app.add_flag("--lowercase", job.lowercase, "case-insensitive BLEU and chrF");
     app.add_flag("--no-cache", no_cache, "recompute the decoder over the whole prefix (slow; for comparison)");
-    app.add_flag("--int8", job.int8,
-                 "int8 weights and dynamically quantized inputs for every linear layer "
-                 "(CPU; faster, BLEU within a few tenths)");
+    app.add_flag("--int8", job.model.int8,
+                 "int8 weights and dynamically quantized inputs for every linear layer (CPU; BLEU within "
+                 "a few tenths; 1.3-1.7x fp32 with AVX-512 VNNI, measured on an AMD EPYC; without VNNI "
+                 "LibTorch's int8 engine, measured at 0.93x fp32: docs/benchmarks.md)");
     bool no_pack = false;
     app.add_flag("--no-pack", no_pack,
                  "multiply by the float weights through the BLAS at every call, as training does, instead "
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
                    "fp32, or bf16 / fp16 matrix products under autocast (fp32 weights and "
                    "log-probabilities); for GPUs: on the CPU the packed fp32 kernels decode faster")
         ->capture_default_str();
-    app.add_flag("--raw-weights", job.raw_weights,
+    app.add_flag("--raw-weights", job.model.raw_weights,
                  "a checkpoint trained with train.ema_decay: its raw weights, not the moving average");
     aiayn::TuneJob tune;
     bool tuning = false;
@@ -133,54 +134,20 @@ int main(int argc, char** argv) {
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
     const int total = aiayn::set_threads(threads);
-    job.device = aiayn::parse_device(device_name);
-    if (workers == 0) workers = job.input == "-" || job.device.is_cuda() ? 1 : total;
+    job.given = aiayn::given_options(app);
+    job.model.device = aiayn::parse_device(device_name);
+    if (workers == 0) workers = job.input == "-" || job.model.device.is_cuda() ? 1 : total;
     job.options.workers = workers;
-    job.options.precision = aiayn::parse_precision(precision, "--precision");
-    job.packed_weights = !no_pack;
+    job.model.precision = aiayn::parse_precision(precision, "--precision");
+    job.model.packed_weights = !no_pack;
     aiayn::set_decoding_threads(job, total);
-    // Beam and alpha given here win over the checkpoint's decoding.json.
-    job.recorded_decoding = !greedy && app.count("--beam") == 0 && app.count("--alpha") == 0;
     if (greedy) search.beam = 1;
     if (search.nbest > 1) job.scores = true;
-    job.combine = ensemble ? aiayn::Combine::ensemble
-                           : average_weights ? aiayn::Combine::average_weights : aiayn::Combine::one;
-    // Options that cannot go together are refused, not silently dropped.
-    auto refuse_with = [&](const char* mode, std::initializer_list<const char*> flags) {
-      for (const char* flag : flags) {
-        if (app.count(flag) > 0) throw aiayn::InputError(std::string(flag) + ": not with " + mode);
-      }
-    };
-    if (sampling.enabled) refuse_with("--sampling", {"--beam", "--greedy", "--tune", "--score-targets"});
-    if (!job.score_targets.empty()) refuse_with("--score-targets", {"--prefix", "--nbest", "--beam", "--greedy", "--tune"});
-    if (!job.prefix.empty()) refuse_with("--prefix", {"--tune"});
-    if (job.int8) refuse_with("--int8", {"--no-pack", "--precision"});
     search.use_cache = !no_cache;
-    // Options that belong to the other mode are refused, not silently dropped.
-    if (!tuning) {
-      for (const char* flag : {"--tune-beams", "--tune-alphas"}) {
-        if (app.count(flag) > 0) throw aiayn::InputError(std::string(flag) + ": only with --tune");
-      }
-    }
+    job.model.combine = ensemble ? aiayn::Combine::ensemble
+                                 : average_weights ? aiayn::Combine::average_weights : aiayn::Combine::one;
     if (tuning) {
-      for (const char* flag : {"--output", "--beam", "--alpha", "--greedy", "--nbest", "--scores"}) {
-        if (app.count(flag) > 0) {
-          throw aiayn::InputError(std::string(flag) + ": not with --tune (it tries --tune-beams x " +
-                                  "--tune-alphas and writes decoding.json, not translations)");
-        }
-      }
-      if (job.checkpoints.size() != 1) {
-        throw aiayn::InputError("--tune: give one checkpoint (average first with aiayn-train --average)");
-      }
-      if (job.input == "-") throw aiayn::InputError("--tune: --input must be a file (validation source)");
-      tune.checkpoint = job.checkpoints[0];
-      tune.input = job.input;
-      tune.reference = job.reference;
-      tune.options = job.options;
-      tune.lowercase = job.lowercase;
-      tune.raw_weights = job.raw_weights;
-      tune.device = job.device;
-      tune.packed_weights = job.packed_weights && job.options.precision == aiayn::Precision::fp32;
+      tune.translate = job;
       aiayn::run_tune_job(tune, std::cerr);
       return 0;
     }

@@ -22,14 +22,6 @@ using namespace aiayn;
 
 namespace {
 
-std::vector<std::string> read_lines(const std::string& path) {
-  LineReader r(path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (r.next(&line)) lines.push_back(line);
-  return lines;
-}
-
 std::string perturb(const std::string& line, int64_t rep, std::mt19937_64& rng) {
   if (rep == 0) return line;
   std::vector<std::string> words;

@@ -74,7 +74,7 @@ TEST_CASE("forced decoding of the greedy output gives the maps of generation", "
   auto src = torch::tensor(std::vector<int64_t>{5, 9, 7, 11, kEosId}, torch::kLong).unsqueeze(0);
   SearchOptions o;
   o.beam = 1;
-  auto hyp = greedy_search(*m, src, o)[0][0];
+  auto hyp = search(*m, src, o)[0][0];
   // Capture step by step during incremental generation of that output.
   auto padding = padding_mask(src, kPadId);
   auto memory = m->encode(src, padding);
@@ -107,7 +107,7 @@ TEST_CASE("the JSON dump has bertviz's fields and valid maps", "[attention-tool]
   REQUIRE(r.exit_code == 0);
   auto dump = read_dump(r.out);
   REQUIRE(dump.size() == 3);
-  const auto config = read_checkpoint_config(resolve_checkpoint(t.save)).model;
+  const auto config = read_checkpoint_model(resolve_checkpoint(t.save));
   CHECK(dump[1]["encoder_tokens"].empty());  // the empty line keeps its place
   CHECK(dump[1]["index"] == 1);
   for (size_t i : {size_t{0}, size_t{2}}) {

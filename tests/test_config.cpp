@@ -5,7 +5,7 @@
 #include "models/config.h"
 #include "src/common/error.h"
 #include "src/common/model_config_json.h"
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;

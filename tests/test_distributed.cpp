@@ -17,6 +17,7 @@
 #include "src/common/error.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/train/distributed.h"
+#include "src/train/training_state.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 

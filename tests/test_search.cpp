@@ -57,8 +57,10 @@ TEST_CASE("greedy search equals beam search with beam 1", "[search]") {
     SearchOptions o;
     o.max_len_b = 12;
     o.beam = 1;
-    auto greedy = greedy_search(*m, src, o);
-    auto beam = beam_search(*m, src, o);
+    torch::NoGradGuard no_grad;
+    TransformerStepModel for_greedy(*m, src, true), for_beam(*m, src, true);
+    auto greedy = greedy_search(for_greedy, source_lengths(src), o);
+    auto beam = beam_search(for_beam, source_lengths(src), o);
     for (size_t i = 0; i < greedy.size(); ++i) {
       REQUIRE(beam[i].size() == 1);
       CHECK(greedy[i][0].tokens == beam[i][0].tokens);
@@ -92,7 +94,7 @@ TEST_CASE("the score of a hypothesis is its forced-decoding log-probability", "[
   o.beam = 4;
   o.nbest = 3;
   o.max_len_b = 10;
-  auto results = beam_search(*m, src, o);
+  auto results = search(*m, src, o);
   for (int64_t b = 0; b < src.size(0); ++b) {
     REQUIRE_FALSE(results[b].empty());
     for (const auto& h : results[b]) {
@@ -324,20 +326,35 @@ TEST_CASE("a packed model decodes as the float one, keeps its copy and refuses g
 TEST_CASE("search refuses out-of-range options, naming the option", "[search][bad-input]") {
   auto m = random_model(7);
   auto src = random_sources(2, 8);
-  auto refused = [&](auto change, const std::string& message) {
+  // Keys, not flags: each front end spells them its own way (run_app: --key).
+  auto refused = [&](auto change, const std::string& key, const std::string& message) {
     SearchOptions o;
     change(o);
     INFO(message);
-    CHECK_THROWS_AS(search(*m, src, o), InputError);
+    CHECK_THROWS_AS(search(*m, src, o), OptionError);
     CHECK_THROWS_WITH(search(*m, src, o), Catch::StartsWith(message));
+    try {
+      o.validate();
+    } catch (const OptionError& e) {
+      CHECK(e.key == key);
+      CHECK_THAT(e.render([](const std::string& k) { return "--" + k; }), Catch::StartsWith("--" + key + " "));
+    }
   };
-  refused([](SearchOptions& o) { o.beam = 0; }, "--beam 0: must be at least 1");
-  refused([](SearchOptions& o) { o.nbest = 0; }, "--nbest 0: must be at least 1");
-  refused([](SearchOptions& o) { o.beam = 2, o.nbest = 3; }, "--nbest 3: exceeds --beam 2");
-  refused([](SearchOptions& o) { o.length_penalty = -1; }, "--alpha -1: must be a finite number >= 0");
-  refused([](SearchOptions& o) { o.length_penalty = std::nan(""); }, "--alpha nan");
-  refused([](SearchOptions& o) { o.max_len_a = -0.5; }, "--max-len-a -0.5: must be a finite number >= 0");
-  refused([](SearchOptions& o) { o.max_len_b = -1; }, "--max-len-b -1: must be >= 0");
+  refused([](SearchOptions& o) { o.beam = 0; }, "beam", "beam 0: must be at least 1");
+  refused([](SearchOptions& o) { o.nbest = 0; }, "nbest", "nbest 0: must be at least 1");
+  refused([](SearchOptions& o) { o.beam = 2, o.nbest = 3; }, "nbest", "nbest 3: exceeds beam 2");
+  refused([](SearchOptions& o) { o.length_penalty = -1; }, "alpha", "alpha -1: must be a finite number >= 0");
+  refused([](SearchOptions& o) { o.length_penalty = std::nan(""); }, "alpha", "alpha nan");
+  refused([](SearchOptions& o) { o.max_len_a = -0.5; }, "max-len-a", "max-len-a -0.5: must be a finite number >= 0");
+  refused([](SearchOptions& o) { o.max_len_b = -1; }, "max-len-b", "max-len-b -1: must be >= 0");
+  SearchOptions two_options;
+  two_options.beam = 2, two_options.nbest = 3;
+  try {
+    two_options.validate();
+    FAIL("nbest 3 over beam 2 passed");
+  } catch (const OptionError& e) {
+    CHECK(e.render([](const std::string& k) { return "--" + k; }) == "--nbest 3: exceeds --beam 2");
+  }
   // The defaults (the paper's beam 4, alpha 0.6) pass.
   SearchOptions fine;
   CHECK_NOTHROW(fine.validate());

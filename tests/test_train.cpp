@@ -27,6 +27,7 @@
 #include "src/decode/checkpoint_reader.h"
 #include "models/transformer.h"
 #include "src/train/trainer.h"
+#include "src/train/training_state.h"
 #include "src/train/training_setup.h"
 #include "src/train/validator.h"
 #include "tests/test_util.h"
@@ -729,8 +730,8 @@ TEST_CASE("separate source and target vocabularies: two models, untied embedding
   const auto last = resolve_checkpoint(ws.file("run"));
   REQUIRE(fs::exists(last + "/spm.src.model"));
   auto meta = read_checkpoint_meta(last);
-  CHECK(meta.src_tokenizer_hash != 0);
-  CHECK(meta.src_vocab_size == 40);
+  CHECK(meta.vocabulary.src_tokenizer_hash != 0);
+  CHECK(meta.vocabulary.src_vocab_size == 40);
   auto tokenizers = load_checkpoint_tokenizers(last);
   CHECK_FALSE(tokenizers.joint());
   auto config = read_checkpoint_config(last);
@@ -740,10 +741,10 @@ TEST_CASE("separate source and target vocabularies: two models, untied embedding
   // Two embedding matrices, each the size of its own vocabulary, and the
   // target one is what the output projection reuses.
   REQUIRE(model->tgt_embed.ptr() != model->src_embed.ptr());
-  CHECK(model->src_embed->weight.sizes() == torch::IntArrayRef({meta.src_vocab_size, config.model.d_model}));
-  CHECK(model->tgt_embed->weight.sizes() == torch::IntArrayRef({meta.vocab_size, config.model.d_model}));
-  CHECK(config.model.src_vocab == meta.src_vocab_size);
-  CHECK(config.model.tgt_vocab == meta.vocab_size);
+  CHECK(model->src_embed->weight.sizes() == torch::IntArrayRef({meta.vocabulary.src_vocab_size, config.model.d_model}));
+  CHECK(model->tgt_embed->weight.sizes() == torch::IntArrayRef({meta.vocabulary.vocab_size, config.model.d_model}));
+  CHECK(config.model.src_vocab == meta.vocabulary.src_vocab_size);
+  CHECK(config.model.tgt_vocab == meta.vocabulary.vocab_size);
   // Resume, averaging and translation read both models.
   r = test::run(ws.command(ws.file("run"), separate + "--set train.max_steps=8 --resume"));
   REQUIRE(r.exit_code == 0);

@@ -14,6 +14,8 @@
 #include "models/int8_linear.h"
 #include "models/packed_linear.h"
 #include "src/decode/checkpoint_reader.h"
+#include "src/train/checkpoint_list.h"
+#include "src/train/training_state.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 
@@ -242,7 +244,7 @@ TEST_CASE("translate bad input: clear errors and exit 2", "[translate][bad-input
   SECTION("nbest above beam") {
     auto r = test::run(kTranslate + " -c " + t.save + base + " --nbest 5 --beam 2");
     CHECK(r.exit_code == 2);
-    CHECK_THAT(r.err, Catch::Contains("--nbest 5 exceeds --beam 2"));
+    CHECK_THAT(r.err, Catch::Contains("--nbest 5: exceeds --beam 2"));
   }
 }
 
@@ -524,7 +526,7 @@ TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2
     test::write_file(ck + "/decoding.json", "{\"beam\": 2, \"alpha\": 0.6}");
     auto r = test::run(kTranslate + " -c " + ck + " -i " + src + " --nbest 3");
     CHECK(r.exit_code == 2);
-    CHECK_THAT(r.err, Catch::Contains("--nbest 3 exceeds the beam 2 recorded in") &&
+    CHECK_THAT(r.err, Catch::Contains("--nbest 3: exceeds the beam 2 recorded in") &&
                           Catch::Contains("give --beam as well"));
   }
   SECTION("--raw-weights of a run without EMA") {
@@ -573,6 +575,38 @@ TEST_CASE("an ensemble of one model, or of two copies, is that model", "[transla
     CHECK(std::stod(a[i][2]) == Approx(std::stod(b[i][2])).margin(1e-5));
     CHECK(std::stod(a[i][3]) == Approx(std::stod(b[i][3])).margin(1e-5));
   }
+}
+
+TEST_CASE("a checkpoint from a newer trainer still translates and training refuses its unknown keys", "[translate][checkpoint]") {
+  auto& t = trained();
+  const auto original = resolve_checkpoint(t.save);
+  const auto copy = t.ws.file("newer");
+  fs::remove_all(copy);
+  fs::copy(original, copy, fs::copy_options::recursive);
+  // What a later version might add: a train key, a section, a meta.json field.
+  auto config = nlohmann::json::parse(test::read_file(copy + "/config.json"));
+  config["train"]["warp_drive"] = true;
+  config["serving"] = {{"port", 8080}};
+  test::write_file(copy + "/config.json", config.dump(2));
+  auto meta = nlohmann::json::parse(test::read_file(copy + "/meta.json"));
+  meta["shards_done"] = 3;
+  test::write_file(copy + "/meta.json", meta.dump(2));
+  test::write_file(t.ws.file("newer.in"), "red cat sun\nblue dog\n");
+  const std::string in = " -i " + t.ws.file("newer.in") + " --beam 4 --nbest 2";
+  auto before = test::run(kTranslate + " -c " + original + in);
+  auto after = test::run(kTranslate + " -c " + copy + in);
+  INFO(after.err);
+  REQUIRE(after.exit_code == 0);
+  CHECK(after.out == before.out);
+  // Resuming or fine-tuning would train under settings it cannot honour.
+  CHECK_THROWS_WITH(read_checkpoint_config(copy), Catch::Contains("warp_drive"));
+}
+
+TEST_CASE("meta.json reads back through its schema to the same JSON", "[translate][checkpoint]") {
+  auto& t = trained();
+  const auto dir = resolve_checkpoint(t.save);
+  const auto file = nlohmann::json::parse(test::read_file(dir + "/meta.json"));
+  CHECK(to_json(read_checkpoint_meta(dir)) == file);
 }
 
 TEST_CASE("sampling: seeded, the same for any worker count, greedy at temperature 0", "[translate][sampling]") {

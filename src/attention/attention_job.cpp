@@ -13,8 +13,7 @@
 #include "src/common/error.h"
 #include "src/common/output_file.h"
 #include "src/common/text_reader.h"
-#include "src/decode/checkpoint_reader.h"
-#include "src/decode/head_mask.h"
+#include "src/decode/model_loader.h"
 
 namespace aiayn {
 
@@ -66,13 +65,14 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
   refuse_output_over_input("--output", job.output, inputs);
   refuse_output_over_input("--html", job.html, inputs);
   if (!job.html.empty()) refuse_output_over_input("--html", job.html, {{"--output", job.output}});
-  const auto dir = resolve_checkpoint(job.checkpoint);
-  auto model = load_model(dir, job.device);
-  if (!job.mask_heads.empty()) {
-    const auto heads = parse_head_mask(job.mask_heads, model->config());
-    model->mask_heads(heads);
-  }
-  AttentionExporter exporter(model, load_checkpoint_tokenizers(dir), job.options);
+  // The float model as training left it: attention is read, not sped up.
+  ModelLoadOptions load;
+  load.checkpoints = {job.checkpoint};
+  load.device = job.device;
+  load.mask_heads = job.mask_heads;
+  load.packed_weights = false;
+  auto loaded = load_models(load, log);
+  AttentionExporter exporter(loaded.models[0], loaded.tokenizers, job.options);
   std::vector<GoldAlignment> gold;
   if (!job.gold_alignment.empty()) {
     const auto lines = read_lines(job.gold_alignment);

@@ -27,6 +27,9 @@ int run_app(const std::string& name, const std::function<int()>& body) {
   try {
     check_nccl_matches();
     return body();
+  } catch (const OptionError& e) {
+    std::cerr << name << ": error: " << e.render([](const std::string& key) { return "--" + key; }) << "\n";
+    return 2;
   } catch (const InputError& e) {
     std::cerr << name << ": error: " << e.what() << "\n";
     return 2;

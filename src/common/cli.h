@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <set>
+#include <string>
 
 namespace aiayn {
 
@@ -26,6 +28,16 @@ inline int parse_command_line(CLI::App& app, int argc, char** argv) {
     std::cerr << app.get_name() << ": error: " << e.what() << " (see --help)\n";
     return 2;
   }
+}
+
+// The long names (without "--") of the options given on the command line:
+// the keys by which the library's jobs apply their rules (OptionError).
+inline std::set<std::string> given_options(const CLI::App& app) {
+  std::set<std::string> given;
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->count() > 0 && !option->get_lnames().empty()) given.insert(option->get_lnames().front());
+  }
+  return given;
 }
 
 }  // namespace aiayn

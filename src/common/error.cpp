@@ -2,8 +2,42 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace aiayn {
+
+namespace {
+
+// `message` with each {name} (letters, digits, '-', '_') replaced by flag(name).
+std::string fill_option_names(const std::string& message, const std::function<std::string(const std::string&)>& flag) {
+  std::string out;
+  for (size_t at = 0; at < message.size();) {
+    const size_t open = message.find('{', at);
+    const size_t close = open == std::string::npos ? open : message.find('}', open);
+    const std::string name = close == std::string::npos ? "" : message.substr(open + 1, close - open - 1);
+    const bool is_name = !name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos;
+    if (!is_name) {
+      const size_t end = open == std::string::npos ? message.size() : open + 1;
+      out += message.substr(at, end - at);
+      at = end;
+      continue;
+    }
+    out += message.substr(at, open - at) + flag(name);
+    at = close + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+OptionError::OptionError(std::string key_, std::string text_)
+    : InputError(fill_option_names("{" + key_ + "}" + text_, [](const std::string& n) { return n; })),
+      key(std::move(key_)),
+      text(std::move(text_)) {}
+
+std::string OptionError::render(const std::function<std::string(const std::string&)>& flag) const {
+  return fill_option_names("{" + key + "}" + text, flag);
+}
 
 IOError io_error(const std::string& path, const std::string& what) {
   return IOError(path + ": " + what + ": " + std::strerror(errno));

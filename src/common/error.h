@@ -1,6 +1,7 @@
 // Error kinds the apps map to exit codes (0 ok, 2 bad input, 3 training
 // diverged, 1 anything else).
 #pragma once
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -10,6 +11,20 @@ namespace aiayn {
 // says what to fix; apps print it on one line and exit with code 2.
 struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// Bad input in one option of a job, which the library names by its key,
+// never by a front end's spelling: the message is "{key}" followed by
+// `text`, and `{other}` inside `text` refers to another option. A front
+// end renders the keys its own way: run_app (src/common/app.h) as the
+// command line's flags (--key); what() leaves them bare.
+//   throw OptionError("nbest", " 3: exceeds {beam} 2");  // --nbest 3: exceeds --beam 2
+struct OptionError : InputError {
+  OptionError(std::string key, std::string text);
+  // The message with each {name} replaced by flag(name).
+  std::string render(const std::function<std::string(const std::string&)>& flag) const;
+  std::string key;
+  std::string text;  // after the key, with {name} placeholders
 };
 
 // The system failed us, not the user's input: a write that hit a full disk,

@@ -37,37 +37,6 @@ std::map<std::string, torch::Tensor> read_tensors(const std::string& file) {
   return out;
 }
 
-std::vector<std::string> checkpoint_dirs(const std::string& save_dir) {
-  std::vector<std::string> dirs;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(save_dir, ec)) {
-    auto name = e.path().filename().string();
-    if (e.is_directory() && !e.is_symlink() && name.rfind("checkpoint_", 0) == 0 &&
-        fs::exists(e.path() / "meta.json")) {
-      dirs.push_back(e.path().string());
-    }
-  }
-  if (ec) throw InputError(save_dir + ": cannot list checkpoints: " + ec.message());
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
-}
-
-std::vector<std::string> best_validated(const std::vector<std::string>& dirs, int64_t count) {
-  std::vector<std::pair<double, std::string>> scored;
-  for (const auto& d : dirs) {
-    const double c = read_checkpoint_meta(d).state.valid_criterion;
-    if (std::isfinite(c)) scored.emplace_back(c, d);
-  }
-  std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) {
-    return a.first < b.first || (a.first == b.first && a.second > b.second);
-  });
-  if (static_cast<int64_t>(scored.size()) > count) scored.resize(static_cast<size_t>(count));
-  std::vector<std::string> out;
-  for (const auto& [c, d] : scored) out.push_back(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 std::string resolve_checkpoint(const std::string& path) {
   if (fs::exists(fs::path(path) / "meta.json")) return path;
   if (fs::exists(fs::path(path) / "last" / "meta.json")) {
@@ -77,51 +46,50 @@ std::string resolve_checkpoint(const std::string& path) {
   throw InputError(path + ": not a checkpoint (no meta.json, and no last/meta.json)");
 }
 
-ExperimentConfig read_checkpoint_config(const std::string& dir) {
-  auto path = (fs::path(dir) / "config.json").string();
+ModelConfig read_checkpoint_model(const std::string& dir) {
+  const auto path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(path)) throw InputError(path + ": missing from the checkpoint");
-  return parse_experiment_config(read_json_file(path), path);
+  auto config = load_model_config(path);
+  validate_model_config(config, path);
+  require_vocab(config, path);
+  return config;
 }
 
-CheckpointMeta read_checkpoint_meta(const std::string& dir) {
-  auto path = (fs::path(dir) / "meta.json").string();
-  if (!fs::exists(path)) throw InputError(path + ": missing from the checkpoint");
-  auto j = read_json_file(path);
-  CheckpointMeta m;
+nlohmann::json to_json(const CheckpointVocabulary& v) {
+  return {{"tokenizer_hash", hex64(v.tokenizer_hash)},
+          {"vocab_size", v.vocab_size},
+          {"src_tokenizer_hash", v.src_tokenizer_hash == 0 ? nlohmann::json() : nlohmann::json(hex64(v.src_tokenizer_hash))},
+          {"src_vocab_size", v.src_vocab_size}};
+}
+
+CheckpointVocabulary checkpoint_vocabulary_from_json(const nlohmann::json& j, const std::string& path) {
+  CheckpointVocabulary v;
   try {
     if (j.at("format").get<int>() != kCheckpointFormat) {
       throw InputError(path + ": checkpoint format " + j.at("format").dump() + " is not " +
                        std::to_string(kCheckpointFormat));
     }
-    m.state.step = j.at("step").get<int64_t>();
-    m.state.position.epoch = j.at("epoch").get<int64_t>();
-    m.state.position.index = j.at("batch_index").get<int64_t>();
-    m.state.skipped_updates = j.at("skipped_updates").get<int64_t>();
-    if (!j.at("best_valid").is_null()) m.state.best_valid = j.at("best_valid").get<double>();
-    m.state.stale_validations = j.at("stale_validations").get<int64_t>();
-    m.state.train_seconds = j.at("train_seconds").get<double>();
-    // Absent in checkpoints written before it existed: not validated.
-    if (j.contains("valid_criterion") && !j["valid_criterion"].is_null()) {
-      m.state.valid_criterion = j["valid_criterion"].get<double>();
-    }
-    if (j.contains("batching")) m.state.batching = j["batching"];
-    if (j.contains("loss_scale") && !j["loss_scale"].is_null()) {
-      m.state.loss_scale = j["loss_scale"].at("scale").get<double>();
-      m.state.loss_scale_good_updates = j["loss_scale"].at("good_updates").get<int64_t>();
-    }
-    m.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
-    m.vocab_size = j.at("vocab_size").get<int64_t>();
+    v.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
+    v.vocab_size = j.at("vocab_size").get<int64_t>();
     // Absent or null: one joint vocabulary.
     if (j.contains("src_tokenizer_hash") && !j["src_tokenizer_hash"].is_null()) {
-      m.src_tokenizer_hash = std::stoull(j["src_tokenizer_hash"].get<std::string>(), nullptr, 16);
-      m.src_vocab_size = j.at("src_vocab_size").get<int64_t>();
+      v.src_tokenizer_hash = std::stoull(j["src_tokenizer_hash"].get<std::string>(), nullptr, 16);
+      v.src_vocab_size = j.at("src_vocab_size").get<int64_t>();
+    } else if (j.contains("src_vocab_size")) {
+      v.src_vocab_size = j["src_vocab_size"].get<int64_t>();
     }
   } catch (const nlohmann::json::exception& e) {
     throw InputError(path + ": damaged checkpoint metadata: " + e.what());
   } catch (const std::logic_error& e) {  // std::stoull on a bad hash
     throw InputError(path + ": damaged checkpoint metadata: bad tokenizer_hash");
   }
-  return m;
+  return v;
+}
+
+CheckpointVocabulary read_checkpoint_vocabulary(const std::string& dir) {
+  const auto path = (fs::path(dir) / "meta.json").string();
+  if (!fs::exists(path)) throw InputError(path + ": missing from the checkpoint");
+  return checkpoint_vocabulary_from_json(read_json_file(path), path);
 }
 
 void load_weights(TransformerImpl& model, const std::string& dir, bool raw) {
@@ -151,7 +119,7 @@ void load_weights_file(TransformerImpl& model, const std::string& file) {
 }
 
 Tokenizer load_checkpoint_tokenizer(const std::string& dir) {
-  auto meta = read_checkpoint_meta(dir);
+  const auto meta = read_checkpoint_vocabulary(dir);
   auto tokenizer = Tokenizer::load((fs::path(dir) / "spm.model").string());
   if (tokenizer.hash() != meta.tokenizer_hash || tokenizer.vocab_size() != meta.vocab_size) {
     throw InputError(dir + "/spm.model: does not match the checkpoint (hash " +
@@ -164,7 +132,7 @@ Tokenizer load_checkpoint_tokenizer(const std::string& dir) {
 
 TokenizerPair load_checkpoint_tokenizers(const std::string& dir) {
   auto target = load_checkpoint_tokenizer(dir);
-  const auto meta = read_checkpoint_meta(dir);
+  const auto meta = read_checkpoint_vocabulary(dir);
   const auto path = (fs::path(dir) / "spm.src.model").string();
   if (meta.src_tokenizer_hash == 0) return {target, target};
   if (!fs::exists(path)) {
@@ -179,8 +147,7 @@ TokenizerPair load_checkpoint_tokenizers(const std::string& dir) {
 }
 
 Transformer load_model(const std::string& dir, const torch::Device& device, bool raw) {
-  auto config = read_checkpoint_config(dir);
-  Transformer model(config.model);
+  Transformer model(read_checkpoint_model(dir));
   load_weights(*model, dir, raw);
   model->to(device);
   model->eval();
@@ -191,17 +158,16 @@ Transformer load_averaged_model(const std::vector<std::string>& dirs,
                                 const torch::Device& device, bool raw) {
   if (dirs.empty()) throw InputError("no checkpoint given");
   if (dirs.size() == 1) return load_model(dirs[0], device, raw);
-  const auto config = read_checkpoint_config(dirs[0]);
-  const auto meta = read_checkpoint_meta(dirs[0]);
-  Transformer model(config.model);
+  const auto config = read_checkpoint_model(dirs[0]);
+  const auto meta = read_checkpoint_vocabulary(dirs[0]);
+  Transformer model(config);
   std::map<std::string, torch::Tensor> sum;
   for (const auto& dir : dirs) {
-    auto other = read_checkpoint_config(dir);
-    if (model_config_to_json(other.model) != model_config_to_json(config.model)) {
+    if (model_config_to_json(read_checkpoint_model(dir)) != model_config_to_json(config)) {
       throw InputError(dir + ": a different architecture from " + dirs[0] +
                        "; only checkpoints of one model can be averaged");
     }
-    const auto other_meta = read_checkpoint_meta(dir);
+    const auto other_meta = read_checkpoint_vocabulary(dir);
     if (other_meta.tokenizer_hash != meta.tokenizer_hash ||
         other_meta.src_tokenizer_hash != meta.src_tokenizer_hash) {
       throw InputError(dir + ": another tokenizer than " + dirs[0] + "; cannot average them");
@@ -222,40 +188,6 @@ Transformer load_averaged_model(const std::vector<std::string>& dirs,
   model->to(device);
   model->eval();
   return model;
-}
-
-std::vector<std::string> last_checkpoints(const std::string& save_dir, int64_t count) {
-  auto dirs = checkpoint_dirs(save_dir);
-  if (static_cast<int64_t>(dirs.size()) > count) dirs.erase(dirs.begin(), dirs.end() - count);
-  if (dirs.empty()) throw InputError(save_dir + ": holds no checkpoint_<step> directories");
-  return dirs;
-}
-
-std::vector<std::string> best_checkpoints(const std::string& save_dir, int64_t count) {
-  auto dirs = best_validated(checkpoint_dirs(save_dir), count);
-  if (dirs.empty()) {
-    throw InputError(save_dir + ": holds no validated checkpoint (best:K needs a validation set; "
-                                "use last:K)");
-  }
-  return dirs;
-}
-
-std::vector<std::string> checkpoints_to_average(const std::string& save_dir, const std::string& spec) {
-  const auto colon = spec.find(':');
-  const std::string kind = colon == std::string::npos ? "last" : spec.substr(0, colon);
-  const std::string number = colon == std::string::npos ? spec : spec.substr(colon + 1);
-  int64_t count = 0;
-  try {
-    size_t used = 0;
-    count = std::stoll(number, &used);
-    if (used != number.size()) count = 0;
-  } catch (const std::exception&) {
-    count = 0;
-  }
-  if (count <= 0 || (kind != "last" && kind != "best")) {
-    throw InputError("--average " + spec + ": give last:K or best:K with K >= 1 (or K alone, = last:K)");
-  }
-  return kind == "best" ? best_checkpoints(save_dir, count) : last_checkpoints(save_dir, count);
 }
 
 }  // namespace aiayn

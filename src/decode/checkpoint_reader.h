@@ -4,8 +4,10 @@
 //
 // A checkpoint is a directory a user can read:
 //
-//   checkpoint_<step>/config.json   the experiment config (model, data, train)
+//   checkpoint_<step>/config.json   the experiment config (model, data, train;
+//                                   src/train/train_config.h)
 //   checkpoint_<step>/meta.json     step, data position, tokenizer hash, vocab size, ...
+//                                   (src/train/training_state.h)
 //   checkpoint_<step>/model.pt      weights: {name: tensor}, readable by torch.load;
 //                                   with train.ema_decay, the moving average
 //   checkpoint_<step>/raw_model.pt  with train.ema_decay only: the raw weights
@@ -19,15 +21,13 @@
 #pragma once
 #include <torch/torch.h>
 
-#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "models/transformer.h"
-#include "src/common/train_config.h"
-#include "src/data/batch_position.h"
+#include "src/common/model_config_json.h"
 #include "src/data/tokenizer.h"
 
 namespace aiayn {
@@ -35,39 +35,28 @@ namespace aiayn {
 // meta.json's "format"; a reader refuses any other.
 constexpr int kCheckpointFormat = 1;
 
-struct TrainingState {
-  int64_t step = 0;             // updates done
-  BatchPosition position;       // the next batch
-  int64_t skipped_updates = 0;  // non-finite losses so far
-  // The best validation result so far, lower is better: -BLEU when BLEU is
-  // computed, else the loss.
-  double best_valid = std::numeric_limits<double>::infinity();
-  int64_t stale_validations = 0;                                 // since the best
-  double train_seconds = 0;     // wall time spent training so far
-  // This checkpoint's own validation result (same scale as best_valid), NaN
-  // when it was saved without a validation at its step.
-  double valid_criterion = std::numeric_limits<double>::quiet_NaN();
-  nlohmann::json batching;      // what `position` refers to (data and batching settings)
-  // fp16's dynamic loss scale (src/train/loss_scale.h) and its good updates
-  // in a row; 0 when training is not fp16.
-  double loss_scale = 0;
-  int64_t loss_scale_good_updates = 0;
-};
-
-struct CheckpointMeta {
-  TrainingState state;
-  uint64_t tokenizer_hash = 0;    // spm.model
+// The tokenizers a checkpoint was trained with, as meta.json records them:
+// all that decoding reads of that file (the training state is
+// src/train/training_state.h's).
+struct CheckpointVocabulary {
+  uint64_t tokenizer_hash = 0;      // spm.model
   int64_t vocab_size = 0;
   uint64_t src_tokenizer_hash = 0;  // spm.src.model; 0 = one joint vocabulary
-  int64_t src_vocab_size = 0;
+  int64_t src_vocab_size = 0;       // the source side's (the joint size when joint)
 };
+
+nlohmann::json to_json(const CheckpointVocabulary& vocabulary);
+// Checks meta.json's format too; `path` names the file in errors.
+CheckpointVocabulary checkpoint_vocabulary_from_json(const nlohmann::json& j, const std::string& path);
 
 // A checkpoint directory, or a save directory (then its `last`).
 std::string resolve_checkpoint(const std::string& path);
 
-// Reading back; each throws InputError naming the file for missing or damaged parts.
-ExperimentConfig read_checkpoint_config(const std::string& dir);
-CheckpointMeta read_checkpoint_meta(const std::string& dir);
+// Reading back; each throws InputError naming the file for missing or damaged
+// parts. Only config.json's "model" section is read, and only meta.json's
+// vocabulary: a newer trainer's keys elsewhere do not stop decoding.
+ModelConfig read_checkpoint_model(const std::string& dir);
+CheckpointVocabulary read_checkpoint_vocabulary(const std::string& dir);
 // The weights translation uses: model.pt (the moving average when the run
 // kept one). raw = true asks for the raw weights of an EMA run instead
 // (raw_model.pt; a run without EMA has only raw weights, in model.pt).
@@ -87,20 +76,6 @@ TokenizerPair load_checkpoint_tokenizers(const std::string& dir);
 Transformer load_model(const std::string& dir, const torch::Device& device, bool raw = false);
 Transformer load_averaged_model(const std::vector<std::string>& dirs, const torch::Device& device,
                                 bool raw = false);
-
-// The newest `count` checkpoint_<step> directories of save_dir, oldest first.
-std::vector<std::string> last_checkpoints(const std::string& save_dir, int64_t count);
-// The `count` checkpoints with the best validation results (as fairseq's
-// --keep-best-checkpoints), in step order; InputError when none was validated.
-std::vector<std::string> best_checkpoints(const std::string& save_dir, int64_t count);
-// "last:K", "best:K", or "K" (= last:K), as `aiayn-train --average` takes it.
-std::vector<std::string> checkpoints_to_average(const std::string& save_dir, const std::string& spec);
-
-// The save directory's complete checkpoint_<step> directories, oldest first.
-std::vector<std::string> checkpoint_dirs(const std::string& save_dir);
-// The `count` validated directories of `dirs` with the lowest criterion (a
-// tie goes to the later step), in step order; none when none was validated.
-std::vector<std::string> best_validated(const std::vector<std::string>& dirs, int64_t count);
 
 // A file of a checkpoint, whole; InputError naming it when it is missing.
 std::string read_checkpoint_file(const std::string& file);

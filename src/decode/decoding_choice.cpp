@@ -32,42 +32,33 @@ std::optional<DecodingChoice> read_decoding_choice(const std::string& dir) {
   return c;
 }
 
-DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log) {
+DecodingChoice run_tune_job(const TuneJob& tune, std::ostream& log) {
+  tune.validate();
+  const TranslateJob& job = tune.translate;
   c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
-  if (!job.device.is_cpu()) on_device.reset_device(job.device);
-  if (job.input.empty() || job.reference.empty()) {
-    throw InputError("--tune: give the validation source as --input and its translation as "
-                     "--reference (not the test set)");
-  }
-  if (job.beams.empty() || job.alphas.empty()) {
-    throw InputError("--tune-beams and --tune-alphas need at least one value each");
-  }
-  const auto dir = resolve_checkpoint(job.checkpoint);
+  if (!job.model.device.is_cpu()) on_device.reset_device(job.model.device);
+  const auto dir = resolve_checkpoint(job.model.checkpoints[0]);
   auto source = read_lines(job.input), references = read_lines(job.reference);
   if (source.size() != references.size()) {
     throw InputError(job.reference + ": " + std::to_string(references.size()) +
                      " lines, but " + job.input + " has " + std::to_string(source.size()));
   }
-  if (const auto why = precision_unavailable_reason(job.options.precision, job.device); !why.empty()) {
-    throw InputError("--precision: " + why);
-  }
-  auto model = load_model(dir, job.device, job.raw_weights);
-  // Tuned with the arithmetic translation will use (translate_job.cpp).
-  if (job.packed_weights && job.device.is_cpu() && job.options.precision == Precision::fp32) {
-    model->pack_weights();
-  }
-  Translator translator(model, load_checkpoint_tokenizers(dir), job.device);
+  // Tuned with the models and arithmetic translation will use (src/decode/model_loader.h).
+  auto loaded = load_models(job.model, log);
+  Translator translator(std::move(loaded.models), loaded.tokenizers, job.model.device);
+  TranslateOptions options = job.options;
+  options.precision = job.model.precision;
   DecodingChoice best;
   best.bleu = -1;
   nlohmann::json grid = nlohmann::json::array();
   log << "choosing beam and alpha on " << job.input << " (" << source.size()
       << " sentences), " << (job.lowercase ? "lowercased" : "cased") << " BLEU\n";
   log << "  beam  alpha   BLEU\n";
-  for (int64_t beam : job.beams) {
-    for (double alpha : job.alphas) {
+  for (int64_t beam : tune.beams) {
+    for (double alpha : tune.alphas) {
       // Greedy search ranks nothing, so alpha cannot change its output.
-      if (beam == 1 && alpha != job.alphas.front()) continue;
-      TranslateOptions o = job.options;
+      if (beam == 1 && alpha != tune.alphas.front()) continue;
+      TranslateOptions o = options;
       o.search.beam = beam;
       o.search.length_penalty = alpha;
       o.search.nbest = 1;
@@ -84,15 +75,15 @@ DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log) {
       if (bleu > best.bleu) best = {beam, beam == 1 ? 0.0 : alpha, bleu, ""};
     }
   }
-  const double widest = *std::max_element(job.alphas.begin(), job.alphas.end());
-  if (best.beam > 1 && job.alphas.size() > 1 && best.alpha == widest) {
+  const double widest = *std::max_element(tune.alphas.begin(), tune.alphas.end());
+  if (best.beam > 1 && tune.alphas.size() > 1 && best.alpha == widest) {
     log << "note: alpha " << widest << " is the largest of --tune-alphas; a larger one may "
         << "score higher on this validation set (try --tune-alphas with larger values)\n";
   }
   best.chosen_on = job.input + " -> " + job.reference;
   nlohmann::json out = {{"beam", best.beam},         {"alpha", best.alpha},
                         {"bleu", best.bleu},         {"chosen_on", best.chosen_on},
-                        {"lowercase", job.lowercase}, {"raw_weights", job.raw_weights},
+                        {"lowercase", job.lowercase}, {"raw_weights", job.model.raw_weights},
                         {"grid", grid}};
   write_file_atomically((fs::path(dir) / "decoding.json").string(), out.dump(2) + "\n");
   char summary[96];

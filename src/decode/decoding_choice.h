@@ -8,9 +8,8 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
-#include <vector>
 
-#include "src/decode/translator.h"
+#include "src/decode/translate_job.h"
 
 namespace aiayn {
 
@@ -24,18 +23,6 @@ struct DecodingChoice {
 // <dir>/decoding.json, or nothing when the checkpoint has none. InputError
 // naming the file when it is damaged.
 std::optional<DecodingChoice> read_decoding_choice(const std::string& dir);
-
-struct TuneJob {
-  std::string checkpoint;       // one checkpoint directory (or save directory: its last)
-  std::string input, reference; // validation source and reference
-  std::vector<int64_t> beams = {1, 4, 5, 8};
-  std::vector<double> alphas = {0.0, 0.3, 0.6, 1.0, 1.5, 2.0};
-  TranslateOptions options;     // batching, workers, max length; beam and alpha are swept
-  bool lowercase = false;       // choose by lowercased BLEU
-  bool raw_weights = false;
-  torch::Device device = torch::kCPU;
-  bool packed_weights = true;   // as TranslateJob's (set_decoding_threads decides it)
-};
 
 // Translates the input with every beam x alpha (alpha only for beams > 1),
 // prints a table of BLEU to `log`, writes the best as <checkpoint>/decoding.json

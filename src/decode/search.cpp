@@ -79,26 +79,26 @@ std::vector<int64_t> source_lengths(const torch::Tensor& src) {
 }
 
 void SearchOptions::validate() const {
-  auto refuse = [](const std::string& option, auto value, const std::string& why) {
+  auto refuse = [](const char* key, auto value, const std::string& why) {
     std::ostringstream text;
-    text << option << " " << value << ": " << why;
-    throw InputError(text.str());
+    text << " " << value << ": " << why;
+    throw OptionError(key, text.str());
   };
-  if (beam < 1) refuse("--beam", beam, "must be at least 1");
-  if (nbest < 1) refuse("--nbest", nbest, "must be at least 1");
-  if (nbest > beam && !sampling.enabled) refuse("--nbest", nbest, "exceeds --beam " + std::to_string(beam));
-  if (sampling.top_k < 0) refuse("--sampling-topk", sampling.top_k, "must be >= 0 (0: every token)");
-  if (!(sampling.top_p > 0 && sampling.top_p <= 1)) refuse("--sampling-topp", sampling.top_p, "must be in (0, 1]");
+  if (beam < 1) refuse("beam", beam, "must be at least 1");
+  if (nbest < 1) refuse("nbest", nbest, "must be at least 1");
+  if (nbest > beam && !sampling.enabled) refuse("nbest", nbest, "exceeds {beam} " + std::to_string(beam));
+  if (sampling.top_k < 0) refuse("sampling-topk", sampling.top_k, "must be >= 0 (0: every token)");
+  if (!(sampling.top_p > 0 && sampling.top_p <= 1)) refuse("sampling-topp", sampling.top_p, "must be in (0, 1]");
   if (!std::isfinite(sampling.temperature) || sampling.temperature < 0) {
-    refuse("--temperature", sampling.temperature, "must be a finite number >= 0");
+    refuse("temperature", sampling.temperature, "must be a finite number >= 0");
   }
   if (!std::isfinite(length_penalty) || length_penalty < 0) {
-    refuse("--alpha", length_penalty, "must be a finite number >= 0");
+    refuse("alpha", length_penalty, "must be a finite number >= 0");
   }
   if (!std::isfinite(max_len_a) || max_len_a < 0) {
-    refuse("--max-len-a", max_len_a, "must be a finite number >= 0");
+    refuse("max-len-a", max_len_a, "must be a finite number >= 0");
   }
-  if (max_len_b < 0) refuse("--max-len-b", max_len_b, "must be >= 0");
+  if (max_len_b < 0) refuse("max-len-b", max_len_b, "must be >= 0");
 }
 
 double length_penalty(int64_t length, double alpha) {
@@ -112,22 +112,10 @@ int64_t max_output_length(const SearchOptions& o, int64_t source_length, int64_t
 }
 
 Hypotheses search(TransformerImpl& model, const torch::Tensor& src, const SearchOptions& o) {
-  o.validate();
-  return o.beam == 1 ? greedy_search(model, src, o) : beam_search(model, src, o);
-}
-
-Hypotheses greedy_search(TransformerImpl& model, const torch::Tensor& src,
-                         const SearchOptions& o) {
-  torch::NoGradGuard no_grad;
-  TransformerStepModel step_model(model, src, o.use_cache);
-  return greedy_search(step_model, source_lengths(src), o);
-}
-
-Hypotheses beam_search(TransformerImpl& model, const torch::Tensor& src, const SearchOptions& o) {
   torch::NoGradGuard no_grad;
   // The K beams of a sentence share its memory: no copy per beam.
   TransformerStepModel step_model(model, src, o.use_cache);
-  return beam_search(step_model, source_lengths(src), o);
+  return search(step_model, source_lengths(src), o);
 }
 
 Hypotheses search(StepModel& model, const std::vector<int64_t>& lengths, const SearchOptions& o) {

@@ -17,24 +17,22 @@ namespace aiayn {
 
 using Hypotheses = std::vector<std::vector<Hypothesis>>;  // per sentence, best first
 
-// Translates a batch: src [B, S] (tokens + eos, right-padded with kPadId) ->
-// for each sentence, up to nbest hypotheses, best first. Beam 1 runs the
-// greedy path. Validates the options first. The model must be in eval mode.
-Hypotheses search(TransformerImpl& model, const torch::Tensor& src, const SearchOptions& options);
-Hypotheses greedy_search(TransformerImpl& model, const torch::Tensor& src,
-                         const SearchOptions& options);
-Hypotheses beam_search(TransformerImpl& model, const torch::Tensor& src,
-                       const SearchOptions& options);
-
-// The same on any step model, for sentences of `source_lengths` tokens
-// (without eos; they set each sentence's length limit). The step model
-// starts with one row per sentence for greedy and `beam` rows for beam search.
+// The seam: search on any step model (src/decode/step_model.h: one model,
+// an ensemble, a scripted one in tests), for sentences of `source_lengths`
+// tokens (without eos; they set each sentence's length limit) -> for each
+// sentence, up to nbest hypotheses, best first. The step model starts with
+// one row per sentence for greedy and `beam` rows for beam search. search()
+// validates the options and runs greedy for beam 1, else beam search.
 Hypotheses search(StepModel& model, const std::vector<int64_t>& source_lengths,
                   const SearchOptions& options);
 Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& source_lengths,
                          const SearchOptions& options);
 Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& source_lengths,
                        const SearchOptions& options);
+
+// One model's shortcut: src [B, S] (tokens + eos, right-padded with kPadId)
+// through a TransformerStepModel into search(). The model must be in eval mode.
+Hypotheses search(TransformerImpl& model, const torch::Tensor& src, const SearchOptions& options);
 
 // Sampling (options.sampling): one output per row of the step model, each
 // drawn from the model's distribution (src/decode/sampling.h); `draws`
@@ -53,7 +51,9 @@ torch::Tensor source_batch(const std::vector<const std::vector<int64_t>*>& rows)
 std::vector<int64_t> source_lengths(const torch::Tensor& src);
 
 // Log-probability of each target under forced decoding: src [B, S],
-// targets: token lists without bos/eos (eos is scored too) -> [B] sums.
+// targets: token lists without bos/eos (eos is scored too) -> [B] sums. One
+// pass of the whole decoder, without the cache: the tests' oracle for the
+// scores of search and of the step model below.
 std::vector<double> forced_log_probs(TransformerImpl& model, const torch::Tensor& src,
                                      const std::vector<std::vector<int64_t>>& targets);
 

@@ -29,9 +29,9 @@ struct SearchOptions {
   bool use_cache = true;        // false: recompute the whole prefix each step (for comparison)
   SamplingOptions sampling;     // enabled: nbest samples per sentence instead of a beam
 
-  // Throws InputError naming the translate option (--beam, --nbest, --alpha,
-  // --max-len-a, --max-len-b, --sampling-topk, --sampling-topp,
-  // --temperature) that is out of range; search() calls it.
+  // The one check of these options: OptionError (src/common/error.h) keyed
+  // by the option out of range (beam, nbest, alpha, max-len-a, max-len-b,
+  // sampling-topk, sampling-topp, temperature); search() calls it.
   void validate() const;
 };
 

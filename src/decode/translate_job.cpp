@@ -20,7 +20,6 @@
 #include "src/decode/bleu.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/decode/decoding_choice.h"
-#include "src/decode/head_mask.h"
 
 namespace aiayn {
 
@@ -65,7 +64,7 @@ void write_translation(std::ostream& out, const Translator& translator, const Tr
 // True when they came from there.
 bool apply_recorded_decoding(const TranslateJob& job, const std::vector<std::string>& dirs,
                              SearchOptions& s, std::ostream& log) {
-  if (!job.recorded_decoding || dirs.size() != 1 || s.sampling.enabled) return false;
+  if (!job.uses_recorded_decoding() || dirs.size() != 1 || s.sampling.enabled) return false;
   auto choice = read_decoding_choice(dirs[0]);
   if (!choice) return false;
   s.beam = choice->beam;
@@ -75,70 +74,24 @@ bool apply_recorded_decoding(const TranslateJob& job, const std::vector<std::str
   return true;
 }
 
-// Packed weights are the float32 CPU path: int8 and autocast replace it.
-bool packs_weights(const TranslateJob& job) {
-  return job.packed_weights && !job.int8 && job.device.is_cpu() && job.options.precision == Precision::fp32;
+// The models the checkpoints make, with the tokenizers they share
+// (src/decode/model_loader.h), for translating with `options`.
+Translator load_translator(const TranslateJob& job, const TranslateOptions& options, std::ostream& log) {
+  auto loaded = load_models(job.model, log);
+  if (options.alignment) validate_alignment_options(options.alignment_options, loaded.models[0]->config());
+  return Translator(std::move(loaded.models), loaded.tokenizers, job.model.device);
 }
 
-// The models the checkpoints make (one, an ensemble, or their averaged
-// weights), int8 when asked or else, on the CPU, with packed float weights,
-// with the tokenizers they share.
-Translator load_translator(const TranslateJob& job, const std::vector<std::string>& dirs, std::ostream& log) {
-  if (dirs.size() > 1 && job.combine == Combine::one) {
-    throw InputError("--checkpoint given " + std::to_string(dirs.size()) + " times: add --ensemble (average "
-                     "their log-probabilities at every step) or --average-weights (average their weights "
-                     "into one model)");
-  }
-  if (job.int8 && !job.device.is_cpu()) throw InputError("--int8: runs on --device cpu only");
-  const auto precision = job.options.precision;
-  if (job.int8 && precision != Precision::fp32) {
-    throw InputError(std::string("--int8 and --precision ") + to_string(precision) +
-                     ": choose one (int8 replaces the float products)");
-  }
-  if (const auto why = precision_unavailable_reason(precision, job.device); !why.empty()) {
-    throw InputError("--precision: " + why);
-  }
-  if (job.int8) {
-    if (const auto why = int8_unavailable_reason(); !why.empty()) throw InputError("--int8: " + why);
-  }
-  auto tokenizers = load_checkpoint_tokenizers(dirs.back());
-  std::vector<Transformer> models;
-  if (job.combine == Combine::ensemble) {
-    for (const auto& dir : dirs) {
-      auto own = load_checkpoint_tokenizers(dir);
-      if (own.source.hash() != tokenizers.source.hash() || own.target.hash() != tokenizers.target.hash()) {
-        throw InputError(dir + ": its vocabulary (spm.model) differs from that of " + dirs.back() +
-                         "; an ensemble needs one vocabulary");
-      }
-      models.push_back(load_averaged_model({dir}, job.device, job.raw_weights));
-    }
-  } else {
-    models.push_back(load_averaged_model(dirs, job.device, job.raw_weights));
-  }
-  if (!job.mask_heads.empty()) {
-    for (auto& m : models) {
-      const auto heads = parse_head_mask(job.mask_heads, m->config());
-      m->mask_heads(heads);
-    }
-    log << "masked heads: " << job.mask_heads << " (their outputs are zero)\n";
-  }
-  if (job.int8) {
-    const auto engine = select_int8_engine();
-    for (auto& m : models) m->quantize_int8();
-    log << "int8: linear layers quantized (per-row int8 weights, dynamic 8-bit inputs; " << engine
-        << " engine)\n";
-  } else if (packs_weights(job)) {
-    for (auto& m : models) m->pack_weights();
-  }
-  if (precision != Precision::fp32) {
-    log << "precision: " << to_string(precision) << " matrix products under autocast, fp32 weights and "
-        << "log-probabilities" << (job.device.is_cpu() && !cpu_has_native_bf16() && precision == Precision::bf16
-                                       ? " (this CPU has no native bf16: expect it slower than fp32)" : "")
-        << "\n";
-  }
-  if (job.options.alignment) validate_alignment_options(job.options.alignment_options, models[0]->config());
-  if (models.size() > 1) log << "ensemble of " << models.size() << " models (log-probabilities averaged)\n";
-  return Translator(std::move(models), tokenizers, job.device);
+// Options that exclude each other: a mode, and the options it refuses.
+const std::vector<std::pair<std::string, std::vector<std::string>>>& exclusions() {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> rules = {
+      {"sampling", {"beam", "greedy", "tune", "score-targets"}},
+      {"score-targets", {"prefix", "nbest", "beam", "greedy", "tune"}},
+      {"prefix", {"tune"}},
+      {"int8", {"no-pack", "precision"}},
+      {"tune", {"output", "beam", "alpha", "greedy", "nbest", "scores"}},
+  };
+  return rules;
 }
 
 // A file of one line per input line: refused when the counts differ.
@@ -175,30 +128,70 @@ void report_scores(const TranslateJob& job, const std::vector<std::string>& hypo
 
 }  // namespace
 
+void TranslateJob::validate() const {
+  for (const auto& [mode, refused] : exclusions()) {
+    if (given.count(mode) == 0) continue;
+    for (const auto& key : refused) {
+      if (given.count(key) == 0) continue;
+      // Tuning writes decoding.json from a grid of its own, not translations.
+      throw OptionError(key, ": not with {" + mode + "}" +
+                                 (mode == "tune" ? " (it tries every beam and alpha of its grid and writes "
+                                                   "decoding.json, not translations)"
+                                                 : ""));
+    }
+  }
+  for (const char* key : {"tune-beams", "tune-alphas"}) {
+    if (given.count(key) > 0 && given.count("tune") == 0) throw OptionError(key, ": only with {tune}");
+  }
+  if (model.checkpoints.empty()) throw OptionError("checkpoint", ": at least one is needed");
+  // Without beam or alpha given the beam may come from decoding.json: nbest
+  // is checked against that beam once it is read (run_translate_job).
+  SearchOptions search = options.search;
+  if (uses_recorded_decoding()) search.beam = std::max(search.beam, search.nbest);
+  search.validate();
+}
+
+bool TranslateJob::uses_recorded_decoding() const {
+  return given.count("beam") == 0 && given.count("alpha") == 0 && given.count("greedy") == 0;
+}
+
+void TuneJob::validate() const {
+  translate.validate();
+  if (translate.model.checkpoints.size() != 1) {
+    throw OptionError("tune", ": give one checkpoint (average first with aiayn-train --average)");
+  }
+  if (translate.input == "-") throw OptionError("tune", ": {input} must be a file (validation source)");
+  if (translate.input.empty() || translate.reference.empty()) {
+    throw OptionError("tune", ": give the validation source as {input} and its translation as {reference} "
+                              "(not the test set)");
+  }
+  if (beams.empty() || alphas.empty()) {
+    throw OptionError("tune-beams", " and {tune-alphas} need at least one value each");
+  }
+}
+
 void set_decoding_threads(TranslateJob& job, int threads) {
   if (job.options.workers > 1) set_threads(1);
-  if (job.options.workers <= 1 && threads > 1) job.packed_weights = false;
+  if (job.options.workers <= 1 && threads > 1) job.model.packed_weights = false;
 }
 
 TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
-  if (!job.device.is_cpu()) on_device.reset_device(job.device);
-  if (job.checkpoints.empty()) throw InputError("--checkpoint: at least one is needed");
+  if (!job.model.device.is_cpu()) on_device.reset_device(job.model.device);
+  job.validate();
   refuse_output_over_input("--output", job.output, {{"--input", job.input}, {"--reference", job.reference},
                                                     {"--prefix", job.prefix}, {"--score-targets", job.score_targets}});
   std::vector<std::string> dirs;
-  for (const auto& c : job.checkpoints) dirs.push_back(resolve_checkpoint(c));
+  for (const auto& c : job.model.checkpoints) dirs.push_back(resolve_checkpoint(c));
   TranslateOptions options = job.options;
+  options.precision = job.model.precision;
   auto& s = options.search;
-  const bool beam_recorded = apply_recorded_decoding(job, dirs, s, log);
-  if (s.nbest > s.beam && !s.sampling.enabled) {
-    throw InputError("--nbest " + std::to_string(s.nbest) + " exceeds " +
-                     (beam_recorded ? "the beam " + std::to_string(s.beam) + " recorded in " + dirs[0] +
-                                          "/decoding.json; give --beam as well"
-                                    : "--beam " + std::to_string(s.beam)));
+  if (apply_recorded_decoding(job, dirs, s, log) && s.nbest > s.beam) {
+    throw OptionError("nbest", " " + std::to_string(s.nbest) + ": exceeds the beam " + std::to_string(s.beam) +
+                                   " recorded in " + dirs[0] + "/decoding.json; give {beam} as well");
   }
   s.validate();
-  auto translator = load_translator(job, dirs, log);
+  auto translator = load_translator(job, options, log);
 
   // A file is read (and checked against the reference, prefixes and
   // targets) before anything is translated or written; stdin is read as it
@@ -218,7 +211,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   std::ostream& out = file ? file->stream() : std::cout;
   auto warn = [&](const std::string& m) { log << "warning: " << job.input << ": " << m << "\n"; };
 
-  const bool packed = packs_weights(job) && PackedLinear::available();
+  const bool packed = job.model.packs() && PackedLinear::available();
   const auto build = build_info();  // reads the BLAS line once, for both lines
   log << describe_build(build) << "\n";
   log << "BLAS: " << build.blas << "; threads: " << describe_threads()

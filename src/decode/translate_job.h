@@ -4,9 +4,11 @@
 #include <torch/torch.h>
 
 #include <iosfwd>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "src/decode/model_loader.h"
 #include "src/decode/translator.h"
 
 namespace aiayn {
@@ -15,34 +17,38 @@ namespace aiayn {
 // their ids (space-separated).
 enum class OutputFormat { text, pieces, ids };
 
-// What several checkpoints make: an ensemble (their log-probabilities
-// averaged at every step) or one model (their weights averaged, as section
-// 6.1 does with the last checkpoints of a run).
-enum class Combine { one, ensemble, average_weights };
-
 struct TranslateJob {
-  std::vector<std::string> checkpoints;  // one, or several to combine
-  Combine combine = Combine::one;        // several need ensemble or average_weights
+  ModelLoadOptions model;                // checkpoints and how to load them (src/decode/model_loader.h)
   std::string input = "-";               // "-" = stdin, streamed line by line
   std::string output = "-";              // "-" = stdout
-  TranslateOptions options;
+  TranslateOptions options;              // options.precision is taken from model.precision
   OutputFormat output_format = OutputFormat::text;
   bool scores = false;                   // "i ||| text ||| score ||| log-prob" lines
   std::string reference;                 // score the output against this file
   std::string prefix;                    // target prefixes, one per input line, forced
   std::string score_targets;             // instead of translating: score these targets, one per line
-  std::string mask_heads;                // heads to ablate: enc:L:H,dec:L:H,cross:L:H (src/decode/head_mask.h)
   bool lowercase = false;                // case-insensitive BLEU/chrF
-  torch::Device device = torch::kCPU;
-  bool int8 = false;                     // dynamic int8 linear layers (CPU)
-  // Float weights packed once for the CPU's vector unit (models/packed_linear.h),
-  // for workers of one thread each (set_decoding_threads); false: the BLAS
-  // at every call, as in training.
-  bool packed_weights = true;
-  bool raw_weights = false;              // an EMA run's raw weights instead of the average
-  // Beam and alpha from the checkpoint's decoding.json (aiayn-translate
-  // --tune), when it has one; false when the user set them.
-  bool recorded_decoding = true;
+  // The options the user set, by key (the command line's flags without
+  // "--"): validate() refuses combinations by them, and beam and alpha
+  // given win over the checkpoint's decoding.json.
+  std::set<std::string> given;
+
+  // The rules of the modes (translate, sampling, forced scoring, --tune) and
+  // the search options', all here: OptionError naming the key.
+  void validate() const;
+  // Beam and alpha from decoding.json, unless the user set them.
+  bool uses_recorded_decoding() const;
+};
+
+// aiayn-translate --tune: the translation job's model, data and batching,
+// with a grid of beams and length penalties to choose from.
+struct TuneJob {
+  TranslateJob translate;  // input and reference are the validation data
+  std::vector<int64_t> beams = {1, 4, 5, 8};
+  std::vector<double> alphas = {0.0, 0.3, 0.6, 1.0, 1.5, 2.0};
+
+  // translate.validate() and tuning's own needs: OptionError naming the key.
+  void validate() const;
 };
 
 struct TranslateReport {

@@ -13,6 +13,7 @@
 
 #include "src/common/error.h"
 #include "src/common/hash.h"
+#include "src/train/checkpoint_list.h"
 
 namespace aiayn {
 
@@ -103,31 +104,15 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
     write_synced(tmp / "spm.model", read_checkpoint_file(tokenizer.path()));
     if (!tokenizers.joint()) write_synced(tmp / "spm.src.model", read_checkpoint_file(tokenizers.source.path()));
     write_synced(tmp / "config.json", config.to_json().dump(2) + "\n");
-    const auto& s = state;
-    nlohmann::json meta = {
-        {"format", kCheckpointFormat},
-        {"step", s.step},
-        {"epoch", s.position.epoch},
-        {"batch_index", s.position.index},
-        {"skipped_updates", s.skipped_updates},
-        {"best_valid", std::isfinite(s.best_valid) ? nlohmann::json(s.best_valid) : nlohmann::json()},
-        {"stale_validations", s.stale_validations},
-        {"valid_criterion", std::isfinite(s.valid_criterion) ? nlohmann::json(s.valid_criterion) : nlohmann::json()},
-        {"train_seconds", s.train_seconds},
-        {"batching", s.batching},
-        {"loss_scale", s.loss_scale > 0 ? nlohmann::json({{"scale", s.loss_scale},
-                                                          {"good_updates", s.loss_scale_good_updates}})
-                                        : nlohmann::json()},
-        {"optimizer_steps", adam ? adam->steps() : 0},
-        {"tokenizer_hash", hex64(tokenizer.hash())},
-        {"vocab_size", tokenizer.vocab_size()},
-        {"src_tokenizer_hash", tokenizers.joint() ? nlohmann::json() : nlohmann::json(hex64(tokenizers.source.hash()))},
-        {"src_vocab_size", tokenizers.source.vocab_size()},
-        {"parameters", model.parameter_count()},
-        {"weights", ema != nullptr ? "ema" : "raw"},
-        {"ema_decay", ema != nullptr ? nlohmann::json(ema->decay()) : nlohmann::json()},
-    };
-    write_synced(tmp / "meta.json", meta.dump(2) + "\n");
+    CheckpointMeta meta;
+    meta.state = state;
+    meta.vocabulary = {tokenizer.hash(), tokenizer.vocab_size(), tokenizers.joint() ? 0 : tokenizers.source.hash(),
+                       tokenizers.source.vocab_size()};
+    meta.optimizer_steps = adam ? adam->steps() : 0;
+    meta.parameters = model.parameter_count();
+    meta.weights = ema != nullptr ? "ema" : "raw";
+    meta.ema_decay = ema != nullptr ? ema->decay() : 0;
+    write_synced(tmp / "meta.json", to_json(meta).dump(2) + "\n");
     sync_dir(tmp);
     install_directory(tmp, final_dir);
   } catch (const fs::filesystem_error& e) {
@@ -174,19 +159,16 @@ void prune_checkpoints(const std::string& save_dir, int64_t keep_last, int64_t k
   }
 }
 
-void load_training_weights(TransformerImpl& model, ExponentialMovingAverage* ema,
-                           const std::string& dir) {
+void load_training_weights(TransformerImpl& model, const std::string& dir) {
   const fs::path raw_file = fs::path(dir) / "raw_model.pt", file = fs::path(dir) / "model.pt";
-  const bool has_raw = fs::exists(raw_file);
-  load_weights_file(model, (has_raw ? raw_file : file).string());
-  if (ema == nullptr) return;
-  if (has_raw) {
-    ema->load(read_tensors(file), file.string());
-  } else {  // a run without EMA resumed with it: the average starts here
-    std::map<std::string, torch::Tensor> weights;
-    for (const auto& p : model.named_parameters()) weights[p.key()] = p.value();
-    ema->load(weights, file.string());
-  }
+  load_weights_file(model, (fs::exists(raw_file) ? raw_file : file).string());
+}
+
+void load_average(ExponentialMovingAverage& ema, const std::string& dir) {
+  // Without raw_model.pt the run kept no average: it starts from the weights.
+  if (!fs::exists(fs::path(dir) / "raw_model.pt")) return;
+  const fs::path file = fs::path(dir) / "model.pt";
+  ema.load(read_tensors(file.string()), file.string());
 }
 
 void load_optimizer(Adam& adam, const std::string& dir, int64_t steps) {
@@ -218,10 +200,10 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
     write_synced(tmp / "model.pt", pickle(weights));
     // model.pt here averages what each model.pt held (the moving average, for
     // a run with train.ema_decay); there is no raw_model.pt beside it.
-    auto meta = nlohmann::json::parse(read_checkpoint_file(fs::path(newest) / "meta.json"));
-    meta["averaged_weights"] = meta.value("weights", "raw");
-    meta["weights"] = "averaged";
-    write_synced(tmp / "meta.json", meta.dump(2) + "\n");
+    auto meta = read_checkpoint_meta(newest);
+    meta.averaged_weights = meta.weights;
+    meta.weights = "averaged";
+    write_synced(tmp / "meta.json", to_json(meta).dump(2) + "\n");
     for (const char* file : {"config.json", "spm.model", "spm.src.model"}) {
       if (std::string(file) == "spm.src.model" && !fs::exists(fs::path(newest) / file)) continue;
       write_synced(tmp / file, read_checkpoint_file(fs::path(newest) / file));

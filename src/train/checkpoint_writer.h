@@ -1,4 +1,5 @@
-// Writing checkpoints (src/decode/checkpoint_reader.h has their layout), and
+// Writing checkpoints (src/decode/checkpoint_reader.h has their layout,
+// src/train/training_state.h their meta.json), and
 // restoring the training state only a trainer needs: optimizer moments, the
 // random generator, the moving average.
 //
@@ -12,11 +13,12 @@
 #include <vector>
 
 #include "models/transformer.h"
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 #include "src/data/tokenizer.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/train/ema.h"
 #include "src/train/optimizer.h"
+#include "src/train/training_state.h"
 
 namespace aiayn {
 
@@ -47,10 +49,13 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
 // to print: "averaged 5 checkpoints (last:5: checkpoint_... ...) into DIR".
 std::string average_into(const std::string& save_dir, const std::string& spec);
 
-// For resuming: the raw weights into `model` and, given an `ema`, the average
-// into it (an average started from the weights when the checkpoint has none).
-void load_training_weights(TransformerImpl& model, ExponentialMovingAverage* ema,
-                           const std::string& dir);
+// For resuming: the raw weights into `model` (raw_model.pt when the run kept
+// an average, else model.pt).
+void load_training_weights(TransformerImpl& model, const std::string& dir);
+// The average a checkpoint holds (model.pt beside raw_model.pt) into `ema`,
+// which was started from the restored weights; unchanged when it holds none
+// (a run without EMA resumed with it: the average starts here).
+void load_average(ExponentialMovingAverage& ema, const std::string& dir);
 void load_optimizer(Adam& adam, const std::string& dir, int64_t steps);
 void load_rng(const std::string& dir);
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 
 namespace aiayn {
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 #include "src/data/batch_position.h"
 
 namespace aiayn {

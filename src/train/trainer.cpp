@@ -22,6 +22,7 @@
 #include "src/train/distributed.h"
 #include "src/train/ema.h"
 #include "src/train/optimizer.h"
+#include "src/train/progress.h"
 #include "src/train/train_schedule.h"
 #include "src/train/training_setup.h"
 #include "src/train/update_step.h"
@@ -35,15 +36,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string clock_string(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  auto s = static_cast<int64_t>(seconds);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
-                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
-  return buf;
-}
-
 // Batch j of the update `step` draws its dropout masks from a generator
 // seeded by (seed, step, j) alone, so training is the same whichever rank
 // (or how many ranks) computes the batch.
@@ -52,24 +44,62 @@ uint64_t batch_seed(int64_t seed, int64_t step, int64_t j) {
   return hash_bytes(key, sizeof key) >> 1;
 }
 
+// The checks a run passes before anything is set up or written.
+void check_can_start(const ExperimentConfig& config, const RunOptions& options) {
+  if (!options.init.empty() && !fs::exists(options.init)) {
+    throw InputError("--init " + options.init + ": no such file or checkpoint directory");
+  }
+  if (const auto why = precision_unavailable_reason(config.train.precision, options.device); !why.empty()) {
+    throw InputError(options.config_path + ": train.precision: " + why);
+  }
+}
+
+// The config with the vocabulary sizes of the tokenizers the setup found.
+ExperimentConfig with_vocabulary(ExperimentConfig config, const TokenizerPair& tokenizers) {
+  config.model.src_vocab = tokenizers.source.vocab_size();
+  config.model.tgt_vocab = tokenizers.target.vocab_size();
+  return config;
+}
+
+// A fresh model: the seed makes its weights, the same on every rank.
+Transformer make_model(const ExperimentConfig& config, const torch::Device& device) {
+  torch::manual_seed(config.train.seed);
+  Transformer model(config.model);
+  model->to(device);
+  model->train();
+  return model;
+}
+
+BatchingOptions batching_options(const TrainConfig& c) {
+  BatchingOptions b;
+  b.max_tokens = c.max_tokens;
+  b.seed = c.seed;
+  return b;
+}
+
+// fp16's loss scale as a resumed state left it (a fresh run's starts in UpdateStep).
+std::optional<DynamicLossScale> resumed_loss_scale(const TrainConfig& c, const TrainingState& state) {
+  if (c.precision != Precision::fp16 || state.loss_scale <= 0) return std::nullopt;
+  return DynamicLossScale(state.loss_scale, state.loss_scale_good_updates);
+}
+
 // The training loop (section 5) and the state it carries between updates.
-// What it does at each step is the schedule's to say
+// The constructor builds every part, in order, before the loop starts:
+// what it does at each step is the schedule's to say
 // (src/train/train_schedule.h); how an update is applied is the update
-// step's (src/train/update_step.h); the setup, validation and checkpoints
-// are units of their own.
+// step's (src/train/update_step.h); the setup, validation, checkpoints and
+// progress are units of their own.
 class Trainer {
  public:
-  Trainer(const ExperimentConfig& config, const RunOptions& options)
-      : config_(config), options_(options) {}
+  Trainer(const ExperimentConfig& config, const RunOptions& options);
   TrainResult run();
 
  private:
-  // The model, optimizer and update step; restored or initialised weights.
-  void build_model();
-  void restore(const std::string& dir);
+  // Restores weights, optimizer and generator from a checkpoint; its state.
+  TrainingState restore(const std::string& dir);
   void initialise_weights();
-  // The moving average (train.ema_decay), started from the weights as they
-  // are; rank 0 alone keeps one, as it alone validates and saves.
+  // The moving average (train.ema_decay) of the weights as they now are;
+  // rank 0 alone keeps one, as it alone validates and saves.
   void start_ema();
   void log_run_header();
   // The loop's steps.
@@ -84,65 +114,66 @@ class Trainer {
   void after_update(Tally& since_log, Clock::time_point& log_start);
   void log_skip(UpdateStep::Outcome outcome);
   void validate_and_track();
-  void log_progress(const Tally::Values& since_log, double seconds_since_log, double grad_norm);
-  void draw_progress_bar() const;
+  void log_progress(const Tally::Values& since_log, double seconds_since_log);
   void checkpoint(bool validated);
   void finish(bool interrupted);
   TrainResult report(bool interrupted, const std::string& reason);
 
   bool leader() const { return comm_ == nullptr || comm_->rank() == 0; }
   double elapsed() const;
-  // The directory `last` points at, or "" when there is none yet.
-  std::string resolve_checkpoint_or_empty() const;
   nlohmann::json batching_key() const;
-  spdlog::logger& log() const { return setup_->run_dir->log(); }
-  void metric(nlohmann::json record) { setup_->run_dir->metric(std::move(record), elapsed()); }
+  spdlog::logger& log() const { return setup_.run_dir->log(); }
+  void metric(nlohmann::json record) { setup_.run_dir->metric(std::move(record), elapsed()); }
   // --record-batches: the corpus lines (1-based) of batch j of the next update.
   void record_batch(int64_t j, int64_t epoch, const std::vector<int64_t>& pairs);
 
-  ExperimentConfig config_;
+  // In the order the constructor builds them.
+  Clock::time_point start_ = Clock::now();
   RunOptions options_;
   Communicator* comm_ = options_.communicator;
-  std::optional<TrainingSetup> setup_;
-  std::optional<Validator> validator_;
-  std::optional<BatchPlanner> planner_;
-  std::optional<BatchStream> stream_;
-  Transformer model_{nullptr};
-  std::optional<Adam> adam_;
-  std::optional<UpdateStep> update_step_;
-  std::optional<ExponentialMovingAverage> ema_;
+  TrainingSetup setup_;
+  ExperimentConfig config_;             // with the tokenizers' vocabulary sizes
+  std::optional<Validator> validator_;  // only with validation data (rank 0)
+  Transformer model_;
   std::vector<torch::Tensor> params_;
-  TrainingState state_;
-  Clock::time_point start_;
-  double seconds_before_ = 0;  // train_seconds of the checkpoint resumed from
-  int64_t steps_at_start_ = 0;
+  Adam adam_;
+  std::string last_checkpoint_;  // written by this run, or the one resumed from
+  double seconds_before_ = 0;    // train_seconds of the checkpoint resumed from
+  int64_t saved_step_ = -1;      // the step of the newest checkpoint on disk
+  TrainingState state_;          // restore() sets the three above first
+  int64_t steps_at_start_ = state_.step;
+  UpdateStep update_step_;
+  std::optional<ExponentialMovingAverage> ema_;  // only with train.ema_decay (rank 0)
+  BatchPlanner planner_;
+  BatchStream stream_;
+  ProgressReporter progress_;
   Tally update_tally_;  // the current update's sums, on the device
-  double last_logged_loss_ = 0;  // for the progress bar: the host reads no loss between log lines
-  std::string last_checkpoint_;
 };
 
-TrainResult Trainer::run() {
-  start_ = Clock::now();
-  if (!options_.init.empty() && !fs::exists(options_.init)) {
-    throw InputError("--init " + options_.init + ": no such file or checkpoint directory");
-  }
-  if (const auto why = precision_unavailable_reason(config_.train.precision, options_.device); !why.empty()) {
-    throw InputError(options_.config_path + ": train.precision: " + why);
-  }
-  if (options_.device.is_cuda()) set_cuda_tf32(config_.train.tf32);
-  setup_.emplace(set_up_training(config_, options_));
-  const auto& data = setup_->data;
-  config_.model.src_vocab = data.tokenizers.source.vocab_size();
-  config_.model.tgt_vocab = data.tokenizers.target.vocab_size();
-  if (data.valid) validator_.emplace(data, config_.train, options_.device);
-  build_model();
+Trainer::Trainer(const ExperimentConfig& config, const RunOptions& options)
+    : options_(options),
+      setup_(set_up_training(config, options)),
+      config_(with_vocabulary(config, setup_.data.tokenizers)),
+      model_(make_model(config_, options_.device)),
+      params_(model_->parameters()),
+      adam_(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2, config_.train.adam_eps,
+            config_.train.weight_decay),
+      state_(options_.resume ? restore(resolve_checkpoint(options_.save_dir)) : TrainingState{}),
+      update_step_(params_, adam_, config_.train, config_.model.d_model, comm_,
+                   resumed_loss_scale(config_.train, state_)),
+      planner_(setup_.data.train.cache, setup_.data.train.pairs, batching_options(config_.train)),
+      stream_(planner_, state_.position),
+      progress_(config_.train.max_steps, config_.train.max_minutes, options_.progress_bar) {
+  if (setup_.data.valid) validator_.emplace(setup_.data, config_.train, options_.device);
+  if (!options_.resume && !options_.init.empty() && leader()) initialise_weights();
+  // The same seed gives every rank the same weights; the broadcast makes
+  // sure of it (and of resumed weights) before the first update.
+  if (comm_ != nullptr) comm_->broadcast(params_, "broadcast of rank 0's weights");
+  start_ema();
   log_run_header();
-  BatchingOptions b;
-  b.max_tokens = config_.train.max_tokens;
-  b.seed = config_.train.seed;
-  planner_.emplace(data.train.cache, data.train.pairs, b);
-  stream_.emplace(*planner_, state_.position);
+}
 
+TrainResult Trainer::run() {
   Tally since_log;
   auto log_start = Clock::now();
   bool interrupted = false;
@@ -158,26 +189,6 @@ TrainResult Trainer::run() {
   return report(interrupted, *reason);
 }
 
-void Trainer::build_model() {
-  torch::manual_seed(config_.train.seed);
-  model_ = Transformer(config_.model);
-  model_->to(options_.device);
-  model_->train();
-  adam_.emplace(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2,
-                config_.train.adam_eps, config_.train.weight_decay);
-  for (auto& p : model_->parameters()) params_.push_back(p);
-  if (options_.resume) restore(resolve_checkpoint(options_.save_dir));
-  std::optional<DynamicLossScale> scale;
-  if (config_.train.precision == Precision::fp16 && state_.loss_scale > 0) scale.emplace(state_.loss_scale, state_.loss_scale_good_updates);
-  update_step_.emplace(params_, *adam_, config_.train, config_.model.d_model, comm_, scale);
-  if (!options_.resume && !options_.init.empty() && leader()) initialise_weights();
-  // The same seed gives every rank the same weights; the broadcast makes
-  // sure of it (and of resumed weights) before the first update.
-  if (comm_ != nullptr) comm_->broadcast(params_, "broadcast of rank 0's weights");
-  start_ema();  // unless restore() started it from the checkpoint
-  steps_at_start_ = state_.step;
-}
-
 void Trainer::initialise_weights() {
   const auto dir = init_checkpoint(options_);
   const auto file = dir.empty() ? options_.init : (fs::path(dir) / "model.pt").string();
@@ -185,7 +196,7 @@ void Trainer::initialise_weights() {
   log().info("initialised from {} (weights only: optimizer, schedule and data start fresh)", file);
 }
 
-void Trainer::restore(const std::string& dir) {
+TrainingState Trainer::restore(const std::string& dir) {
   auto saved = read_checkpoint_config(dir);
   if (model_config_to_json(saved.model) != model_config_to_json(config_.model)) {
     throw InputError(dir + "/config.json: the checkpoint's model differs from the config's (" +
@@ -199,20 +210,22 @@ void Trainer::restore(const std::string& dir) {
                      "settings (" + meta.state.batching.dump() + ", now " + batching_key().dump() +
                      "); resume with the same ones so the data position stays meaningful");
   }
-  start_ema();
-  load_training_weights(*model_, ema_ ? &*ema_ : nullptr, dir);
-  load_optimizer(*adam_, dir, meta.state.step);
+  load_training_weights(*model_, dir);
+  load_optimizer(adam_, dir, meta.state.step);
   load_rng(dir);
-  state_ = meta.state;
   seconds_before_ = meta.state.train_seconds;
-  log().info("resumed from {} at step {} (epoch {}, batch {})", dir, state_.step,
-             state_.position.epoch + 1, state_.position.index);
+  saved_step_ = meta.state.step;
+  last_checkpoint_ = dir;  // until this run writes one
+  log().info("resumed from {} at step {} (epoch {}, batch {})", dir, meta.state.step,
+             meta.state.position.epoch + 1, meta.state.position.index);
+  return meta.state;
 }
 
 void Trainer::start_ema() {
-  if (config_.train.ema_decay > 0 && leader() && !ema_) {
-    ema_.emplace(model_->named_parameters(), config_.train.ema_decay);
-  }
+  if (config_.train.ema_decay <= 0 || !leader()) return;
+  ema_.emplace(model_->named_parameters(), config_.train.ema_decay);
+  // A resumed run's average is its checkpoint's model.pt (when the run kept one).
+  if (options_.resume) load_average(*ema_, resolve_checkpoint(options_.save_dir));
 }
 
 void Trainer::log_run_header() {
@@ -220,7 +233,7 @@ void Trainer::log_run_header() {
   log().info("threads: {} on {}", describe_threads(), options_.device.str());
   if (const auto p = config_.train.precision; p != Precision::fp32) {
     log().info("precision: {} matrix products under autocast; weights, Adam and the loss fp32{}{}", to_string(p),
-               p == Precision::fp16 ? "; dynamic loss scale from " + std::to_string(update_step_->loss_multiplier()) : "",
+               p == Precision::fp16 ? "; dynamic loss scale from " + std::to_string(update_step_.loss_multiplier()) : "",
                options_.device.is_cpu() && !cpu_has_native_bf16() ? " (this CPU has no native bf16: expect it slower)" : "");
   }
   if (options_.device.is_cuda()) log().info("TF32 for fp32 CUDA products: {}", config_.train.tf32 ? "on" : "off");
@@ -246,15 +259,10 @@ void Trainer::log_run_header() {
   }
 }
 
-std::string Trainer::resolve_checkpoint_or_empty() const {
-  if (!fs::exists(fs::path(options_.save_dir) / "last")) return "";
-  return resolve_checkpoint(options_.save_dir);
-}
-
 // What an (epoch, batch index) position means: resuming with other data or
 // batching settings would silently skip or repeat pairs.
 nlohmann::json Trainer::batching_key() const {
-  return {{"train_cache", fs::path(setup_->data.train.cache.path()).filename().string()},
+  return {{"train_cache", fs::path(setup_.data.train.cache.path()).filename().string()},
           {"max_tokens", config_.train.max_tokens},
           {"seed", config_.train.seed},
           {"max_length", config_.data.max_length},
@@ -267,7 +275,7 @@ double Trainer::elapsed() const {
 
 std::optional<std::string> Trainer::stop_reason(bool* interrupted) {
   auto reason = reason_to_stop(config_.train,
-                               {state_.step, stream_->position(), elapsed(), state_.stale_validations});
+                               {state_.step, stream_.position(), elapsed(), state_.stale_validations});
   *interrupted = options_.stop_requested && options_.stop_requested->load();
   if (!reason && *interrupted) reason = "interrupted";
   return agree_on_stop(reason, interrupted);
@@ -286,7 +294,7 @@ std::optional<std::string> Trainer::agree_on_stop(std::optional<std::string> rea
 }
 
 Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch) {
-  const auto& data = setup_->data;
+  const auto& data = setup_.data;
   Resampling resampling;
   if (data.target_dropout) {
     const BpeDropout* target = &*data.target_dropout;
@@ -302,7 +310,7 @@ Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch
     AutocastScope autocast(config_.train.precision, options_.device);
     sums = batch_criterion(*model_, batch, config_.train.label_smoothing, options_.device);
   }
-  const double multiplier = update_step_->loss_multiplier();  // fp16's loss scale, else 1
+  const double multiplier = update_step_.loss_multiplier();  // fp16's loss scale, else 1
   (multiplier == 1.0 ? sums.loss : sums.loss * multiplier).backward();
   return Tally::of(sums.loss, sums.nll, batch.src_tokens, batch.tgt_tokens);
 }
@@ -310,7 +318,7 @@ Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch
 void Trainer::record_batch(int64_t j, int64_t epoch, const std::vector<int64_t>& pairs) {
   std::vector<int64_t> lines(pairs.size());
   std::transform(pairs.begin(), pairs.end(), lines.begin(), [](int64_t pair) { return pair + 1; });
-  setup_->run_dir->record_batch(
+  setup_.run_dir->record_batch(
       {{"update", state_.step + 1}, {"batch", j}, {"epoch", epoch}, {"lines", lines}});
 }
 
@@ -320,15 +328,15 @@ bool Trainer::update() {
   const int world = comm_ ? comm_->world_size() : 1, rank = comm_ ? comm_->rank() : 0;
   Tally tally;
   for (int64_t j = 0; j < config_.train.update_freq * world; ++j) {
-    const int64_t epoch = stream_->position().epoch;  // the epoch next() draws from
-    const auto& pairs = stream_->next();
+    const int64_t epoch = stream_.position().epoch;  // the epoch next() draws from
+    const auto& pairs = stream_.next();
     if (options_.record_batches) record_batch(j, epoch, pairs);
     if (j % world != rank) continue;
     torch::manual_seed(batch_seed(config_.train.seed, state_.step + 1, j));
     tally.add(forward_backward(pairs, epoch));
   }
   if (options_.before_update) options_.before_update(state_.step + 1, tally);
-  const auto outcome = update_step_->apply(tally, state_.step + 1);
+  const auto outcome = update_step_.apply(tally, state_.step + 1);
   if (outcome != UpdateStep::Outcome::applied) {
     ++state_.skipped_updates;
     log_skip(outcome);
@@ -341,7 +349,7 @@ bool Trainer::update() {
 }
 
 void Trainer::log_skip(UpdateStep::Outcome outcome) {
-  const auto& scale = update_step_->loss_scale();
+  const auto& scale = update_step_.loss_scale();
   if (outcome == UpdateStep::Outcome::skipped_gradient && scale) {
     log().warn("step {}: fp16 gradient overflow, update skipped; loss scale now {}", state_.step + 1,
                scale->scale());
@@ -355,12 +363,12 @@ void Trainer::log_skip(UpdateStep::Outcome outcome) {
 // each when the schedule says so.
 void Trainer::after_update(Tally& since_log, Clock::time_point& log_start) {
   const auto& c = config_.train;
-  if (options_.progress_bar) draw_progress_bar();
+  progress_.draw(state_.step, elapsed());
   if (log_due(c, state_.step) && !since_log.empty()) {
     // The interval's one read of the sums: it waits for the device.
     const auto values = since_log.read();
     const double seconds = std::chrono::duration<double>(Clock::now() - log_start).count();
-    log_progress(values, seconds, update_step_->grad_norm());
+    log_progress(values, seconds);
     since_log = {};
     log_start = Clock::now();
   }
@@ -388,56 +396,38 @@ void Trainer::validate_and_track() {
   }
 }
 
-// A status line redrawn in place, for terminals only (CI and pipes get the
-// periodic log lines alone).
-void Trainer::draw_progress_bar() const {
+void Trainer::log_progress(const Tally::Values& t, double seconds) {
   const auto& c = config_.train;
-  double done = static_cast<double>(state_.step) / c.max_steps;
-  if (c.max_minutes > 0) done = std::max(done, elapsed() / (c.max_minutes * 60));
-  const int width = 30, filled = static_cast<int>(std::min(1.0, done) * width);
-  std::printf("\r\033[K[%s%s] %3.0f%% step %lld | loss %.3f | %s", std::string(filled, '#').c_str(),
-              std::string(width - filled, '.').c_str(), 100 * std::min(1.0, done),
-              static_cast<long long>(state_.step),
-              last_logged_loss_,
-              clock_string(elapsed()).c_str());
-  std::fflush(stdout);
-}
-
-void Trainer::log_progress(const Tally::Values& t, double seconds, double grad_norm) {
-  const auto& c = config_.train;
-  if (options_.progress_bar) std::printf("\r\033[K");
-  const double loss = t.loss / t.tgt_tokens, nll = t.nll / t.tgt_tokens;
-  last_logged_loss_ = loss;
-  const double lr = learning_rate(c, config_.model.d_model, std::max<int64_t>(state_.step, 1));
-  // ETA against whichever limit comes first.
-  const double per_step = (elapsed() - seconds_before_) /
-                          std::max<int64_t>(1, state_.step - steps_at_start_);
-  double eta = (c.max_steps - state_.step) * per_step;
-  if (c.max_minutes > 0) eta = std::min(eta, c.max_minutes * 60 - elapsed());
-  log().info(
-      "step {}/{} | epoch {} | loss {:.3f} | ppl {:.2f} | lr {:.3g} | src tok/s {:.0f} | "
-      "tgt tok/s {:.0f} | gnorm {:.3f} | {} elapsed | ETA {}",
-      state_.step, c.max_steps, stream_->position().epoch + 1, loss, std::exp(nll), lr,
-      t.src_tokens / seconds, t.tgt_tokens / seconds, grad_norm, clock_string(elapsed()),
-      clock_string(eta));
-  metric({{"kind", "train"}, {"step", state_.step}, {"epoch", stream_->position().epoch + 1},
-          {"loss", loss}, {"nll", nll}, {"ppl", std::exp(nll)}, {"lr", lr},
-          {"src_tok_s", t.src_tokens / seconds}, {"tgt_tok_s", t.tgt_tokens / seconds},
-          {"gnorm", grad_norm}});
+  ProgressInterval interval;
+  interval.step = state_.step;
+  interval.epoch = stream_.position().epoch + 1;
+  interval.loss_sum = t.loss;
+  interval.nll_sum = t.nll;
+  interval.src_tokens = t.src_tokens;
+  interval.tgt_tokens = t.tgt_tokens;
+  interval.seconds = seconds;
+  interval.grad_norm = update_step_.grad_norm();
+  interval.lr = learning_rate(c, config_.model.d_model, std::max<int64_t>(state_.step, 1));
+  interval.elapsed = elapsed();
+  interval.eta = eta_seconds(state_.step, c.max_steps, c.max_minutes, steps_at_start_, interval.elapsed, seconds_before_);
+  nlohmann::json record;
+  log().info("{}", progress_.line(interval, &record));
+  metric(record);
 }
 
 void Trainer::checkpoint(bool validated) {
   // The criterion belongs to the checkpoint only when it validated this step.
   if (!validated) state_.valid_criterion = std::numeric_limits<double>::quiet_NaN();
-  state_.position = stream_->position();
+  state_.position = stream_.position();
   state_.train_seconds = elapsed();
   state_.batching = batching_key();
   // Saved when training fp16 only: a resume in another precision drops it.
-  const auto& scale = update_step_->loss_scale();
+  const auto& scale = update_step_.loss_scale();
   state_.loss_scale = scale ? scale->scale() : 0.0;
   state_.loss_scale_good_updates = scale ? scale->good_updates() : 0;
-  last_checkpoint_ = save_checkpoint(options_.save_dir, *model_, &*adam_, config_, state_,
-                                     setup_->data.tokenizers, ema_ ? &*ema_ : nullptr);
+  last_checkpoint_ = save_checkpoint(options_.save_dir, *model_, &adam_, config_, state_,
+                                     setup_.data.tokenizers, ema_ ? &*ema_ : nullptr);
+  saved_step_ = state_.step;
   if (validated && state_.stale_validations == 0) {
     link_checkpoint(options_.save_dir, "best", last_checkpoint_);
   }
@@ -448,17 +438,12 @@ void Trainer::checkpoint(bool validated) {
 // The last update's model is saved, and validated when the schedule says
 // so (src/train/train_schedule.h).
 void Trainer::finish(bool interrupted) {
-  const auto last = resolve_checkpoint_or_empty();
-  const bool saved = !last.empty() && read_checkpoint_meta(last).state.step == state_.step;
+  const bool saved = saved_step_ == state_.step;
   const bool validate_now = final_validation_due(config_.train, state_.step, steps_at_start_,
                                                  validator_.has_value(), interrupted);
   if (validate_now) validate_and_track();
   // Saved again after a validation, so that the checkpoint's state has seen it.
-  if (!saved || validate_now) {
-    checkpoint(validate_now);
-  } else if (last_checkpoint_.empty()) {
-    last_checkpoint_ = last;  // resumed and stopped at once: nothing new to save
-  }
+  if (!saved || validate_now) checkpoint(validate_now);
 }
 
 TrainResult Trainer::report(bool interrupted, const std::string& reason) {
@@ -485,6 +470,8 @@ TrainResult train(const ExperimentConfig& config, const RunOptions& options) {
   // NCCL), so a rank on cuda:3 never opens a context on GPU 0.
   c10::OptionalDeviceGuard on_device;
   if (!options.device.is_cpu()) on_device.reset_device(options.device);
+  check_can_start(config, options);
+  if (options.device.is_cuda()) set_cuda_tf32(config.train.tf32);
   return Trainer(config, options).run();
 }
 

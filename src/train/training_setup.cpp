@@ -118,14 +118,6 @@ void set_up_bpe_dropout(double p, TrainingData& data, spdlog::logger& log) {
            "pair (seeded by seed, epoch, pair); validation keeps the cached segmentation", p);
 }
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::vector<std::string> lines;
-  LineReader reader(path);
-  std::string line;
-  while (reader.next(&line)) lines.push_back(line);
-  return lines;
-}
-
 TrainingData load_data(const ExperimentConfig& config, const RunOptions& options, bool leader,
                        spdlog::logger& log) {
   const auto& d = config.data;

@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 #include "src/data/bpe_dropout.h"
 #include "src/data/token_cache.h"
 #include "src/data/tokenizer.h"
 #include "src/train/run_directory.h"
-#include "src/train/trainer.h"
+#include "src/train/run_options.h"
 
 namespace aiayn {
 

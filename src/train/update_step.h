@@ -17,7 +17,7 @@
 #include <optional>
 #include <vector>
 
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 #include "src/train/loss_scale.h"
 #include "src/train/optimizer.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "models/transformer.h"
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 #include "src/train/training_setup.h"
 
 namespace aiayn {

@@ -1,4 +1,4 @@
-#include "src/common/train_config.h"
+#include "src/train/train_config.h"
 
 #include "src/common/error.h"
 #include "src/common/json_reader.h"
