@@ -34,7 +34,7 @@ def main():
 
     model = ref.load_checkpoint(args.checkpoint)
     sp = spm.SentencePieceProcessor(model_file=os.path.join(args.checkpoint, "spm.model"))
-    longest = model.positions.size(0) - 1
+    longest = model.config["max_positions"] - 1
     sources = [ids[:longest] for ids in sp.encode(ref.read_lines(args.input))]
     stepper = ref.CachedStepper if args.mode == "cache" else ref.NoCacheStepper
 

@@ -1,8 +1,9 @@
 """The PyTorch references the benchmarks compare us against.
 
 What a researcher would otherwise write with torch.nn: the `small` model built
-from torch.nn.TransformerEncoderLayer/DecoderLayer (post-LN, tied embeddings,
-sinusoidal positions), our token batching, and two decoders:
+from torch.nn.TransformerEncoderLayer/DecoderLayer (python/aiayn_torch.py's
+Model: post-LN, tied embeddings, sinusoidal positions), our token batching,
+and two decoders:
   (a) "nocache": reruns torch.nn.TransformerDecoder over the whole prefix at
       every step;
   (b) "cache": fairseq/OpenNMT-py style incremental decoding: per-layer
@@ -17,117 +18,39 @@ Never imported by the toolkit itself.
 """
 import math
 import os
-import random
 import sys
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
 NEG_INF = float("-inf")
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 from nltk_bleu import tokenize_13a  # noqa: E402  (the 13a rules, checked against our C++)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from aiayn_torch import read_weights  # noqa: E402  (model.pt on any PyTorch version)
+import aiayn_torch  # noqa: E402  (the torch.nn model, and model.pt on any PyTorch version)
+from aiayn_torch import PAD, BOS, EOS  # noqa: E402
+
+# configs/small.json's model, with the defaults aiayn-train gives the keys it leaves out.
+SMALL = dict(encoder_layers=3, decoder_layers=3, d_model=256, d_ff=1024, heads=4, d_k=64, d_v=64, p_drop=0.1,
+             attention_dropout=0.0, activation_dropout=0.0, positional="sinusoidal", max_positions=256,
+             norm_first=False, layer_norm_eps=1e-5, share_embeddings=True, tie_output=True)
 
 
-def sinusoids(positions, d_model):
-    pos = torch.arange(positions, dtype=torch.float64).unsqueeze(1)
-    rate = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(10000.0) / d_model))
-    table = torch.zeros(positions, d_model, dtype=torch.float64)
-    table[:, 0::2] = torch.sin(pos * rate)
-    table[:, 1::2] = torch.cos(pos * rate)[:, : d_model // 2]
-    return table.float()
-
-
-class Reference(nn.Module):
-    """torch.nn.Transformer stacks with a shared, tied embedding."""
-
-    def __init__(self, vocab, d_model=256, heads=4, d_ff=1024, encoder_layers=3, decoder_layers=3,
-                 p_drop=0.1, max_positions=256, attention_dropout=0.0, activation_dropout=0.0):
-        super().__init__()
-        self.d_model, self.heads = d_model, heads
-        self.embed = nn.Embedding(vocab, d_model)
-        nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)
-        layer = dict(d_model=d_model, nhead=heads, dim_feedforward=d_ff, dropout=p_drop, batch_first=True)
-        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), encoder_layers)
-        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), decoder_layers)
-        # Dropout where ours has it (section 5.4: each sub-layer's output and
-        # the embedding sums), and on attention weights and after the FFN's
-        # ReLU only as the model's attention_dropout / activation_dropout say
-        # (0 in our configs): torch.nn's layers put p_drop on both.
-        for mod in list(self.encoder.layers) + list(self.decoder.layers):
-            mod.dropout.p = activation_dropout
-            for attention in (getattr(mod, "self_attn", None), getattr(mod, "multihead_attn", None)):
-                if attention is not None:
-                    attention.dropout = attention_dropout
-        self.register_buffer("positions", sinusoids(max_positions, d_model))
-        self.dropout = nn.Dropout(p_drop)
-
-    def embed_tokens(self, ids, offset=0):
-        x = self.embed(ids) * math.sqrt(self.d_model)
-        return self.dropout(x + self.positions[offset: offset + ids.size(1)])
-
-    def encode(self, src):
-        padding = src.eq(PAD)
-        return self.encoder(self.embed_tokens(src), src_key_padding_mask=padding), padding
-
-    def decode(self, tgt_in, memory, src_padding):
-        t = tgt_in.size(1)
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=tgt_in.device), 1)
-        return self.decoder(self.embed_tokens(tgt_in), memory, tgt_mask=causal,
-                            tgt_key_padding_mask=tgt_in.eq(PAD), memory_key_padding_mask=src_padding)
-
-    def logits(self, hidden):
-        return F.linear(hidden, self.embed.weight)
-
-    def forward(self, src, tgt_in):
-        memory, padding = self.encode(src)
-        return self.logits(self.decode(tgt_in, memory, padding))
-
-
-def from_ours(state):
-    """Our checkpoint's model.pt names -> Reference names."""
-    out = {}
-    for name, value in state.items():
-        if name == "src_embed.weight":
-            out["embed.weight"] = value
-        elif name.startswith("generator") or name.startswith("tgt_embed"):
-            raise SystemExit("reference: only tied, shared-embedding checkpoints are supported")
-        else:
-            out[name.replace(".feed_forward.", ".")] = value
-    return out
-
-
-def to_ours(state):
-    """Reference names -> our model.pt names (what `aiayn-train --init` reads)."""
-    out = {}
-    for name, value in state.items():
-        if name == "positions":
-            continue  # a buffer: ours computes its sinusoids itself
-        if name == "embed.weight":
-            out["src_embed.weight"] = value
-        else:
-            out[name.replace(".linear1.", ".feed_forward.linear1.").replace(".linear2.", ".feed_forward.linear2.")] = value
-    return out
+def small_model(vocab):
+    """The `small` model with fresh weights, as a researcher would start it."""
+    return aiayn_torch.Model(dict(SMALL, src_vocab=vocab, tgt_vocab=vocab), ours_embedding_init=True)
 
 
 def load_checkpoint(directory):
-    """A Reference with the weights of one of our checkpoint directories."""
+    """The model of one of our checkpoint directories, in eval mode."""
     import json
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         m = json.load(f)["model"]
+    # The shape the benchmarks measure (CachedStepper writes out post-LN layers by hand).
     if m["norm_first"] or m["positional"] != "sinusoidal" or not (m["share_embeddings"] and m["tie_output"]):
         raise SystemExit("reference: only post-LN, sinusoidal, tied models are supported")
-    model = Reference(m["tgt_vocab"], m["d_model"], m["heads"], m["d_ff"], m["encoder_layers"],
-                      m["decoder_layers"], m["p_drop"], m["max_positions"],
-                      m.get("attention_dropout", 0.0), m.get("activation_dropout", 0.0))
-    state = from_ours(read_weights(os.path.join(directory, "model.pt")))
-    state["positions"] = model.positions
-    model.load_state_dict(state)
-    return model.eval()
+    return aiayn_torch.load(directory, tokenizers=False)
 
 
 # ---------------------------------------------------------------- data
@@ -210,8 +133,8 @@ class CachedStepper:
     """(b): one new token per row through each layer, fairseq style."""
 
     def __init__(self, model, memory, padding):
-        self.model, self.h = model, model.heads
-        d = model.d_model
+        self.model, self.h = model, model.config["heads"]
+        d = model.config["d_model"]
         self.mask = padding[:, None, None, :]  # [N, 1, 1, S]
         self.memory_kv, self.self_kv = [], []
         for layer in model.decoder.layers:
@@ -221,8 +144,8 @@ class CachedStepper:
             self.self_kv.append(None)
 
     def step(self, history):
-        m, d = self.model, self.model.d_model
-        x = m.embed_tokens(history[:, -1:], history.size(1) - 1)  # [N, 1, d]
+        m, d = self.model, self.model.config["d_model"]
+        x = m.embed(history[:, -1:], True, history.size(1) - 1)  # [N, 1, d]
         for i, layer in enumerate(m.decoder.layers):
             sa = layer.self_attn
             q, k, v = (split_heads(t, self.h) for t in F.linear(x, sa.in_proj_weight, sa.in_proj_bias).chunk(3, -1))
@@ -256,7 +179,7 @@ def translate_batch(model, src, beam, stepper_class, alpha=0.6):
     """src [B, S] (tokens + eos, padded) -> best token list per sentence."""
     batch, k = src.size(0), beam
     lengths = (src.ne(PAD).sum(1) - 1).tolist()
-    max_pos = model.positions.size(0)
+    max_pos = model.config["max_positions"]
     memory, padding = model.encode(src)
     rows = torch.arange(batch).repeat_interleave(k)
     stepper = stepper_class(model, memory.index_select(0, rows), padding.index_select(0, rows))

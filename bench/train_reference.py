@@ -2,7 +2,7 @@
 """Training reference: the `small` recipe as a plain PyTorch script.
 
 The script a researcher would write with torch.nn (bench/reference.py's
-Reference: torch.nn.TransformerEncoder/Decoder, post-LN, tied embeddings),
+small_model: torch.nn.TransformerEncoder/Decoder, post-LN, tied embeddings),
 with everything else as our configs/small.json: the same SentencePiece model
 (pass the one our run trained, so both see the same tokens), our token
 batching rule (4096 tokens), label-smoothed cross-entropy (0.1) summed and
@@ -132,13 +132,14 @@ def main():
     lengths = [(len(x), len(y)) for x, y in train]
     print(f"reference: {len(train)} training pairs, {len(valid)} validation pairs", flush=True)
 
-    model = ref.Reference(sp.get_piece_size())
+    model = ref.small_model(sp.get_piece_size())
     if args.init:
-        state = ref.from_ours(ref.read_weights(args.init))
-        state["positions"] = model.positions
-        model.load_state_dict(state)
+        try:
+            model.load_aiayn_state_dict(ref.aiayn_torch.read_weights(args.init), args.init)
+        except ValueError as e:
+            raise SystemExit(f"train_reference.py: {e}")
     if args.save_init:
-        torch.save({k: v.detach().clone() for k, v in ref.to_ours(model.state_dict()).items()}, args.save_init)
+        torch.save({k: v.detach().clone() for k, v in model.to_aiayn_state_dict().items()}, args.save_init)
     if args.dropout_seed is not None:
         torch.manual_seed(args.dropout_seed)
     model.train()

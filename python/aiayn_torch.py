@@ -20,6 +20,10 @@ aiayn-attention's (tests/test_attention_tool.cpp checks the maps and the
 greedy output). Not supported (refused with a message): d_k or d_v other
 than d_model / heads, which torch.nn.MultiheadAttention cannot express.
 
+The one torch.nn mirror of the model: the PyTorch references of bench/
+(reference.py, decode_reference.py, train_reference.py) and
+tools/export_ctranslate2.py build on it.
+
 Needs PyTorch >= 1.13 and the sentencepiece module (Debian: python3-torch,
 python3-sentencepiece; use /usr/bin/python3 there). The toolkit itself never
 imports this file.
@@ -58,20 +62,42 @@ def resolve(path):
 class Model(nn.Module):
     """The Transformer of one of our checkpoints, in torch.nn modules."""
 
-    def __init__(self, config):
+    def __init__(self, config, ours_embedding_init=False):
+        """config: a checkpoint's `model` section. ours_embedding_init: draw
+        the embeddings as aiayn-train does (N(0, d_model^-1/2), so that the
+        sqrt(d_model) scale of section 3.4 gives unit variance) instead of
+        torch.nn's N(0, 1); the rest keeps torch.nn's initialisation. Drawn
+        as each table is made: the order of the draws fixes what a seed gives
+        (bench/train_reference.py --seed)."""
         super().__init__()
         m = self.config = config
         if m["d_k"] * m["heads"] != m["d_model"] or m["d_v"] * m["heads"] != m["d_model"]:
             raise ValueError("aiayn_torch: d_k and d_v must be d_model / heads for torch.nn.MultiheadAttention")
         d = m["d_model"]
-        self.src_embed = nn.Embedding(m["src_vocab"], d)
-        self.tgt_embed = self.src_embed if m["share_embeddings"] else nn.Embedding(m["tgt_vocab"], d)
+
+        def embedding(vocab):
+            table = nn.Embedding(vocab, d)
+            if ours_embedding_init:
+                nn.init.normal_(table.weight, 0.0, d ** -0.5)
+            return table
+
+        self.src_embed = embedding(m["src_vocab"])
+        self.tgt_embed = self.src_embed if m["share_embeddings"] else embedding(m["tgt_vocab"])
         self.generator = None if m["tie_output"] else nn.Linear(d, m["tgt_vocab"], bias=False)
         layer = dict(d_model=d, nhead=m["heads"], dim_feedforward=m["d_ff"], dropout=m["p_drop"],
                      batch_first=True, norm_first=m["norm_first"], layer_norm_eps=m["layer_norm_eps"])
         final = (lambda: nn.LayerNorm(d, eps=m["layer_norm_eps"])) if m["norm_first"] else (lambda: None)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), m["encoder_layers"], norm=final())
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), m["decoder_layers"], norm=final())
+        # Dropout where ours has it (section 5.4: each sub-layer's output and
+        # the embedding sums), and on attention weights and after the FFN's
+        # ReLU only as attention_dropout / activation_dropout say (0 in our
+        # configs): torch.nn's layers put p_drop on both.
+        for block in list(self.encoder.layers) + list(self.decoder.layers):
+            block.dropout.p = m.get("activation_dropout", 0.0)
+            for attention in (getattr(block, "self_attn", None), getattr(block, "multihead_attn", None)):
+                if attention is not None:
+                    attention.dropout = m.get("attention_dropout", 0.0)
         if m["positional"] == "learned":
             self.src_pos = nn.Embedding(m["max_positions"], d)
             self.tgt_pos = nn.Embedding(m["max_positions"], d)
@@ -82,13 +108,15 @@ class Model(nn.Module):
 
     # ---- the model (sections 3.1-3.5)
 
-    def embed(self, ids, target):
+    def embed(self, ids, target, offset=0):
+        """ids [B, T] at positions offset.. -> [B, T, d_model] (offset: incremental decoding)."""
         table = self.tgt_embed if target else self.src_embed
         x = table(ids) * math.sqrt(self.config["d_model"])
+        end = offset + ids.size(1)
         if self.config["positional"] == "learned":
-            positions = (self.tgt_pos if target else self.src_pos).weight[: ids.size(1)]
+            positions = (self.tgt_pos if target else self.src_pos).weight[offset:end]
         else:
-            positions = self.sinusoids[: ids.size(1)]
+            positions = self.sinusoids[offset:end]
         return self.dropout(x + positions)
 
     def encode(self, src):
@@ -186,6 +214,16 @@ class Model(nn.Module):
 
     # ---- names
 
+    def load_aiayn_state_dict(self, state, where):
+        """Weights under our model.pt names (read_weights) into this module;
+        a ValueError naming `where` when a name is missing or left over."""
+        state = from_aiayn_state_dict(state)
+        if self.config["share_embeddings"] and "src_embed.weight" in state:
+            state["tgt_embed.weight"] = state["src_embed.weight"]
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{where}: missing {missing}, unexpected {unexpected}")
+
     def to_aiayn_state_dict(self):
         """This module's weights under our model.pt names (aiayn-train --init)."""
         out = {}
@@ -227,12 +265,8 @@ def load(path, tokenizers=True):
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         config = json.load(f)["model"]
     model = Model(config)
-    state = from_aiayn_state_dict(read_weights(os.path.join(directory, "model.pt")))
-    if config["share_embeddings"]:
-        state["tgt_embed.weight"] = state["src_embed.weight"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{directory}/model.pt: missing {missing}, unexpected {unexpected}")
+    weights = os.path.join(directory, "model.pt")
+    model.load_aiayn_state_dict(read_weights(weights), weights)
     if tokenizers:
         import sentencepiece as spm
         target = spm.SentencePieceProcessor(model_file=os.path.join(directory, "spm.model"))
