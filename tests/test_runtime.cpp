@@ -215,7 +215,8 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   CHECK(ours.exit_code == 0);
 
   test::TempDir dir;
-  for (const char* folder : {"models", "src/data", "src/decode", "src/attention"}) {
+  for (const char* folder : {"models", "src/data", "src/decode/kernels", "src/attention", "src/newer", "apps", "tools",
+                             "tests", "bench", "third_party/sentencepiece"}) {
     fs::create_directories(dir.path() / folder);
   }
   test::write_file(dir.file("models/a.h"), "#include \"src/train/trainer.h\"\n");
@@ -224,10 +225,27 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   test::write_file(dir.file("src/attention/c.cpp"), "#include \"src/attention/x.h\"\n#include \"src/decode/search.h\"\n");
   test::write_file(dir.file("src/data/d.cpp"),
                    "  #  include \"src/decode/search.h\"  // upward\n#include \"src/loose.h\"\n");
+  // A subfolder belongs to its layer, whichever side of the include it is on.
+  test::write_file(dir.file("src/decode/kernels/k.cpp"),
+                   "int a; int b;\n#include \"src/train/loss.h\"\n#include \"src/decode/search.h\"\n");
+  test::write_file(dir.file("src/data/e.cpp"), "#include \"src/decode/kernels/k.h\"\n");
+  test::write_file(dir.file("src/attention/f.cpp"), "#include \"src/decode/kernels/k.h\"\n");
+  // A folder that cmake/layers.txt does not name is no layer.
+  test::write_file(dir.file("src/newer/n.cpp"), "#include \"src/common/error.h\"\n");
+  // Executables and tests use the library; only their own folder uses them.
+  test::write_file(dir.file("apps/g.cpp"),
+                   "#include \"src/train/trainer.h\"\n#include \"tests/test_util.h\"\n#include \"tools/dates_corpus.h\"\n");
+  test::write_file(dir.file("tools/h.cpp"), "#include \"src/attention/attention_job.h\"\n#include \"apps/g.h\"\n");
+  test::write_file(dir.file("tests/i.cpp"), "#include \"tests/test_util.h\"\n#include \"tools/dates_corpus.h\"\n"
+                                            "#include \"src/train/trainer.h\"\n#include \"bench/j.h\"\n");
+  test::write_file(dir.file("bench/j.cpp"), "#include \"models/packed_linear.h\"\n#include \"tests/test_util.h\"\n");
+  test::write_file(dir.file("third_party/sentencepiece/l.cpp"),
+                   "#include \"bridge_api.h\"\n#include \"src/common/error.h\"\n");
   auto bad = test::run(command(dir.path().string()));
   INFO(bad.out << bad.err);
   CHECK(bad.exit_code != 0);
-  CHECK_THAT(bad.err, Catch::Contains("models/a.h:1: includes src/train/trainer.h, but models may use only LibTorch"));
+  CHECK_THAT(bad.err, Catch::Contains("models/a.h:1: includes src/train/trainer.h, but models may use no other "
+                                      "folder of ours (cmake/layers.txt)"));
   CHECK_THAT(bad.err, Catch::Contains("src/decode/b.cpp:3: includes src/train/optimizer.h, but src/decode may use "
                                       "only models, src/common, src/data"));
   CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:1: includes src/decode/search.h"));
@@ -235,6 +253,33 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:2: includes src/loose.h"));
   CHECK_THAT(bad.err, !Catch::Contains("src/attention/c.cpp"));  // its own folder and one below
   CHECK_THAT(bad.err, !Catch::Contains("batching.h"));
+  CHECK_THAT(bad.err, Catch::Contains("src/decode/kernels/k.cpp:2: includes src/train/loss.h, but src/decode may use "
+                                      "only models, src/common, src/data"));
+  CHECK_THAT(bad.err, !Catch::Contains("k.cpp:3"));
+  CHECK_THAT(bad.err, Catch::Contains("src/data/e.cpp:1: includes src/decode/kernels/k.h, but src/data may use"));
+  CHECK_THAT(bad.err, !Catch::Contains("src/attention/f.cpp"));
+  CHECK_THAT(bad.err, Catch::Contains("src/newer/n.cpp:1: is in no folder of cmake/layers.txt"));
+  CHECK_THAT(bad.err, Catch::Contains("apps/g.cpp:2: includes tests/test_util.h, but apps may use only models, "
+                                      "src/common, src/data, src/decode, src/train, src/attention, third_party"));
+  CHECK_THAT(bad.err, Catch::Contains("apps/g.cpp:3: includes tools/dates_corpus.h"));
+  CHECK_THAT(bad.err, !Catch::Contains("apps/g.cpp:1"));
+  CHECK_THAT(bad.err, Catch::Contains("tools/h.cpp:2: includes apps/g.h"));
+  CHECK_THAT(bad.err, !Catch::Contains("tools/h.cpp:1"));
+  CHECK_THAT(bad.err, Catch::Contains("tests/i.cpp:4: includes bench/j.h, but tests may use"));
+  CHECK_THAT(bad.err, !Catch::Contains("tests/i.cpp:1") && !Catch::Contains("tests/i.cpp:2") &&
+                          !Catch::Contains("tests/i.cpp:3"));
+  CHECK_THAT(bad.err, Catch::Contains("bench/j.cpp:2: includes tests/test_util.h"));
+  CHECK_THAT(bad.err, !Catch::Contains("bench/j.cpp:1"));
+  CHECK_THAT(bad.err, Catch::Contains("third_party/sentencepiece/l.cpp:2: includes src/common/error.h"));
+  CHECK_THAT(bad.err, !Catch::Contains("l.cpp:1"));
+  CHECK_THAT(bad.err, Catch::Contains("layering: 13 offence(s) against cmake/layers.txt"));
+
+  // The rule itself reads bottom-up: a folder may name only folders above it.
+  fs::create_directories(dir.path() / "cmake");
+  test::write_file(dir.file("cmake/layers.txt"), "# planted\nmodels\nsrc/data  models src/decode\nsrc/decode models\n");
+  auto cycle = test::run(command(dir.path().string()));
+  CHECK(cycle.exit_code != 0);
+  CHECK_THAT(cycle.err, Catch::Contains("cmake/layers.txt:3: src/data may include src/decode, which is not on a line above"));
 }
 
 TEST_CASE("the build reads its settings from LibTorch itself", "[runtime][build]") {

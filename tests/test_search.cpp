@@ -144,37 +144,6 @@ TEST_CASE("beam search finds hypotheses at least as probable as greedy", "[searc
   CHECK(better_or_equal == static_cast<int>(greedy.size()));
 }
 
-TEST_CASE("packed int8 (AVX-512 VNNI) computes its reference at every tile and panel edge", "[search][int8][packed]") {
-  if (!PackedInt8Linear::available()) {
-    WARN("skipped: this CPU lacks AVX-512 VNNI (int8 runs on LibTorch's quantized engine)");
-    return;
-  }
-  torch::manual_seed(5);
-  for (int64_t out : {1, 31, 33, 100}) {
-    for (int64_t in : {1, 5, 64, 130}) {
-      auto w = torch::randn({out, in}), b = torch::randn({out});
-      for (int64_t rows : {1, 11, 12, 13, 30}) {
-        auto x = torch::randn({rows, in}) * 3;  // [rows, in]
-        x[0].zero_();                           // a zero row: scale 1, all zero
-        PackedInt8Linear layer(w, b);
-        auto got = layer(x);                                        // [rows, out]
-        auto want = PackedInt8Linear::reference(x, w, b);           // [rows, out]
-        INFO(rows << " x " << in << " -> " << out);
-        REQUIRE(got.sizes() == want.sizes());
-        // Integer sums are exact; only the last multiply-add rounds differently (FMA).
-        CHECK((got - want).abs().max().item<double>() <= 1e-5 * (1.0 + want.abs().max().item<double>()));
-        CHECK(torch::allclose(got[0], b.unsqueeze(0).expand({1, out})[0]));
-      }
-    }
-  }
-  // Without a bias, and on a 3-d input.
-  auto w = torch::randn({40, 24});
-  auto x = torch::randn({2, 3, 24});
-  auto got = PackedInt8Linear(w, {})(x);  // [2, 3, 40]
-  CHECK(got.sizes() == torch::IntArrayRef({2, 3, 40}));
-  CHECK((got - PackedInt8Linear::reference(x, w, {})).abs().max().item<double>() < 1e-4);
-}
-
 TEST_CASE("int8 linear layers approximate the float ones", "[search][int8]") {
   INFO("engine " << select_int8_engine());
   torch::manual_seed(11);
@@ -230,52 +199,6 @@ TEST_CASE("a projection reads its parameters at each call, as float or int8", "[
   // From then on the int8 copy answers, whatever happens to the float weight.
   w.zero_();
   CHECK(torch::equal(rows(x), int8));
-}
-
-namespace {
-
-// One packed kernel against LibTorch's linear: output widths below, at and
-// past a panel (16 or 32 columns), inputs of odd length, and row counts
-// through two tiles (6 or 12 rows) and past a row chunk's end, with and
-// without bias.
-void check_packed_kernel(PackedKernel kernel) {
-  namespace F = torch::nn::functional;
-  INFO("kernel " << to_string(kernel));
-  for (int64_t out : {1, 15, 16, 17, 31, 32, 33, 100}) {
-    for (int64_t in : {1, 7, 64, 300, 1100}) {
-      auto w = torch::randn({out, in}), b = torch::randn({out});
-      PackedLinear with_bias(w, b, kernel), without(w, {}, kernel);
-      for (int64_t rows : {0, 1, 5, 6, 7, 11, 12, 13, 25, 600}) {
-        auto x = torch::randn({rows, in});  // [M, in]
-        auto exact = F::linear(x, w, b);    // [M, out]
-        auto packed = with_bias(x);         // [M, out]
-        INFO("out " << out << " in " << in << " rows " << rows);
-        REQUIRE(packed.sizes() == exact.sizes());
-        if (rows == 0) continue;
-        const double scale = 1.0 + exact.abs().max().item<double>();
-        CHECK((packed - exact).abs().max().item<double>() <= 1e-5 * scale);
-        CHECK((without(x) - F::linear(x, w)).abs().max().item<double>() <= 1e-5 * scale);
-      }
-    }
-  }
-}
-
-}  // namespace
-
-TEST_CASE("packed float weights compute what the BLAS computes, at every tile and panel edge", "[search][packed]") {
-  if (!PackedLinear::available()) {
-    WARN("no packed kernel on this CPU (needs AVX2 with FMA or AVX-512): nothing to test");
-    return;
-  }
-  torch::NoGradGuard no_grad;
-  torch::manual_seed(13);
-  for (auto kernel : packed_kernels()) check_packed_kernel(kernel);  // AVX2, and AVX-512 where present
-  // Any leading shape, and a non-contiguous input.
-  auto w = torch::randn({40, 24}), b = torch::randn({40});
-  auto x = torch::randn({3, 24, 5}).transpose(1, 2);  // [3, 5, 24], strided
-  auto y = PackedLinear(w, b)(x);                      // [3, 5, 40]
-  REQUIRE(y.sizes() == torch::IntArrayRef({3, 5, 40}));
-  CHECK((y - torch::nn::functional::linear(x, w, b)).abs().max().item<double>() <= 1e-4);
 }
 
 TEST_CASE("a packed model decodes as the float one, keeps its copy and refuses gradients", "[search][packed]") {
@@ -877,45 +800,6 @@ class GenericRanking : public StepModel {
 };
 
 }  // namespace
-
-TEST_CASE("ranking from raw logits equals log-softmax, sum and top-k", "[search][beam-candidates]") {
-  torch::manual_seed(11);
-  const int64_t n = 5, k = 4, vocab = 300, width = 2 * k;
-  auto logits = torch::randn({n * k, vocab}) * 4;  // [n*K, V]
-  auto scores = -torch::rand({n, k}) * 10;         // [n, K]
-  scores[0].narrow(0, 1, k - 1).fill_(-std::numeric_limits<float>::infinity());  // a first step
-  logits[7][kEosId] = 30;  // eos the best token of the best beam of sentence 1
-  scores[1][3] = 0;
-  std::vector<EndRule> rules = {EndRule::no_eos, EndRule::free, EndRule::only_eos, EndRule::free, EndRule::free};
-  auto ranked = rank_from_logits(logits.data_ptr<float>(), scores.data_ptr<float>(), n, k, vocab, rules, kEosId,
-                                 {kPadId, kBosId}, width);
-  // The reference: what the generic path computes.
-  auto lprobs = torch::log_softmax(logits, -1);  // [n*K, V]
-  lprobs.select(1, kPadId).fill_(-INFINITY);
-  lprobs.select(1, kBosId).fill_(-INFINITY);
-  auto lp = lprobs.view({n, k, vocab});  // [n, K, V]
-  lp[0].select(-1, kEosId).fill_(-INFINITY);
-  auto eos = lp[2].select(-1, kEosId).clone();  // [K]
-  lp[2].fill_(-INFINITY);
-  lp[2].select(-1, kEosId).copy_(eos);
-  auto [top, index] = (scores.unsqueeze(2) + lp).view({n, k * vocab}).topk(width, 1);  // [n, 2K]
-  for (int64_t s = 0; s < n; ++s) {
-    INFO("sentence " << s);
-    int64_t finite = 0;
-    for (int64_t j = 0; j < width; ++j) finite += std::isfinite(top[s][j].item<float>());
-    REQUIRE(static_cast<int64_t>(ranked[s].size()) == finite);
-    for (int64_t j = 0; j < finite; ++j) {
-      const int64_t i = index[s][j].item<int64_t>();
-      CHECK(ranked[s][j].beam == i / vocab);
-      CHECK(ranked[s][j].token == i % vocab);
-      CHECK(ranked[s][j].log_prob == Approx(top[s][j].item<float>()).margin(1e-5));
-    }
-  }
-  CHECK(ranked[0].size() == static_cast<size_t>(width));  // one live beam still fills 2K
-  CHECK(ranked[1][0].token == kEosId);                    // row 7 is sentence 1's beam 3
-  CHECK(ranked[2].size() == static_cast<size_t>(k));      // only eos, once per beam
-  for (const auto& c : ranked[0]) CHECK(c.token != kEosId);
-}
 
 TEST_CASE("beam search ranks from logits as the generic path does, and never returns empty", "[search][beam-candidates]") {
   auto m = random_model(3);
