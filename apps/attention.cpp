@@ -19,8 +19,7 @@ int main(int argc, char** argv) {
     auto& o = job.options;
     std::string kinds = "encoder,decoder,cross", device_name = "cpu";
     int threads = 0;
-    app.add_option("-c,--checkpoint", job.checkpoint, "checkpoint directory, or a save directory")
-        ->required();
+    app.add_option("-c,--checkpoint", job.checkpoint, "checkpoint directory, or a save directory")->required();
     app.add_option("-i,--source", job.source, "source sentences; - = stdin")->capture_default_str();
     app.add_option("-t,--target", job.target, "target sentences to force-decode (line by line)");
     app.add_option("-o,--output", job.output, "JSON Lines output; - = stdout")->capture_default_str();
@@ -45,7 +44,8 @@ int main(int argc, char** argv) {
     app.add_flag("--average-heads", o.average_heads, "write the mean over the chosen heads");
     app.add_option("--decimals", o.decimals, "rounding of the weights")->capture_default_str();
     app.add_option("-b,--beam", o.search.beam, "beam for translating sources without targets")
-        ->check(CLI::Range(1, 1000))->capture_default_str();
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;

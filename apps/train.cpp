@@ -10,9 +10,9 @@
 #include "src/common/app.h"
 #include "src/common/cli.h"
 #include "src/common/error.h"
-#include "src/train/train_config.h"
 #include "src/train/checkpoint_writer.h"
 #include "src/train/distributed.h"
+#include "src/train/train_config.h"
 #include "src/train/trainer.h"
 
 namespace {
@@ -62,8 +62,7 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
     app.add_flag("--summary", summary, "print the model summary and exit (no data needed)");
-    app.add_option("--vocab", vocab, "with --summary: joint vocabulary size")
-        ->check(CLI::PositiveNumber);
+    app.add_option("--vocab", vocab, "with --summary: joint vocabulary size")->check(CLI::PositiveNumber);
     std::string average;
     app.add_option("--average", average,
                    "average checkpoints of --save-dir into <save-dir>/averaged and exit: last:K "
@@ -95,8 +94,7 @@ int main(int argc, char** argv) {
     }
     // Ranks on one machine share its cores.
     if (threads == 0 && dist.local_world_size > 1) {
-      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                dist.local_world_size);
+      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist.local_world_size);
     }
     const int used_threads = aiayn::set_threads(threads);
     auto device = aiayn::parse_device(device_name);

@@ -41,16 +41,24 @@ int main(int argc, char** argv) {
                                        "sample outputs instead of searching (back-translation); --nbest N "
                                        "gives N samples per line");
     app.add_option("--sampling-topk", sampling.top_k, "sample among the K likeliest tokens only; 0 = all")
-        ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str()->needs(sampling_flag);
+        ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+        ->capture_default_str()
+        ->needs(sampling_flag);
     app.add_option("--sampling-topp", sampling.top_p,
                    "sample among the likeliest tokens that make up this probability (nucleus); 1 = all")
-        ->check(CLI::Range(0.0, 1.0))->capture_default_str()->needs(sampling_flag);
-    app.add_option("--temperature", sampling.temperature, "divides the log-probabilities before sampling; 0 = greedy")
-        ->check(CLI::Range(0.0, 1e6))->capture_default_str()->needs(sampling_flag);
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str()
+        ->needs(sampling_flag);
+    app.add_option("--temperature", sampling.temperature,
+                   "divides the log-probabilities before sampling; 0 = greedy")
+        ->check(CLI::Range(0.0, 1e6))
+        ->capture_default_str()
+        ->needs(sampling_flag);
     app.add_option("--seed", sampling.seed,
                    "sampling seed: each draw depends on it, the line and the sample alone (not on "
                    "batching, threads or workers)")
-        ->capture_default_str()->needs(sampling_flag);
+        ->capture_default_str()
+        ->needs(sampling_flag);
     app.add_option("--prefix", job.prefix,
                    "target prefixes, one per input line (empty line: none): each output starts with its "
                    "line's prefix, forced, and search continues after it");
@@ -63,9 +71,11 @@ int main(int argc, char** argv) {
                                         "source-target words, 0-based), from encoder-decoder attention");
     app.add_option("--alignment-layer", align.layer,
                    "decoder layer whose attention aligns; -1: the penultimate (Garg et al., 2019)")
-        ->capture_default_str()->needs(alignment_flag);
+        ->capture_default_str()
+        ->needs(alignment_flag);
     app.add_option("--alignment-head", align.head, "one head; -1: the mean of the layer's heads")
-        ->capture_default_str()->needs(alignment_flag);
+        ->capture_default_str()
+        ->needs(alignment_flag);
     app.add_flag("--alignment-target-chars", align.target_characters,
                  "align to target characters instead of words (targets without spaces)")
         ->needs(alignment_flag);
@@ -75,30 +85,39 @@ int main(int argc, char** argv) {
     app.add_option("-i,--input", job.input, "source text; - = stdin")->capture_default_str();
     app.add_option("-o,--output", job.output, "translations; - = stdout")->capture_default_str();
     app.add_option("-b,--beam", search.beam, "beam size (paper: 4)")
-        ->check(CLI::Range(1, 1000))->capture_default_str();
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
     app.add_flag("--greedy", greedy, "greedy decoding (same as --beam 1)");
     app.add_option("--alpha", search.length_penalty, "length penalty ((5+|Y|)/6)^alpha (paper: 0.6)")
-        ->check(CLI::Range(0.0, 10.0))->capture_default_str();
+        ->check(CLI::Range(0.0, 10.0))
+        ->capture_default_str();
     app.add_option("--max-len-a", search.max_len_a, "output at most a*|x|+b tokens")
-        ->check(CLI::Range(0.0, 100.0))->capture_default_str();
+        ->check(CLI::Range(0.0, 100.0))
+        ->capture_default_str();
     app.add_option("--max-len-b", search.max_len_b, "output at most a*|x|+b tokens (paper: |x|+50)")
-        ->check(CLI::Range(0, 100000))->capture_default_str();
+        ->check(CLI::Range(0, 100000))
+        ->capture_default_str();
     app.add_option("-n,--nbest", search.nbest, "hypotheses per sentence (implies --scores)")
-        ->check(CLI::Range(1, 1000))->capture_default_str();
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
     app.add_flag("--scores", job.scores, "write 'index ||| text ||| score ||| log-prob' lines");
     app.add_option("--batch-size", job.options.batch_sentences, "sentences per batch")
-        ->check(CLI::Range(1, 100000))->capture_default_str();
+        ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
     app.add_option("--batch-tokens", job.options.batch_tokens, "source tokens per batch")
-        ->check(CLI::Range(1, 10000000))->capture_default_str();
-    const std::map<std::string, aiayn::OutputFormat> formats = {
-        {"text", aiayn::OutputFormat::text}, {"pieces", aiayn::OutputFormat::pieces}, {"ids", aiayn::OutputFormat::ids}};
+        ->check(CLI::Range(1, 10000000))
+        ->capture_default_str();
+    const std::map<std::string, aiayn::OutputFormat> formats = {{"text", aiayn::OutputFormat::text},
+                                                                {"pieces", aiayn::OutputFormat::pieces},
+                                                                {"ids", aiayn::OutputFormat::ids}};
     app.add_option("--output-format", job.output_format,
                    "text (detokenized), pieces (SentencePiece pieces) or ids")
         ->transform(CLI::CheckedTransformer(formats))
         ->default_str("text");
     app.add_option("-r,--reference", job.reference, "print BLEU and chrF2 against this file");
     app.add_flag("--lowercase", job.lowercase, "case-insensitive BLEU and chrF");
-    app.add_flag("--no-cache", no_cache, "recompute the decoder over the whole prefix (slow; for comparison)");
+    app.add_flag("--no-cache", no_cache,
+                 "recompute the decoder over the whole prefix (slow; for comparison)");
     app.add_flag("--int8", job.model.int8,
                  "int8 weights and dynamically quantized inputs for every linear layer (CPU; BLEU within "
                  "a few tenths; 1.3-1.7x fp32 with AVX-512 VNNI, measured on an AMD EPYC; without VNNI "
@@ -128,9 +147,13 @@ int main(int argc, char** argv) {
                  "choose beam and alpha by BLEU on --input/--reference (validation data, never "
                  "the test set) and record them in the checkpoint's decoding.json");
     app.add_option("--tune-beams", tune.beams, "beams --tune tries")
-        ->delimiter(',')->check(CLI::Range(1, 1000))->capture_default_str();
+        ->delimiter(',')
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
     app.add_option("--tune-alphas", tune.alphas, "length penalties --tune tries with each beam > 1")
-        ->delimiter(',')->check(CLI::Range(0.0, 10.0))->capture_default_str();
+        ->delimiter(',')
+        ->check(CLI::Range(0.0, 10.0))
+        ->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
     const int total = aiayn::set_threads(threads);
@@ -144,8 +167,9 @@ int main(int argc, char** argv) {
     if (greedy) search.beam = 1;
     if (search.nbest > 1) job.scores = true;
     search.use_cache = !no_cache;
-    job.model.combine = ensemble ? aiayn::Combine::ensemble
-                                 : average_weights ? aiayn::Combine::average_weights : aiayn::Combine::one;
+    job.model.combine = ensemble          ? aiayn::Combine::ensemble
+                        : average_weights ? aiayn::Combine::average_weights
+                                          : aiayn::Combine::one;
     if (tuning) {
       tune.translate = job;
       aiayn::run_tune_job(tune, std::cerr);

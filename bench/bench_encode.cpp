@@ -71,10 +71,9 @@ int encode(const std::string& dir, int threads) {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const double tokens = static_cast<double>(cache.src_tokens() + cache.tgt_tokens());
-  std::cout << "threads " << threads << ": " << cache.size() << " pairs, " << tokens
-            << " tokens in " << seconds << " s; peak RSS " << ru.ru_maxrss / 1024 << " MiB; cache "
-            << cache.file_bytes() << " bytes = " << cache.file_bytes() / tokens
-            << " bytes/token\n";
+  std::cout << "threads " << threads << ": " << cache.size() << " pairs, " << tokens << " tokens in "
+            << seconds << " s; peak RSS " << ru.ru_maxrss / 1024 << " MiB; cache " << cache.file_bytes()
+            << " bytes = " << cache.file_bytes() / tokens << " bytes/token\n";
   return 0;
 }
 

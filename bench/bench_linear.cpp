@@ -48,20 +48,26 @@ int main(int argc, char** argv) {
   torch::set_num_threads(1);
   torch::NoGradGuard no_grad;
   torch::manual_seed(1);
-  struct Shape { const char* what; int64_t m, k, n; };
-  const Shape shapes[] = {
-      {"greedy step, output projection", 64, 256, 8000}, {"beam 4 step, output projection", 256, 256, 8000},
-      {"greedy step, self-attention qkv", 64, 256, 768}, {"greedy step, FFN W1", 64, 256, 1024},
-      {"greedy step, FFN W2", 64, 1024, 256},           {"greedy step, W^O", 64, 256, 256},
-      {"late step, output projection", 8, 256, 8000},    {"encoder, FFN W1", 1280, 256, 1024},
-      {"encoder, FFN W2", 1280, 1024, 256}};
+  struct Shape {
+    const char* what;
+    int64_t m, k, n;
+  };
+  const Shape shapes[] = {{"greedy step, output projection", 64, 256, 8000},
+                          {"beam 4 step, output projection", 256, 256, 8000},
+                          {"greedy step, self-attention qkv", 64, 256, 768},
+                          {"greedy step, FFN W1", 64, 256, 1024},
+                          {"greedy step, FFN W2", 64, 1024, 256},
+                          {"greedy step, W^O", 64, 256, 256},
+                          {"late step, output projection", 8, 256, 8000},
+                          {"encoder, FFN W1", 1280, 256, 1024},
+                          {"encoder, FFN W2", 1280, 1024, 256}};
   const bool int8 = aiayn::PackedInt8Linear::available();
   std::printf("%-34s %5s %5s %5s %10s %10s %8s %9s%s\n", "shape", "M", "K", "N", "BLAS ms", "packed ms",
               "speed-up", "max diff", int8 ? "   int8 ms  int8/packed" : "");
   for (const auto& s : shapes) {
-    auto x = torch::randn({s.m, s.k});                        // [M, K]
+    auto x = torch::randn({s.m, s.k});                           // [M, K]
     auto w = torch::randn({s.n, s.k}) / std::sqrt(double(s.k));  // [N, K]
-    auto b = torch::randn({s.n});                             // [N]
+    auto b = torch::randn({s.n});                                // [N]
     aiayn::PackedLinear packed(w, b);
     const double blas = median_ms([&] { torch::linear(x, w, b); }, repeat);
     const double mine = median_ms([&] { packed(x); }, repeat);

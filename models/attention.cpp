@@ -93,14 +93,16 @@ bool foldable(const torch::Tensor& k, const torch::Tensor& mask) {
 }
 
 torch::Tensor fold_rows(const torch::Tensor& t, int64_t group) {  // [B*g, h, T, w] -> [B, h, g*T, w]
-  return t.view({t.size(0) / group, group, t.size(1), t.size(2), t.size(3)})  // [B, g, h, T, w]
+  return t
+      .view({t.size(0) / group, group, t.size(1), t.size(2), t.size(3)})       // [B, g, h, T, w]
       .transpose(1, 2)                                                         // [B, h, g, T, w]
       .reshape({t.size(0) / group, t.size(1), group * t.size(2), t.size(3)});  // [B, h, g*T, w]
 }
 
 torch::Tensor unfold_rows(const torch::Tensor& t, int64_t group) {  // [B, h, g*T, w] -> [B*g, h, T, w]
   const int64_t rows = t.size(2) / group;
-  return t.view({t.size(0), t.size(1), group, rows, t.size(3)})  // [B, h, g, T, w]
+  return t
+      .view({t.size(0), t.size(1), group, rows, t.size(3)})       // [B, h, g, T, w]
       .transpose(1, 2)                                            // [B, g, h, T, w]
       .reshape({t.size(0) * group, t.size(1), rows, t.size(3)});  // [B*g, h, T, w]
 }
@@ -108,9 +110,8 @@ torch::Tensor unfold_rows(const torch::Tensor& t, int64_t group) {  // [B, h, g*
 }  // namespace
 
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& v, const torch::Tensor& mask,
-                                           double dropout, bool training,
-                                           torch::Tensor* weights, bool causal) {
+                                           const torch::Tensor& v, const torch::Tensor& mask, double dropout,
+                                           bool training, torch::Tensor* weights, bool causal) {
   if (attention_core_applies(q, k, v, dropout, training)) {
     return attention_core(q, k, v, mask, weights);  // [B, h, T, d_v]
   }
@@ -120,8 +121,8 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
       torch::Tensor folded_weights;
       auto out = scaled_dot_product_attention(fold_rows(q, group), k, v, mask, dropout, training,
                                               weights ? &folded_weights : nullptr);  // [B, h, g*T, d_v]
-      if (weights != nullptr) *weights = unfold_rows(folded_weights, group);     // [B*g, h, T, S]
-      return unfold_rows(out, group);                                              // [B*g, h, T, d_v]
+      if (weights != nullptr) *weights = unfold_rows(folded_weights, group);         // [B*g, h, T, S]
+      return unfold_rows(out, group);                                                // [B*g, h, T, d_v]
     }
     auto per_row = [&](const torch::Tensor& t) {
       return t.defined() && t.dim() == 4 && t.size(0) == k.size(0) ? t.repeat_interleave(group, 0) : t;
@@ -150,8 +151,8 @@ MultiHeadAttentionImpl::MultiHeadAttentionImpl(const MultiHeadAttentionOptions& 
   const int64_t rows = o.heads() * (2 * o.d_k() + o.d_v());
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({rows, o.d_model()}));
   in_proj_bias = register_parameter("in_proj_bias", torch::empty({rows}));
-  out_proj = register_module(
-      "out_proj", torch::nn::Linear(torch::nn::LinearOptions(o.heads() * o.d_v(), o.d_model())));
+  out_proj = register_module("out_proj",
+                             torch::nn::Linear(torch::nn::LinearOptions(o.heads() * o.d_v(), o.d_model())));
   const int64_t hk = o.heads() * o.d_k();
   qkv_ = Projection(in_proj_weight, in_proj_bias);
   q_ = Projection(in_proj_weight, in_proj_bias, 0, hk);
@@ -178,23 +179,24 @@ void MultiHeadAttentionImpl::reset_parameters() {
 }
 
 torch::Tensor MultiHeadAttentionImpl::split_heads(const torch::Tensor& x, int64_t width) const {
-  return x.view({x.size(0), x.size(1), options.heads(), width})  // [B, T, h, width]
-      .transpose(1, 2);                                         // [B, h, T, width]
+  return x
+      .view({x.size(0), x.size(1), options.heads(), width})  // [B, T, h, width]
+      .transpose(1, 2);                                      // [B, h, T, width]
 }
 
 torch::Tensor MultiHeadAttentionImpl::attend_and_merge(const torch::Tensor& q, const KeyValue& kv,
-                                                       const torch::Tensor& mask,
-                                                       torch::Tensor* weights, bool causal) {
-  auto heads = scaled_dot_product_attention(q, kv.keys, kv.values, mask, options.dropout(),
-                                            is_training(), weights, causal);  // [B, h, T, d_v]
+                                                       const torch::Tensor& mask, torch::Tensor* weights,
+                                                       bool causal) {
+  auto heads = scaled_dot_product_attention(q, kv.keys, kv.values, mask, options.dropout(), is_training(),
+                                            weights, causal);  // [B, h, T, d_v]
   if (masked_.defined()) {
     const auto index = masked_.to(heads.device());
-    heads = heads.index_fill(1, index, 0.0);  // [B, h, T, d_v]
+    heads = heads.index_fill(1, index, 0.0);                                // [B, h, T, d_v]
     if (weights != nullptr) *weights = weights->index_fill(1, index, 0.0);  // [B, h, T, S]
   }
   auto concat = heads.transpose(1, 2).reshape(
       {heads.size(0), heads.size(2), options.heads() * options.d_v()});  // [B, T, h*d_v]
-  return o_(concat);  // [B, T, d_model]
+  return o_(concat);                                                     // [B, T, d_model]
 }
 
 void MultiHeadAttentionImpl::mask_heads(const std::vector<int64_t>& heads) {
@@ -220,15 +222,15 @@ void MultiHeadAttentionImpl::pack_weights(bool cross) {
   o_.pack();
 }
 
-torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x,
-                                                     const torch::Tensor& mask, KeyValueCache* cache,
-                                                     torch::Tensor* weights, bool causal) {
+torch::Tensor MultiHeadAttentionImpl::self_attention(const torch::Tensor& x, const torch::Tensor& mask,
+                                                     KeyValueCache* cache, torch::Tensor* weights,
+                                                     bool causal) {
   const int64_t hk = options.heads() * options.d_k();
   auto qkv = qkv_(x);  // [B, T, h*(2 d_k + d_v)]
   auto parts = qkv.split_with_sizes({hk, hk, options.heads() * options.d_v()}, -1);
-  auto q = split_heads(parts[0], options.d_k());            // [B, h, T, d_k]
-  KeyValue kv{split_heads(parts[1], options.d_k()),         // [B, h, T, d_k]
-              split_heads(parts[2], options.d_v())};        // [B, h, T, d_v]
+  auto q = split_heads(parts[0], options.d_k());      // [B, h, T, d_k]
+  KeyValue kv{split_heads(parts[1], options.d_k()),   // [B, h, T, d_k]
+              split_heads(parts[2], options.d_v())};  // [B, h, T, d_v]
   if (cache != nullptr) {
     cache->append(kv);
     kv = cache->view();  // [B, h, past + T, d_k|d_v]
@@ -244,11 +246,9 @@ KeyValue MultiHeadAttentionImpl::project_memory(const torch::Tensor& memory) {
           split_heads(parts[1], options.d_v())};  // [B, h, S, d_v]
 }
 
-torch::Tensor MultiHeadAttentionImpl::cross_attention(const torch::Tensor& x,
-                                                      const KeyValue& memory,
-                                                      const torch::Tensor& mask,
-                                                      torch::Tensor* weights) {
-  auto q = q_(x);  // [B, T, h*d_k]
+torch::Tensor MultiHeadAttentionImpl::cross_attention(const torch::Tensor& x, const KeyValue& memory,
+                                                      const torch::Tensor& mask, torch::Tensor* weights) {
+  auto q = q_(x);                                                                 // [B, T, h*d_k]
   return attend_and_merge(split_heads(q, options.d_k()), memory, mask, weights);  // [B, T, d_model]
 }
 

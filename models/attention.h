@@ -60,9 +60,9 @@ torch::Tensor causal_mask(int64_t length, int64_t past, const torch::Device& dev
 // mask is the causal one, perhaps with padded keys at the end; the fused
 // kernel then runs as causal without reading the mask (models/fused_attention.h).
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& v, const torch::Tensor& mask,
-                                           double dropout, bool training,
-                                           torch::Tensor* weights = nullptr, bool causal = false);
+                                           const torch::Tensor& v, const torch::Tensor& mask, double dropout,
+                                           bool training, torch::Tensor* weights = nullptr,
+                                           bool causal = false);
 
 struct MultiHeadAttentionOptions {
   MultiHeadAttentionOptions(int64_t d_model, int64_t heads)
@@ -98,12 +98,12 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   // Keys and values of the encoder output, computed once per sentence.
   KeyValue project_memory(const torch::Tensor& memory);
   // Queries from x [B, T, d_model] over projected memory (section 3.2.3).
-  torch::Tensor cross_attention(const torch::Tensor& x, const KeyValue& memory,
-                                const torch::Tensor& mask, torch::Tensor* weights = nullptr);
+  torch::Tensor cross_attention(const torch::Tensor& x, const KeyValue& memory, const torch::Tensor& mask,
+                                torch::Tensor* weights = nullptr);
 
   MultiHeadAttentionOptions options;
-  torch::Tensor in_proj_weight;  // [h*(2 d_k + d_v), d_model]: W^Q; W^K; W^V
-  torch::Tensor in_proj_bias;    // [h*(2 d_k + d_v)]
+  torch::Tensor in_proj_weight;         // [h*(2 d_k + d_v), d_model]: W^Q; W^K; W^V
+  torch::Tensor in_proj_bias;           // [h*(2 d_k + d_v)]
   torch::nn::Linear out_proj{nullptr};  // W^O: h*d_v -> d_model
 
   // Int8 copies of the projections for decoding; once made, every
@@ -122,15 +122,15 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
 
  private:
   // Views of the parameters above, float or int8 (models/projection.h).
-  Projection qkv_;  // [W^Q; W^K; W^V]: self-attention
-  Projection q_;    // W^Q: encoder-decoder attention's queries
-  Projection kv_;   // [W^K; W^V]: encoder-decoder attention's memory
-  Projection o_;    // W^O
+  Projection qkv_;        // [W^Q; W^K; W^V]: self-attention
+  Projection q_;          // W^Q: encoder-decoder attention's queries
+  Projection kv_;         // [W^K; W^V]: encoder-decoder attention's memory
+  Projection o_;          // W^O
   torch::Tensor masked_;  // [n] long: the masked heads; undefined when none
 
   torch::Tensor split_heads(const torch::Tensor& x, int64_t width) const;
-  torch::Tensor attend_and_merge(const torch::Tensor& q, const KeyValue& kv,
-                                 const torch::Tensor& mask, torch::Tensor* weights, bool causal = false);
+  torch::Tensor attend_and_merge(const torch::Tensor& q, const KeyValue& kv, const torch::Tensor& mask,
+                                 torch::Tensor* weights, bool causal = false);
 };
 TORCH_MODULE(MultiHeadAttention);
 

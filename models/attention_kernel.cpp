@@ -13,9 +13,9 @@ namespace aiayn {
 namespace {
 
 using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
 using vec::axpy;
 using vec::dot;
-using torch::autograd::variable_list;
 
 // Element strides of a [B, h, rows, width] tensor whose last dimension is
 // contiguous: the kernel reads and writes heads in place, so the model's
@@ -70,9 +70,18 @@ struct Problem {
 Problem problem(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                 const torch::Tensor& mask) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2);
-  return {B, H, T, S, q.size(3), v.size(3), B / k.size(0),
+  return {B,
+          H,
+          T,
+          S,
+          q.size(3),
+          v.size(3),
+          B / k.size(0),
           static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(3)))),
-          View(q), View(k), View(v), MaskView(mask, B, H, T, S)};
+          View(q),
+          View(k),
+          View(v),
+          MaskView(mask, B, H, T, S)};
 }
 
 // Forward for (batch, head) pairs [begin, end): probs P (contiguous) and out O.
@@ -121,8 +130,8 @@ void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch:
 // P = 0) for (batch, head) pairs [begin, end); ds is scratch of S floats.
 // dQ, dK and dV are written whole here (no zeroed buffers needed).
 AIAYN_VECTOR_CLONES
-void backward_range(const Problem& x, const float* P, const View& G, const View& dQ,
-                    const View& dK, const View& dV, float* ds, int64_t begin, int64_t end) {
+void backward_range(const Problem& x, const float* P, const View& G, const View& dQ, const View& dK,
+                    const View& dV, float* ds, int64_t begin, int64_t end) {
   const int64_t T = x.T, S = x.S, dk = x.dk, dv = x.dv;
   for (int64_t bh = begin; bh < end; ++bh) {
     const int64_t b = bh / x.H, h = bh % x.H;
@@ -153,8 +162,8 @@ void backward_range(const Problem& x, const float* P, const View& G, const View&
 }
 
 void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& probs, const torch::Tensor& grad_out,
-                     torch::Tensor& dq, torch::Tensor& dk, torch::Tensor& dv) {
+                     const torch::Tensor& probs, const torch::Tensor& grad_out, torch::Tensor& dq,
+                     torch::Tensor& dk, torch::Tensor& dv) {
   const Problem x = problem(q, k, v, torch::Tensor());
   const float* P = probs.data_ptr<float>();
   const View G(grad_out), dQ(dq), dK(dk), dV(dv);
@@ -206,8 +215,9 @@ bool attention_core_applies(const torch::Tensor& q, const torch::Tensor& k, cons
 
 torch::Tensor attention_core(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& mask, torch::Tensor* weights) {
-  TORCH_CHECK(k.size(0) > 0 && q.size(0) % k.size(0) == 0 && k.size(0) == v.size(0) && q.size(1) == k.size(1) &&
-                  k.size(1) == v.size(1) && q.size(3) == k.size(3) && k.size(2) == v.size(2),
+  TORCH_CHECK(k.size(0) > 0 && q.size(0) % k.size(0) == 0 && k.size(0) == v.size(0) &&
+                  q.size(1) == k.size(1) && k.size(1) == v.size(1) && q.size(3) == k.size(3) &&
+                  k.size(2) == v.size(2),
               "attention_core: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(), " do not fit");
   c10::optional<torch::Tensor> m;
   if (mask.defined()) m = mask.to(torch::kBool);

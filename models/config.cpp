@@ -11,10 +11,10 @@ int64_t expected_parameter_count(const ModelConfig& c) {
   const int64_t encoder_layer = attention + ffn + 2 * norm;
   const int64_t decoder_layer = 2 * attention + ffn + 3 * norm;
   int64_t n = c.encoder_layers * encoder_layer + c.decoder_layers * decoder_layer;
-  if (c.norm_first) n += 2 * norm;  // final LayerNorm of each stack
-  n += c.src_vocab * d;                                  // source embedding
-  if (!c.share_embeddings) n += c.tgt_vocab * d;         // target embedding
-  if (!c.tie_output) n += c.tgt_vocab * d;               // pre-softmax projection
+  if (c.norm_first) n += 2 * norm;                // final LayerNorm of each stack
+  n += c.src_vocab * d;                           // source embedding
+  if (!c.share_embeddings) n += c.tgt_vocab * d;  // target embedding
+  if (!c.tie_output) n += c.tgt_vocab * d;        // pre-softmax projection
   if (c.positional == Positional::learned) n += 2 * c.max_positions * d;
   return n;
 }

@@ -21,8 +21,8 @@ DecoderLayerImpl::DecoderLayerImpl(const LayerOptions& o) : options(o) {
   self_attn = register_module("self_attn", attention());
   multihead_attn = register_module("multihead_attn", attention());
   feed_forward = register_module(
-      "feed_forward", FeedForward(FeedForwardOptions(o.d_model(), o.d_ff())
-                                      .activation_dropout(o.activation_dropout())));
+      "feed_forward",
+      FeedForward(FeedForwardOptions(o.d_model(), o.d_ff()).activation_dropout(o.activation_dropout())));
   norm1 = register_module("norm1", make_norm(o));
   norm2 = register_module("norm2", make_norm(o));
   norm3 = register_module("norm3", make_norm(o));
@@ -30,8 +30,7 @@ DecoderLayerImpl::DecoderLayerImpl(const LayerOptions& o) : options(o) {
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
-                                        const torch::Tensor& self_mask,
-                                        const torch::Tensor& memory_mask,
+                                        const torch::Tensor& self_mask, const torch::Tensor& memory_mask,
                                         DecoderLayerState* state, AttentionMaps* capture, bool causal) {
   torch::Tensor self_weights, cross_weights;
   auto h = residual(x, norm1, dropout, options.norm_first(), [&](const torch::Tensor& in) {
@@ -42,8 +41,7 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
   KeyValue& kv = state ? state->memory : projected;
   if (!kv.defined()) kv = multihead_attn->project_memory(memory);  // [B, h, S, d_k|d_v]
   h = residual(h, norm2, dropout, options.norm_first(), [&](const torch::Tensor& in) {
-    return multihead_attn->cross_attention(in, kv, memory_mask,
-                                           capture ? &cross_weights : nullptr);
+    return multihead_attn->cross_attention(in, kv, memory_mask, capture ? &cross_weights : nullptr);
   });  // [B, T, d_model]
   if (capture != nullptr) {
     capture->decoder.push_back(self_weights);
@@ -60,9 +58,8 @@ DecoderImpl::DecoderImpl(const LayerOptions& o, int64_t n) {
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& memory,
-                                   const torch::Tensor& tgt_padding,
-                                   const torch::Tensor& memory_padding, DecoderState* state,
-                                   AttentionMaps* capture) {
+                                   const torch::Tensor& tgt_padding, const torch::Tensor& memory_padding,
+                                   DecoderState* state, AttentionMaps* capture) {
   const int64_t length = x.size(1);
   const int64_t past = state ? state->steps : 0;
   if (state != nullptr && state->layers.empty()) state->layers.resize(layers->size());
@@ -71,7 +68,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   if (length > 1) self_mask = causal_mask(length, past, x.device());  // [T, past + T]
   if (tgt_padding.defined()) {
     TORCH_CHECK(past == 0, "Decoder: tgt_padding is for whole sequences, not incremental steps");
-    auto pad = key_mask(tgt_padding);                                  // [B, 1, 1, T]
+    auto pad = key_mask(tgt_padding);                                   // [B, 1, 1, T]
     self_mask = self_mask.defined() ? self_mask.logical_or(pad) : pad;  // [B, 1, T, T]
   }
   auto memory_mask = memory_padding.defined() ? key_mask(memory_padding) : torch::Tensor();

@@ -15,7 +15,7 @@ namespace aiayn {
 // What one decoder layer remembers between decoding steps.
 struct DecoderLayerState {
   KeyValueCache self;  // self-attention keys/values of all positions so far
-  KeyValue memory;  // encoder-decoder keys/values, projected once per sentence
+  KeyValue memory;     // encoder-decoder keys/values, projected once per sentence
 };
 
 // Incremental decoding state: per-layer caches and the number of positions
@@ -40,10 +40,9 @@ class DecoderLayerImpl : public torch::nn::Module {
   // newest positions only and the state is updated. `causal`: self_mask is
   // the causal mask of whole sequences (and right padding), a hint for the
   // fused kernel (models/attention.h).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory,
-                        const torch::Tensor& self_mask, const torch::Tensor& memory_mask,
-                        DecoderLayerState* state = nullptr, AttentionMaps* capture = nullptr,
-                        bool causal = false);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& self_mask,
+                        const torch::Tensor& memory_mask, DecoderLayerState* state = nullptr,
+                        AttentionMaps* capture = nullptr, bool causal = false);
 
   LayerOptions options;
   MultiHeadAttention self_attn{nullptr};
@@ -60,9 +59,9 @@ class DecoderImpl : public torch::nn::Module {
   // x: embedded target [B, T, d_model]; memory: [B, S, d_model];
   // tgt_padding: [B, T] or undefined; memory_padding: [B, S]. Without a state
   // the causal mask of section 3.2.3 is applied; with one, x continues it.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory,
-                        const torch::Tensor& tgt_padding, const torch::Tensor& memory_padding,
-                        DecoderState* state = nullptr, AttentionMaps* capture = nullptr);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& memory, const torch::Tensor& tgt_padding,
+                        const torch::Tensor& memory_padding, DecoderState* state = nullptr,
+                        AttentionMaps* capture = nullptr);
 
   torch::nn::ModuleList layers;
   torch::nn::LayerNorm norm{nullptr};  // only with pre-LN

@@ -32,8 +32,8 @@ void apply_mask(const float* in, float* out, int64_t n, double p, uint64_t seed)
 }
 
 struct HashedDropoutFunction : public torch::autograd::Function<HashedDropoutFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               double p, int64_t seed) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, double p,
+                               int64_t seed) {
     auto in = x.contiguous();
     auto out = torch::empty_like(in);  // same shape as x
     apply_mask(in.data_ptr<float>(), out.data_ptr<float>(), in.numel(), p, static_cast<uint64_t>(seed));

@@ -14,14 +14,14 @@ LayerOptions LayerOptions::from(const ModelConfig& c) {
 }
 
 EncoderLayerImpl::EncoderLayerImpl(const LayerOptions& o) : options(o) {
-  self_attn = register_module(
-      "self_attn", MultiHeadAttention(MultiHeadAttentionOptions(o.d_model(), o.heads())
-                                          .d_k(o.d_k())
-                                          .d_v(o.d_v())
-                                          .dropout(o.attention_dropout())));
+  self_attn =
+      register_module("self_attn", MultiHeadAttention(MultiHeadAttentionOptions(o.d_model(), o.heads())
+                                                          .d_k(o.d_k())
+                                                          .d_v(o.d_v())
+                                                          .dropout(o.attention_dropout())));
   feed_forward = register_module(
-      "feed_forward", FeedForward(FeedForwardOptions(o.d_model(), o.d_ff())
-                                      .activation_dropout(o.activation_dropout())));
+      "feed_forward",
+      FeedForward(FeedForwardOptions(o.d_model(), o.d_ff()).activation_dropout(o.activation_dropout())));
   norm1 = register_module("norm1", make_norm(o));
   norm2 = register_module("norm2", make_norm(o));
   dropout = register_module("dropout", Dropout(o.p_drop()));

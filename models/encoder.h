@@ -13,8 +13,7 @@ class EncoderLayerImpl : public torch::nn::Module {
  public:
   explicit EncoderLayerImpl(const LayerOptions& options);
   // x: [B, S, d_model]; mask: [B, 1, 1, S] key padding (true = padding).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask,
-                        AttentionMaps* capture = nullptr);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, AttentionMaps* capture = nullptr);
 
   LayerOptions options;
   MultiHeadAttention self_attn{nullptr};

@@ -16,7 +16,8 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
   // of ours, converted here and nowhere else.
   c10::optional<torch::Tensor> allowed;
   if (mask.defined()) allowed = mask.logical_not();  // broadcastable to [B, h, T, S]
-  return at::scaled_dot_product_attention(q, k, v, allowed, dropout_p, /*is_causal=*/false);  // [B, h, T, d_v]
+  return at::scaled_dot_product_attention(q, k, v, allowed, dropout_p,
+                                          /*is_causal=*/false);  // [B, h, T, d_v]
 }
 
 #else

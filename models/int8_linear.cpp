@@ -101,7 +101,7 @@ Int8Linear::Int8Linear(const torch::Tensor& weight, const torch::Tensor& bias)
   auto w = weight.detach().to(torch::kFloat).contiguous();  // [out, in]
   // Symmetric per output row: scale = max|w_row| / 127, zero point 0.
   auto scales = (w.abs().amax(1).to(torch::kDouble) / 127.0).clamp_min(1e-12);  // [out]
-  auto zero_points = torch::zeros({w.size(0)}, torch::kLong);                    // [out]
+  auto zero_points = torch::zeros({w.size(0)}, torch::kLong);                   // [out]
 #if AIAYN_INT8
   auto q = torch::quantize_per_channel(w, scales, zero_points, 0, torch::kQInt8);  // [out, in]
   c10::optional<at::Tensor> b;

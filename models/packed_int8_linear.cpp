@@ -52,15 +52,16 @@ __attribute__((target("avx512f,avx512bw"))) float row_abs_max(const float* x, in
 
 // One row to bytes; the padding up to in4 holds 128 (zero), against zero weights.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void quantize_row(const float* x, int64_t n, int64_t in4,
-                                                              float inverse, uint8_t* out) {
+                                                                       float inverse, uint8_t* out) {
   const __m512 inv = _mm512_set1_ps(inverse);
   const __m512i shift = _mm512_set1_epi32(128);
   int64_t i = 0;
   for (; i < n; i += 16) {
     const int64_t left = std::min<int64_t>(16, n - i);
     const __mmask16 mask = left == 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
-    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), inv)),
-                                       shift);  // in [1, 255]
+    const __m512i q =
+        _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), inv)),
+                         shift);  // in [1, 255]
     _mm_mask_storeu_epi8(out + i, mask, _mm512_cvtepi32_epi8(q));
   }
   for (i = n; i < in4; ++i) out[i] = 128;
@@ -70,7 +71,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void quantize_row(const flo
 // asm with acc in-out: GCC 12 compiles the intrinsic into a copy and a stack
 // spill per call, which made the kernel only 1.5x the float one.
 __attribute__((target("avx512f,avx512vnni"), always_inline)) inline __m512i dot4(__m512i acc, __m512i x,
-                                                                                __m512i w) {
+                                                                                 __m512i w) {
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
   return acc;
 }
@@ -102,15 +103,17 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void tile_vnni(
   const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : static_cast<__mmask16>((1u << (cols - 16)) - 1);
   for (int i = 0; i < R; ++i) {
     const __m512 rs = _mm512_set1_ps(row_scales[i]);
-    const __m512 y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], o0)), _mm512_mul_ps(rs, s0), b0);
-    const __m512 y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], o1)), _mm512_mul_ps(rs, s1), b1);
+    const __m512 y0 =
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], o0)), _mm512_mul_ps(rs, s0), b0);
+    const __m512 y1 =
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], o1)), _mm512_mul_ps(rs, s1), b1);
     _mm512_mask_storeu_ps(out + i * ldo, m0, y0);
     _mm512_mask_storeu_ps(out + i * ldo + 16, m1, y1);
   }
 }
 
-constexpr Tile kTiles[] = {nullptr,      tile_vnni<1>, tile_vnni<2>, tile_vnni<3>,  tile_vnni<4>,
-                           tile_vnni<5>, tile_vnni<6>, tile_vnni<7>, tile_vnni<8>,  tile_vnni<9>,
+constexpr Tile kTiles[] = {nullptr,       tile_vnni<1>,  tile_vnni<2>, tile_vnni<3>, tile_vnni<4>,
+                           tile_vnni<5>,  tile_vnni<6>,  tile_vnni<7>, tile_vnni<8>, tile_vnni<9>,
                            tile_vnni<10>, tile_vnni<11>, tile_vnni<12>};
 #endif
 
@@ -136,10 +139,10 @@ PackedInt8Linear::PackedInt8Linear(const torch::Tensor& weight, const torch::Ten
   auto w = weight.detach().to(torch::kCPU, torch::kFloat).contiguous();  // [out, in]
   const int64_t panels = (out_ + kWidth - 1) / kWidth;
   // Symmetric per output row: scale = max|w_row| / 127.
-  auto amax = w.abs().amax(1);                                               // [out]
-  auto scale = torch::where(amax > 0, amax / 127.0f, torch::ones_like(amax));  // [out]
+  auto amax = w.abs().amax(1);                                                      // [out]
+  auto scale = torch::where(amax > 0, amax / 127.0f, torch::ones_like(amax));       // [out]
   auto q = torch::round(w / scale.unsqueeze(1)).clamp(-127, 127).to(torch::kInt8);  // [out, in]
-  auto padded = torch::zeros({panels * kWidth, in4_}, torch::kInt8);  // [panels * 32, in4]
+  auto padded = torch::zeros({panels * kWidth, in4_}, torch::kInt8);                // [panels * 32, in4]
   padded.narrow(0, 0, out_).narrow(1, 0, in_).copy_(q);
   // [panels, 32, in4/4, 4] -> [panels, in4/4, 32, 4]: lane c of group g holds row c's inputs 4g..4g+3.
   panels_ = padded.view({panels, kWidth, in4_ / 4, 4}).permute({0, 2, 1, 3}).contiguous();
@@ -152,7 +155,8 @@ PackedInt8Linear::PackedInt8Linear(const torch::Tensor& weight, const torch::Ten
 
 torch::Tensor PackedInt8Linear::operator()(const torch::Tensor& x) const {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat && x.size(-1) == in_,
-              "PackedInt8Linear: expects float CPU input [..., ", in_, "], got ", x.sizes(), " ", x.scalar_type());
+              "PackedInt8Linear: expects float CPU input [..., ", in_, "], got ", x.sizes(), " ",
+              x.scalar_type());
   auto flat = x.reshape({-1, in_}).contiguous();  // [M, in]
   const int64_t m = flat.size(0), panels = panels_.size(0);
   auto y = torch::empty({m, out_}, flat.options());  // [M, out]
@@ -161,7 +165,7 @@ torch::Tensor PackedInt8Linear::operator()(const torch::Tensor& x) const {
   if (m == 0) return y.view(sizes);
 #if AIAYN_VNNI_X86
   auto bytes = torch::empty({m, in4_}, torch::kUInt8);  // [M, in4]
-  auto row_scales = torch::empty({m});                 // [M]
+  auto row_scales = torch::empty({m});                  // [M]
   const float* xs = flat.data_ptr<float>();
   uint8_t* bs = bytes.data_ptr<uint8_t>();
   float* rs = row_scales.data_ptr<float>();
@@ -194,19 +198,21 @@ torch::Tensor PackedInt8Linear::operator()(const torch::Tensor& x) const {
 
 torch::Tensor PackedInt8Linear::reference(const torch::Tensor& x, const torch::Tensor& weight,
                                           const torch::Tensor& bias) {
-  auto w = weight.to(torch::kFloat);                                                // [out, in]
-  auto w_amax = w.abs().amax(1);                                                    // [out]
+  auto w = weight.to(torch::kFloat);                                                   // [out, in]
+  auto w_amax = w.abs().amax(1);                                                       // [out]
   auto w_scale = torch::where(w_amax > 0, w_amax / 127.0f, torch::ones_like(w_amax));  // [out]
-  auto wq = torch::round(w / w_scale.unsqueeze(1)).clamp(-127, 127);               // [out, in]
-  auto flat = x.reshape({-1, x.size(-1)}).to(torch::kFloat);                        // [M, in]
-  auto x_amax = flat.abs().amax(1);                                                 // [M]
+  auto wq = torch::round(w / w_scale.unsqueeze(1)).clamp(-127, 127);                   // [out, in]
+  auto flat = x.reshape({-1, x.size(-1)}).to(torch::kFloat);                           // [M, in]
+  auto x_amax = flat.abs().amax(1);                                                    // [M]
   auto positive = x_amax > 0;
   // 127 / max, divided as the kernel divides (a Scalar / Tensor would multiply by a reciprocal).
-  auto inverse = torch::where(positive, torch::full_like(x_amax, 127.0f) / x_amax, torch::zeros_like(x_amax));  // [M]
-  auto x_scale = torch::where(positive, x_amax / 127.0f, torch::ones_like(x_amax));   // [M]
-  auto xq = torch::round(flat * inverse.unsqueeze(1));                               // [M, in]
-  auto sums = torch::matmul(xq.to(torch::kDouble), wq.to(torch::kDouble).t()).to(torch::kFloat);  // [M, out]: exact
-  auto y = sums * (x_scale.unsqueeze(1) * w_scale.unsqueeze(0));  // [M, out]
+  auto inverse =
+      torch::where(positive, torch::full_like(x_amax, 127.0f) / x_amax, torch::zeros_like(x_amax));  // [M]
+  auto x_scale = torch::where(positive, x_amax / 127.0f, torch::ones_like(x_amax));                  // [M]
+  auto xq = torch::round(flat * inverse.unsqueeze(1));  // [M, in]
+  auto sums =
+      torch::matmul(xq.to(torch::kDouble), wq.to(torch::kDouble).t()).to(torch::kFloat);  // [M, out]: exact
+  auto y = sums * (x_scale.unsqueeze(1) * w_scale.unsqueeze(0));                          // [M, out]
   if (bias.defined()) y = y + bias.to(torch::kFloat);
   auto sizes = x.sizes().vec();
   sizes.back() = weight.size(0);

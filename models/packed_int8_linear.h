@@ -22,7 +22,8 @@ class PackedInt8Linear {
 
   // The layer's function as this kernel computes it, in plain LibTorch ops:
   // the device-generic reference the tests hold the kernel to.
-  static torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+  static torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& weight,
+                                 const torch::Tensor& bias);
 
  private:
   torch::Tensor panels_;  // int8 [panels, in4 / 4, 32, 4]: W^T, 4 inputs per lane, zero-padded

@@ -62,8 +62,7 @@ __attribute__((target("avx512f"))) void tile_avx512(const float* x, int64_t k, c
 // AVX2: 16 columns in two registers, up to 6 rows (12 accumulators of 16).
 template <int R>
 __attribute__((target("avx2,fma"))) void tile_avx2(const float* x, int64_t k, const float* panel,
-                                                   const float* bias, float* out, int64_t ldo,
-                                                   int64_t cols) {
+                                                   const float* bias, float* out, int64_t ldo, int64_t cols) {
   __m256 acc[R][2];
   const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
   for (int i = 0; i < R; ++i) acc[i][0] = b0, acc[i][1] = b1;
@@ -87,11 +86,11 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const float* x, int64_t k, co
 }
 
 // Tile functions by row count, [0] unused.
-constexpr Tile kAvx512Tiles[] = {nullptr,           tile_avx512<1>,  tile_avx512<2>, tile_avx512<3>,
-                                 tile_avx512<4>,    tile_avx512<5>,  tile_avx512<6>, tile_avx512<7>,
-                                 tile_avx512<8>,    tile_avx512<9>,  tile_avx512<10>, tile_avx512<11>,
+constexpr Tile kAvx512Tiles[] = {nullptr,        tile_avx512<1>, tile_avx512<2>,  tile_avx512<3>,
+                                 tile_avx512<4>, tile_avx512<5>, tile_avx512<6>,  tile_avx512<7>,
+                                 tile_avx512<8>, tile_avx512<9>, tile_avx512<10>, tile_avx512<11>,
                                  tile_avx512<12>};
-constexpr Tile kAvx2Tiles[] = {nullptr, tile_avx2<1>, tile_avx2<2>, tile_avx2<3>,
+constexpr Tile kAvx2Tiles[] = {nullptr,      tile_avx2<1>, tile_avx2<2>, tile_avx2<3>,
                                tile_avx2<4>, tile_avx2<5>, tile_avx2<6>};
 #endif
 
@@ -140,30 +139,34 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     : PackedLinear(weight, bias, best_kernel()) {}
 
 PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bias, PackedKernel kernel)
-    : in_(weight.size(1)), out_(weight.size(0)), width_(aiayn::kernel(kernel).width), kernel_(kernel),
+    : in_(weight.size(1)),
+      out_(weight.size(0)),
+      width_(aiayn::kernel(kernel).width),
+      kernel_(kernel),
       trainable_(weight.requires_grad() || (bias.defined() && bias.requires_grad())) {
   const auto& here = packed_kernels();
-  TORCH_CHECK(std::find(here.begin(), here.end(), kernel) != here.end(), "PackedLinear: this CPU cannot run the ",
-              to_string(kernel), " kernel");
+  TORCH_CHECK(std::find(here.begin(), here.end(), kernel) != here.end(),
+              "PackedLinear: this CPU cannot run the ", to_string(kernel), " kernel");
   torch::NoGradGuard no_grad;
   auto w = weight.detach().to(torch::kCPU, torch::kFloat).contiguous();  // [out, in]
   const int64_t panels = (out_ + width_ - 1) / width_;
   auto padded = torch::zeros({panels * width_, in_});  // [panels * width, in]
   padded.narrow(0, 0, out_).copy_(w);
   panels_ = padded.view({panels, width_, in_}).transpose(1, 2).contiguous();  // [panels, in, width]
-  bias_ = torch::zeros({panels * width_});  // [panels * width]
+  bias_ = torch::zeros({panels * width_});                                    // [panels * width]
   if (bias.defined()) bias_.narrow(0, 0, out_).copy_(bias.detach().to(torch::kCPU, torch::kFloat));
 }
 
 torch::Tensor PackedLinear::operator()(const torch::Tensor& x) const {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat && x.size(-1) == in_,
-              "PackedLinear: expects float CPU input [..., ", in_, "], got ", x.sizes(), " ", x.scalar_type());
+              "PackedLinear: expects float CPU input [..., ", in_, "], got ", x.sizes(), " ",
+              x.scalar_type());
   // A gradient through the copy would be lost, for the input or the weight.
   TORCH_CHECK(!(torch::GradMode::is_enabled() && (x.requires_grad() || trainable_)),
               "PackedLinear: inference only (no gradient); decode under torch::NoGradGuard");
-  auto flat = x.reshape({-1, in_}).contiguous();        // [M, in]
+  auto flat = x.reshape({-1, in_}).contiguous();  // [M, in]
   const int64_t m = flat.size(0), panels = panels_.size(0);
-  auto y = torch::empty({m, out_}, flat.options());    // [M, out]
+  auto y = torch::empty({m, out_}, flat.options());  // [M, out]
   auto sizes = x.sizes().vec();
   sizes.back() = out_;
   if (m == 0) return y.view(sizes);

@@ -6,10 +6,10 @@ namespace aiayn {
 
 torch::Tensor sinusoid_table(int64_t max_positions, int64_t d_model) {
   auto dtype = torch::TensorOptions().dtype(torch::kFloat64);
-  auto pos = torch::arange(max_positions, dtype).unsqueeze(1);        // [P, 1]
-  auto two_i = torch::arange(0, d_model, 2, dtype);                    // [ceil(d/2)]
+  auto pos = torch::arange(max_positions, dtype).unsqueeze(1);            // [P, 1]
+  auto two_i = torch::arange(0, d_model, 2, dtype);                       // [ceil(d/2)]
   auto angle = pos * torch::exp(two_i * (-std::log(10000.0) / d_model));  // [P, ceil(d/2)]
-  auto table = torch::zeros({max_positions, d_model}, dtype);          // [P, d_model]
+  auto table = torch::zeros({max_positions, d_model}, dtype);             // [P, d_model]
   using torch::indexing::Slice;
   table.index_put_({Slice(), Slice(0, torch::indexing::None, 2)}, torch::sin(angle));
   table.index_put_({Slice(), Slice(1, torch::indexing::None, 2)},

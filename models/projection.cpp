@@ -17,8 +17,8 @@ torch::Tensor Projection::bias() const {
 }
 
 torch::Tensor Projection::operator()(const torch::Tensor& x) const {
-  if (int8_) return (*int8_)(x);        // [..., rows]
-  if (packed_) return (*packed_)(x);    // [..., rows]
+  if (int8_) return (*int8_)(x);          // [..., rows]
+  if (packed_) return (*packed_)(x);      // [..., rows]
   return F::linear(x, weight(), bias());  // [..., rows]
 }
 

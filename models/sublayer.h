@@ -10,8 +10,7 @@ namespace aiayn {
 
 struct LayerOptions {
   LayerOptions(int64_t d_model, int64_t heads, int64_t d_ff)
-      : d_model_(d_model), heads_(heads), d_k_(d_model / heads), d_v_(d_model / heads),
-        d_ff_(d_ff) {}
+      : d_model_(d_model), heads_(heads), d_k_(d_model / heads), d_v_(d_model / heads), d_ff_(d_ff) {}
   /// Width of hidden states.
   TORCH_ARG(int64_t, d_model);
   /// Attention heads h.
@@ -33,7 +32,6 @@ struct LayerOptions {
   /// LayerNorm epsilon.
   TORCH_ARG(double, layer_norm_eps) = 1e-5;
 
-
  public:
   static LayerOptions from(const ModelConfig& c);
 };
@@ -41,15 +39,14 @@ struct LayerOptions {
 // Post-LN: LayerNorm(x + Dropout(Sublayer(x))), as section 3.1 with the
 // residual dropout of section 5.4; pre-LN: x + Dropout(Sublayer(LayerNorm(x))).
 template <typename Sublayer>
-torch::Tensor residual(const torch::Tensor& x, torch::nn::LayerNorm& norm,
-                       Dropout& dropout, bool norm_first, Sublayer&& sublayer) {
+torch::Tensor residual(const torch::Tensor& x, torch::nn::LayerNorm& norm, Dropout& dropout, bool norm_first,
+                       Sublayer&& sublayer) {
   if (norm_first) return x + dropout(sublayer(norm(x)));
   return norm(x + dropout(sublayer(x)));
 }
 
 inline torch::nn::LayerNorm make_norm(const LayerOptions& o) {
-  return torch::nn::LayerNorm(
-      torch::nn::LayerNormOptions({o.d_model()}).eps(o.layer_norm_eps()));
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.d_model()}).eps(o.layer_norm_eps()));
 }
 
 }  // namespace aiayn

@@ -13,14 +13,15 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c) {
               "share_embeddings needs src_vocab == tgt_vocab");
   // Tied modules are registered once, so parameters() (and an optimizer)
   // sees each shared matrix exactly once.
-  src_embed = register_module(
-      "src_embed", TokenEmbedding(TokenEmbeddingOptions(c.src_vocab, c.d_model).pad_id(kPadId)));
-  tgt_embed = c.share_embeddings
-                  ? src_embed
-                  : register_module("tgt_embed", TokenEmbedding(TokenEmbeddingOptions(
-                                                     c.tgt_vocab, c.d_model).pad_id(kPadId)));
-  auto positions = PositionalEncodingOptions(c.d_model, c.max_positions)
-                       .learned(c.positional == Positional::learned);
+  src_embed = register_module("src_embed",
+                              TokenEmbedding(TokenEmbeddingOptions(c.src_vocab, c.d_model).pad_id(kPadId)));
+  tgt_embed =
+      c.share_embeddings
+          ? src_embed
+          : register_module("tgt_embed",
+                            TokenEmbedding(TokenEmbeddingOptions(c.tgt_vocab, c.d_model).pad_id(kPadId)));
+  auto positions =
+      PositionalEncodingOptions(c.d_model, c.max_positions).learned(c.positional == Positional::learned);
   src_pos = register_module("src_pos", PositionalEncoding(positions));
   tgt_pos = register_module("tgt_pos", PositionalEncoding(positions));
   auto layer = LayerOptions::from(c);
@@ -48,11 +49,10 @@ torch::Tensor TransformerImpl::encode(const torch::Tensor& src, const torch::Ten
 }
 
 torch::Tensor TransformerImpl::decode(const torch::Tensor& tgt_in, const torch::Tensor& memory,
-                                      const torch::Tensor& src_padding,
-                                      const torch::Tensor& tgt_padding, DecoderState* state,
-                                      AttentionMaps* capture) {
+                                      const torch::Tensor& src_padding, const torch::Tensor& tgt_padding,
+                                      DecoderState* state, AttentionMaps* capture) {
   auto x = embed(tgt_embed, tgt_pos, tgt_in, state ? state->steps : 0);  // [B, T, d_model]
-  return decoder(x, memory, tgt_padding, src_padding, state, capture);  // [B, T, d_model]
+  return decoder(x, memory, tgt_padding, src_padding, state, capture);   // [B, T, d_model]
 }
 
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
@@ -61,8 +61,9 @@ torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   return output_(hidden);  // [..., V]
 }
 
-void TransformerImpl::for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&, bool cross)>& attention,
-                                        const std::function<void(FeedForwardImpl&)>& feed_forward) {
+void TransformerImpl::for_each_sublayer(
+    const std::function<void(MultiHeadAttentionImpl&, bool cross)>& attention,
+    const std::function<void(FeedForwardImpl&)>& feed_forward) {
   for (const auto& m : *encoder->layers) {
     auto* layer = m->as<EncoderLayer>();
     attention(*layer->self_attn, false);
@@ -116,7 +117,7 @@ void TransformerImpl::mask_heads(const std::vector<HeadRef>& heads) {
   // Checked before any layer changes, so a bad list leaves the model as it was.
   for (const auto& h : heads) {
     TORCH_CHECK(h.layer >= 0 && h.layer < (h.kind == AttentionKind::encoder ? config_.encoder_layers
-                                                                                : config_.decoder_layers),
+                                                                            : config_.decoder_layers),
                 "mask_heads: layer ", h.layer);
     TORCH_CHECK(h.head >= 0 && h.head < config_.heads, "mask_heads: head ", h.head, " of ", config_.heads);
   }
@@ -135,12 +136,12 @@ void TransformerImpl::mask_heads(const std::vector<HeadRef>& heads) {
 std::string TransformerImpl::summary() const {
   const auto& c = config_;
   std::ostringstream s;
-  s << "Transformer: " << c.encoder_layers << "+" << c.decoder_layers << " layers, d_model "
-    << c.d_model << ", d_ff " << c.d_ff << ", heads " << c.heads << " (d_k " << c.d_k << ", d_v "
-    << c.d_v << "), P_drop " << c.p_drop << ", " << to_string(c.positional) << " positions, "
-    << (c.norm_first ? "pre-LN" : "post-LN") << ", vocab " << c.src_vocab << "/" << c.tgt_vocab
-    << ", tying: " << (c.share_embeddings ? "src=tgt" : "none")
-    << (c.tie_output ? ", tgt=output" : "") << "\n";
+  s << "Transformer: " << c.encoder_layers << "+" << c.decoder_layers << " layers, d_model " << c.d_model
+    << ", d_ff " << c.d_ff << ", heads " << c.heads << " (d_k " << c.d_k << ", d_v " << c.d_v << "), P_drop "
+    << c.p_drop << ", " << to_string(c.positional) << " positions, " << (c.norm_first ? "pre-LN" : "post-LN")
+    << ", vocab " << c.src_vocab << "/" << c.tgt_vocab
+    << ", tying: " << (c.share_embeddings ? "src=tgt" : "none") << (c.tie_output ? ", tgt=output" : "")
+    << "\n";
   const int64_t n = parameter_count();
   std::string digits = std::to_string(n), grouped;
   for (size_t i = 0; i < digits.size(); ++i) {

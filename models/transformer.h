@@ -85,8 +85,8 @@ class TransformerImpl : public torch::nn::Module {
   // float or int8 (models/projection.h).
   Projection output_;
   // Dropout(Embedding * sqrt(d_model) + PE), sections 3.4, 3.5 and 5.4.
-  torch::Tensor embed(TokenEmbedding& tokens, PositionalEncoding& positions,
-                      const torch::Tensor& ids, int64_t offset);
+  torch::Tensor embed(TokenEmbedding& tokens, PositionalEncoding& positions, const torch::Tensor& ids,
+                      int64_t offset);
   // Every attention (and whether it is encoder-decoder attention) and
   // feed-forward sub-layer, encoder's then decoder's.
   void for_each_sublayer(const std::function<void(MultiHeadAttentionImpl&, bool cross)>& attention,

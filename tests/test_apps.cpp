@@ -52,7 +52,8 @@ TEST_CASE("every app names LibTorch, CUDA, the BLAS and the CPU with --version",
   }
 }
 
-TEST_CASE("a user's OPENBLAS_CORETYPE is kept and named, and AIAYN_NO_REEXEC keeps OpenBLAS's choice", "[apps][blas]") {
+TEST_CASE("a user's OPENBLAS_CORETYPE is kept and named, and AIAYN_NO_REEXEC keeps OpenBLAS's choice",
+          "[apps][blas]") {
   if (aiayn::openblas_config().empty()) {
     WARN("this LibTorch's BLAS is not OpenBLAS: no kernel to choose");
     return;
@@ -65,7 +66,8 @@ TEST_CASE("a user's OPENBLAS_CORETYPE is kept and named, and AIAYN_NO_REEXEC kee
   CHECK_THAT(r.out, Catch::Contains("kernel Haswell (OPENBLAS_CORETYPE=Haswell, the user's setting"));
   CHECK_THAT(r.err, Catch::Contains("Core: Haswell"));
   // Turned off, the kernel is OpenBLAS's own, named as such.
-  auto off = run("env -u OPENBLAS_CORETYPE AIAYN_NO_REEXEC=1 OPENBLAS_VERBOSE=2 " + app("attention") + " --version");
+  auto off =
+      run("env -u OPENBLAS_CORETYPE AIAYN_NO_REEXEC=1 OPENBLAS_VERBOSE=2 " + app("attention") + " --version");
   INFO(off.out << off.err);
   CHECK(off.exit_code == 0);
   CHECK_THAT(off.out, Catch::Contains("(OpenBLAS's choice"));

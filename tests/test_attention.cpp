@@ -29,8 +29,8 @@ TEST_CASE("scaled dot-product attention follows section 3.2.1", "[attention]") {
   CHECK(max_abs_diff(weights, expected_weights) < 1e-6);
   CHECK(max_abs_diff(out, torch::matmul(expected_weights, v)) < 1e-5);
   CHECK(max_abs_diff(weights.sum(-1), torch::ones({2, 3, 5})) < 1e-5);
-  CHECK(weights.index({1, torch::indexing::Ellipsis, torch::indexing::Slice(4)}).abs().max()
-            .item<float>() == 0.0f);
+  CHECK(weights.index({1, torch::indexing::Ellipsis, torch::indexing::Slice(4)}).abs().max().item<float>() ==
+        0.0f);
 }
 
 TEST_CASE("causal mask hides later keys only", "[attention][mask]") {
@@ -70,8 +70,7 @@ TEST_CASE("multi-head attention equals its per-head definition", "[attention]") 
   auto b = mha->in_proj_bias;
   std::vector<torch::Tensor> heads;
   for (int64_t i = 0; i < h; ++i) {
-    auto wq = w.narrow(0, i * dk, dk), wk = w.narrow(0, d + i * dk, dk),
-         wv = w.narrow(0, 2 * d + i * dk, dk);
+    auto wq = w.narrow(0, i * dk, dk), wk = w.narrow(0, d + i * dk, dk), wv = w.narrow(0, 2 * d + i * dk, dk);
     auto q = torch::matmul(x, wq.t()) + b.narrow(0, i * dk, dk);
     auto k = torch::matmul(x, wk.t()) + b.narrow(0, d + i * dk, dk);
     auto v = torch::matmul(x, wv.t()) + b.narrow(0, 2 * d + i * dk, dk);
@@ -120,22 +119,29 @@ TEST_CASE("the key/value cache grows past its capacity and reorders rows", "[att
   CHECK(torch::equal(cache.view().keys, keys));  // the original is untouched
 }
 
-TEST_CASE("LibTorch's fused attention agrees with the explicit path, forward and backward, under every mask", "[attention][fused]") {
+TEST_CASE("LibTorch's fused attention agrees with the explicit path, forward and backward, under every mask",
+          "[attention][fused]") {
   if (!fused_attention_available()) {
-    WARN("LibTorch " << TORCH_VERSION << " has no fused scaled_dot_product_attention: the explicit path runs");
+    WARN("LibTorch " << TORCH_VERSION
+                     << " has no fused scaled_dot_product_attention: the explicit path runs");
     return;
   }
   torch::manual_seed(1);
   auto padding = torch::zeros({2, 6}, torch::kBool);
   padding.index_put_({1, torch::indexing::Slice(3)}, true);  // second sequence: 3 real keys
   const auto pad = key_mask(padding);                        // [2, 1, 1, 6]
-  const auto causal = causal_mask(6, 0, torch::kCPU);       // [6, 6]
-  for (const auto& [name, mask] : std::vector<std::pair<std::string, torch::Tensor>>{
-           {"none", torch::Tensor()}, {"padding", pad}, {"causal", causal}, {"both", pad.logical_or(causal)}}) {
+  const auto causal = causal_mask(6, 0, torch::kCPU);        // [6, 6]
+  for (const auto& [name, mask] :
+       std::vector<std::pair<std::string, torch::Tensor>>{{"none", torch::Tensor()},
+                                                          {"padding", pad},
+                                                          {"causal", causal},
+                                                          {"both", pad.logical_or(causal)}}) {
     INFO("mask " << name);
-    auto make = [](std::vector<int64_t> shape) { return torch::randn(shape, torch::kDouble).requires_grad_(); };
+    auto make = [](std::vector<int64_t> shape) {
+      return torch::randn(shape, torch::kDouble).requires_grad_();
+    };
     auto q = make({2, 3, 6, 8}), k = make({2, 3, 6, 8}), v = make({2, 3, 6, 5});  // [B, h, T|S, d]
-    auto upstream = torch::randn({2, 3, 6, 5}, torch::kDouble);                     // d loss / d out
+    auto upstream = torch::randn({2, 3, 6, 5}, torch::kDouble);                   // d loss / d out
     torch::Tensor weights;  // asking for the weights takes the explicit path
     auto explicit_out = scaled_dot_product_attention(q, k, v, mask, 0.0, false, &weights);
     auto grads = torch::autograd::grad({(explicit_out * upstream).sum()}, {q, k, v});
@@ -147,7 +153,8 @@ TEST_CASE("LibTorch's fused attention agrees with the explicit path, forward and
   }
 }
 
-TEST_CASE("beams folded into the query axis equal attending to a copy of the memory per beam", "[attention][fused]") {
+TEST_CASE("beams folded into the query axis equal attending to a copy of the memory per beam",
+          "[attention][fused]") {
   // Off our CPU kernel (double precision), the generic paths fold the beams.
   torch::manual_seed(2);
   const int64_t sentences = 2, beams = 4;
@@ -156,11 +163,12 @@ TEST_CASE("beams folded into the query axis equal attending to a copy of the mem
   auto v = torch::randn({sentences, 3, 7, 5}, torch::kDouble);          // [B, h, S, d_v]
   auto padding = torch::zeros({sentences, 7}, torch::kBool);
   padding.index_put_({0, torch::indexing::Slice(5)}, true);
-  const auto mask = key_mask(padding);  // [B, 1, 1, S]
+  const auto mask = key_mask(padding);                                                  // [B, 1, 1, S]
   auto copies = [&](const torch::Tensor& t) { return t.repeat_interleave(beams, 0); };  // [B*beam, ...]
   torch::Tensor weights, copied_weights;
   auto folded = scaled_dot_product_attention(q, k, v, mask, 0.0, false, &weights);
-  auto copied = scaled_dot_product_attention(q, copies(k), copies(v), copies(mask), 0.0, false, &copied_weights);
+  auto copied =
+      scaled_dot_product_attention(q, copies(k), copies(v), copies(mask), 0.0, false, &copied_weights);
   REQUIRE(folded.sizes() == torch::IntArrayRef({sentences * beams, 3, 1, 5}));
   REQUIRE(weights.sizes() == torch::IntArrayRef({sentences * beams, 3, 1, 7}));
   CHECK(max_abs_diff(folded, copied) < 1e-12);
@@ -209,14 +217,14 @@ TEST_CASE("the causal hint gives the explicit path's real rows and gradients", "
   Transformer model(config);
   model->to(torch::kDouble);
   model->eval();
-  auto src = torch::randint(4, 20, {2, 5});                  // [2, 5]
-  auto tgt = torch::randint(4, 20, {2, 6});                  // [2, 6]
+  auto src = torch::randint(4, 20, {2, 5});  // [2, 5]
+  auto tgt = torch::randint(4, 20, {2, 6});  // [2, 6]
   tgt.masked_fill_(padding, kPadId);
-  const auto src_padding = padding_mask(src, kPadId);        // [2, 5]
-  auto memory = model->encode(src, src_padding);             // [2, 5, d_model]
+  const auto src_padding = padding_mask(src, kPadId);  // [2, 5]
+  auto memory = model->encode(src, src_padding);       // [2, 5, d_model]
   AttentionMaps maps;
-  auto fused = model->decode(tgt, memory, src_padding, padding);                            // [2, 6, d]
-  auto captured = model->decode(tgt, memory, src_padding, padding, nullptr, &maps);          // [2, 6, d]
-  auto real = padding.logical_not().unsqueeze(-1).to(torch::kDouble);                       // [2, 6, 1]
+  auto fused = model->decode(tgt, memory, src_padding, padding);                     // [2, 6, d]
+  auto captured = model->decode(tgt, memory, src_padding, padding, nullptr, &maps);  // [2, 6, d]
+  auto real = padding.logical_not().unsqueeze(-1).to(torch::kDouble);                // [2, 6, 1]
   CHECK(max_abs_diff(fused * real, captured * real) < 1e-10);
 }

@@ -28,9 +28,7 @@ std::vector<nlohmann::json> read_dump(const std::string& text) {
   return out;
 }
 
-Transformer trained_model() {
-  return load_model(resolve_checkpoint(trained().save), torch::kCPU);
-}
+Transformer trained_model() { return load_model(resolve_checkpoint(trained().save), torch::kCPU); }
 
 }  // namespace
 
@@ -82,7 +80,8 @@ TEST_CASE("forced decoding of the greedy output gives the maps of generation", "
   std::vector<int64_t> inputs = {kBosId};
   inputs.insert(inputs.end(), hyp.tokens.begin(), hyp.tokens.end());
   const int64_t steps = static_cast<int64_t>(inputs.size());
-  std::vector<std::vector<torch::Tensor>> self_rows(m->config().decoder_layers), cross_rows(m->config().decoder_layers);
+  std::vector<std::vector<torch::Tensor>> self_rows(m->config().decoder_layers),
+      cross_rows(m->config().decoder_layers);
   for (int64_t t = 0; t < steps; ++t) {
     AttentionMaps step;
     m->decode(torch::tensor({inputs[t]}, torch::kLong).unsqueeze(0), memory, padding, {}, &state, &step);
@@ -142,8 +141,8 @@ TEST_CASE("the JSON dump has bertviz's fields and valid maps", "[attention-tool]
   }
   // Forced decoding of a given target; layer/head selection; head averaging.
   test::write_file(t.ws.file("tgt.txt"), "sun cat red\n\ntree moon dog blue\n");
-  r = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("src.txt") + " -t " +
-                t.ws.file("tgt.txt") + " --kinds cross --layers 1 --heads 0,2 --average-heads");
+  r = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("src.txt") + " -t " + t.ws.file("tgt.txt") +
+                " --kinds cross --layers 1 --heads 0,2 --average-heads");
   REQUIRE(r.exit_code == 0);
   dump = read_dump(r.out);
   REQUIRE(dump.size() == 3);
@@ -180,8 +179,10 @@ TEST_CASE("the viewer renders a real dump in headless Chromium", "[attention-too
   auto shot = test::run(chromium + "--screenshot=" + png + " file://" + html);
   REQUIRE(fs::exists(png));
   // Not blank: the heatmaps bring many distinct colours.
-  auto colours = test::run("/usr/bin/python3 -c \"import sys, matplotlib.image as im; a = im.imread(sys.argv[1]);"
-                           " print(len({tuple(p) for row in (a[..., :3] * 255).astype(int) for p in row}))\" " + png);
+  auto colours = test::run(
+      "/usr/bin/python3 -c \"import sys, matplotlib.image as im; a = im.imread(sys.argv[1]);"
+      " print(len({tuple(p) for row in (a[..., :3] * 255).astype(int) for p in row}))\" " +
+      png);
   REQUIRE(colours.exit_code == 0);
   CHECK(std::stoi(colours.out) > 20);
 }
@@ -215,7 +216,8 @@ TEST_CASE("attention bad input: clear errors and exit 2", "[attention-tool][bad-
   CHECK_THAT(r.err, Catch::Contains("checkpoint not found"));
 }
 
-TEST_CASE("attention: an output over an input is refused, and a signal leaves the old dump", "[attention-tool][bad-input][output]") {
+TEST_CASE("attention: an output over an input is refused, and a signal leaves the old dump",
+          "[attention-tool][bad-input][output]") {
   auto& t = trained();
   const auto src = t.ws.file("a.src"), tgt = t.ws.file("a.tgt");
   test::write_file(src, "red cat\n");
@@ -236,7 +238,8 @@ TEST_CASE("attention: an output over an input is refused, and a signal leaves th
 
   const auto out = t.ws.file("old.jsonl");
   test::write_file(out, "{}\n");
-  const int status = test::signal_while_writing({kAttention, "-c", t.save, "-o", out}, "red cat\n", out, SIGTERM);
+  const int status =
+      test::signal_while_writing({kAttention, "-c", t.save, "-o", out}, "red cat\n", out, SIGTERM);
   REQUIRE(status != -1);
   CHECK(WIFSIGNALED(status));
   CHECK(test::read_file(out) == "{}\n");
@@ -287,7 +290,8 @@ TEST_CASE("a masked head contributes zero, its weights are zero, and masking non
           "[attention-tool][ablation]") {
   auto m = trained_model();
   torch::NoGradGuard no_grad;
-  auto src = torch::tensor(std::vector<int64_t>{5, 9, 7, 11, kEosId, 6, 8, kEosId, kPadId, kPadId}).view({2, 5});
+  auto src =
+      torch::tensor(std::vector<int64_t>{5, 9, 7, 11, kEosId, 6, 8, kEosId, kPadId, kPadId}).view({2, 5});
   auto tgt = torch::tensor(std::vector<int64_t>{kBosId, 8, 9, kBosId, 5, 6}).view({2, 3});
   auto run = [&](AttentionMaps* maps) {
     auto padding = padding_mask(src, kPadId);
@@ -303,7 +307,9 @@ TEST_CASE("a masked head contributes zero, its weights are zero, and masking non
     m->mask_heads({head});
     AttentionMaps maps;
     const auto masked = run(&maps);
-    const auto& w = kind == AttentionKind::encoder ? maps.encoder : kind == AttentionKind::decoder ? maps.decoder : maps.cross;
+    const auto& w = kind == AttentionKind::encoder   ? maps.encoder
+                    : kind == AttentionKind::decoder ? maps.decoder
+                                                     : maps.cross;
     CHECK(w[0].select(1, 1).abs().max().item<float>() == 0.0f);  // the masked head's weights
     CHECK(w[0].select(1, 0).abs().max().item<float>() > 0.0f);   // the others' are kept
     m->mask_heads({});
@@ -346,11 +352,11 @@ TEST_CASE("masking heads with --mask-heads: zero in the dump, nothing when empty
   auto a = test::run(translate), b = test::run(translate + " --mask-heads ''");
   REQUIRE(b.exit_code == 0);
   CHECK(a.out == b.out);
-  for (const auto& [spec, message] : std::vector<std::pair<std::string, std::string>>{
-           {"enc:9:0", "\"enc:9:0\": the layer must be 0..1"},
-           {"enc:0:7", "\"enc:0:7\": the head must be 0..3"},
-           {"self:0:0", "the kind must be enc, dec or cross"},
-           {"enc:0", "expected KIND:LAYER:HEAD"}}) {
+  for (const auto& [spec, message] :
+       std::vector<std::pair<std::string, std::string>>{{"enc:9:0", "\"enc:9:0\": the layer must be 0..1"},
+                                                        {"enc:0:7", "\"enc:0:7\": the head must be 0..3"},
+                                                        {"self:0:0", "the kind must be enc, dec or cross"},
+                                                        {"enc:0", "expected KIND:LAYER:HEAD"}}) {
     for (const auto& tool : {base, translate}) {
       auto r = test::run(tool + " --mask-heads " + spec);
       INFO(tool << " --mask-heads " << spec << "\n" << r.err);
@@ -368,8 +374,8 @@ TEST_CASE("head_importance.sh measures every head masked alone and draws its sta
   test::write_file(t.ws.file("hi.ref"), "sun cat red\nmoon dog blue\ntree green\nhill sky sea\n");
   const auto out = t.ws.file("heads");
   auto r = test::run("AIAYN_BIN=" + std::string(AIAYN_BIN_DIR) + " bash " + std::string(AIAYN_SOURCE_DIR) +
-                     "/scripts/head_importance.sh " + t.save + " " +
-                     t.ws.file("hi.src") + " " + t.ws.file("hi.ref") + " " + out + " 3");
+                     "/scripts/head_importance.sh " + t.save + " " + t.ws.file("hi.src") + " " +
+                     t.ws.file("hi.ref") + " " + out + " 3");
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   std::istringstream table(test::read_file(out + "/heads.tsv"));
@@ -401,7 +407,8 @@ TEST_CASE("head_importance.sh measures every head masked alone and draws its sta
   CHECK_THAT(test::read_file(out + "/heads.md"), Catch::Contains("Unmasked validation BLEU"));
 }
 
-TEST_CASE("alignments beside translations and in the dump, and the AER of every head", "[attention-tool][alignment]") {
+TEST_CASE("alignments beside translations and in the dump, and the AER of every head",
+          "[attention-tool][alignment]") {
   auto& t = trained();
   test::write_file(t.ws.file("al.src"), "red cat sun\nblue dog\n");
   // The reversal corpus's gold: source word i is target word n-1-i.
@@ -462,8 +469,9 @@ TEST_CASE("python/aiayn_torch.py loads a checkpoint into torch.nn with the same 
   auto dump = test::run(kAttention + " -c " + t.save + " -i " + t.ws.file("py.src") + " --decimals 7 -o " +
                         t.ws.file("py.jsonl"));
   REQUIRE(dump.exit_code == 0);
-  auto r = test::run(std::string("/usr/bin/python3 ") + AIAYN_SOURCE_DIR + "/tests/reference/aiayn_torch_check.py " +
-                     t.save + " " + t.ws.file("py.src") + " " + t.ws.file("py.out") + " " + t.ws.file("py.jsonl"));
+  auto r = test::run(std::string("/usr/bin/python3 ") + AIAYN_SOURCE_DIR +
+                     "/tests/reference/aiayn_torch_check.py " + t.save + " " + t.ws.file("py.src") + " " +
+                     t.ws.file("py.out") + " " + t.ws.file("py.jsonl"));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("ok: 3 sentences"));

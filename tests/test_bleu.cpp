@@ -80,11 +80,21 @@ std::string perturb(const std::string& line, size_t i) {
   for (int k = 0; k < edits && w.size() > 4; ++k) {
     const size_t p = next() % (w.size() - 1);
     switch (next() % 6) {
-      case 0: w.erase(w.begin() + p); break;
-      case 1: std::swap(w[p], w[p + 1]); break;
-      case 2: w.resize(std::max<size_t>(4, w.size() * 2 / 3)); break;
-      case 3: w[p] = lowercase_utf8(w[p]); break;  // "Mann" -> "mann": lowercase BLEU forgives it
-      case 4: w[p] = "etwas"; break;
+      case 0:
+        w.erase(w.begin() + p);
+        break;
+      case 1:
+        std::swap(w[p], w[p + 1]);
+        break;
+      case 2:
+        w.resize(std::max<size_t>(4, w.size() * 2 / 3));
+        break;
+      case 3:
+        w[p] = lowercase_utf8(w[p]);
+        break;  // "Mann" -> "mann": lowercase BLEU forgives it
+      case 4:
+        w[p] = "etwas";
+        break;
       case 5:
         for (char& c : w[p]) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         break;
@@ -99,13 +109,31 @@ std::string perturb(const std::string& line, size_t i) {
 // Python's Unicode whitespace; appended to the NLTK corpus so that the Python
 // re-based tokenizer cross-checks ours on them.
 const std::vector<std::string> kTricky = {
-    "Hello, world!", "It costs 3.5 dollars.", "1,000 people came.", "e.g., this one",
-    "They co-operate.", "open 9-5 daily", "Tom &amp; Jerry", "&quot;Hi,&quot; she said.",
-    "\"Quoted\" and 'single' quotes", "Ein Mädchen.", "a\u00a0b c\u2009d.", "$5.00 (approx.)",
-    ".5 and 5. and 5.5.", "a.b,c a.,b ,,1 .,.", "<skipped>Hi", "&amp;lt; &amp;amp; &lt;&gt;",
-    "Ünïcödé, naïve café.", "A-B 3-4-5 x-1 1--2", "50% of C++ {x} [y] ~z | ^ _ `",
-    "ČEŠTINA: Žluťoučký kůň úpěl ďábelské ódy.", "x\x1cy\u0085z\u2028w\u3000v\tu\rt",
-    "İstanbul, İZMİR.", "Straße ÄÖÜ, 2-3.", "trailing-", "  spaces   around  ",
+    "Hello, world!",
+    "It costs 3.5 dollars.",
+    "1,000 people came.",
+    "e.g., this one",
+    "They co-operate.",
+    "open 9-5 daily",
+    "Tom &amp; Jerry",
+    "&quot;Hi,&quot; she said.",
+    "\"Quoted\" and 'single' quotes",
+    "Ein Mädchen.",
+    "a\u00a0b c\u2009d.",
+    "$5.00 (approx.)",
+    ".5 and 5. and 5.5.",
+    "a.b,c a.,b ,,1 .,.",
+    "<skipped>Hi",
+    "&amp;lt; &amp;amp; &lt;&gt;",
+    "Ünïcödé, naïve café.",
+    "A-B 3-4-5 x-1 1--2",
+    "50% of C++ {x} [y] ~z | ^ _ `",
+    "ČEŠTINA: Žluťoučký kůň úpěl ďábelské ódy.",
+    "x\x1cy\u0085z\u2028w\u3000v\tu\rt",
+    "İstanbul, İZMİR.",
+    "Straße ÄÖÜ, 2-3.",
+    "trailing-",
+    "  spaces   around  ",
 };
 
 struct NltkResult {
@@ -118,8 +146,7 @@ struct NltkResult {
 // Writes raw and 13a-tokenized lines, runs the reference script, parses it.
 NltkResult run_reference(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
                          bool lowercase, const test::TempDir& dir) {
-  const auto write = [&](const std::string& name, const std::vector<std::string>& lines,
-                         bool tokenize) {
+  const auto write = [&](const std::string& name, const std::vector<std::string>& lines, bool tokenize) {
     std::string text;
     for (const auto& l : lines)
       text += (tokenize ? tokenize_13a(lowercase ? lowercase_utf8(l) : l) : l) + "\n";
@@ -145,8 +172,7 @@ NltkResult run_reference(const std::vector<std::string>& hyps, const std::vector
 // max(1, n-gram count) in the denominator, so for a line with fewer than n
 // tokens NLTK adds a phantom n-gram that sacreBLEU (and Papineni et al.) do
 // not; the two definitions agree exactly only without such lines.
-void corpus(const std::string& file, std::vector<std::string>& hyps,
-            std::vector<std::string>& refs) {
+void corpus(const std::string& file, std::vector<std::string>& hyps, std::vector<std::string>& refs) {
   for (const auto& line : read_lines(multi30k(file))) {
     if (words_of(line).size() < 4) continue;
     hyps.push_back(perturb(line, refs.size()));
@@ -297,12 +323,10 @@ TEST_CASE("BLEU lowercase option, format and signature", "[scoring][bleu]") {
   auto lc = corpus_bleu(hyps, refs, true);
   CHECK(lc.score == Approx(100.0));
   CHECK(lc.signature() == "nrefs:1|case:lc|eff:no|tok:13a|smooth:exp|version:aiayn");
-  CHECK(corpus_bleu(hyps, refs).signature() ==
-        "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:aiayn");
+  CHECK(corpus_bleu(hyps, refs).signature() == "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:aiayn");
 
   auto s = corpus_bleu({"the cat the dog"}, {"the dog the cat"});
-  CHECK(s.format() ==
-        "BLEU = 45.18 100.0/66.7/25.0/25.0 (BP = 1.000 ratio = 1.000 hyp_len = 4 ref_len = 4)");
+  CHECK(s.format() == "BLEU = 45.18 100.0/66.7/25.0/25.0 (BP = 1.000 ratio = 1.000 hyp_len = 4 ref_len = 4)");
   auto bp = corpus_bleu({"a b c d e f"}, {"a b c d e f g h"});
   CHECK(bp.format() ==
         "BLEU = 71.65 100.0/100.0/100.0/100.0 (BP = 0.717 ratio = 0.750 hyp_len = 6 ref_len = 8)");
@@ -351,8 +375,8 @@ TEST_CASE("BLEU agrees with NLTK's corpus_bleu on Multi30k", "[scoring][bleu][re
   auto ours = corpus_bleu(hyps, refs);
   auto chrf = corpus_chrf(hyps, refs);
   double diff = std::abs(ours.score - ref.bleu);
-  WARN("cased: " << ours.format() << "; NLTK " << ref.bleu << ", |diff| " << diff << "; chrF2 "
-                 << chrf.score << " vs " << ref.chrf);
+  WARN("cased: " << ours.format() << "; NLTK " << ref.bleu << ", |diff| " << diff << "; chrF2 " << chrf.score
+                 << " vs " << ref.chrf);
   CHECK(ref.lines == static_cast<int>(refs.size()));
   CHECK(ref.tok_mismatches == 0);
   CHECK(ours.hyp_len == ref.hyp_len);
@@ -405,8 +429,8 @@ TEST_CASE("lowercased BLEU agrees with NLTK on Multi30k", "[scoring][bleu][refer
   auto cased = corpus_bleu(hyps, refs, false);
   auto chrf = corpus_chrf(hyps, refs, true);
   double diff = std::abs(ours.score - ref.bleu);
-  WARN("lowercased: " << ours.format() << "; NLTK " << ref.bleu << ", |diff| " << diff
-                      << "; chrF2 " << chrf.score << " vs " << ref.chrf);
+  WARN("lowercased: " << ours.format() << "; NLTK " << ref.bleu << ", |diff| " << diff << "; chrF2 "
+                      << chrf.score << " vs " << ref.chrf);
   CHECK(ref.lower_mismatches == 0);
   CHECK(ref.tok_mismatches == 0);
   CHECK(ours.hyp_len == ref.hyp_len);
@@ -419,7 +443,8 @@ TEST_CASE("lowercased BLEU agrees with NLTK on Multi30k", "[scoring][bleu][refer
   CHECK(chrf.score == Approx(ref.chrf).margin(1e-9));
 }
 
-TEST_CASE("BLEU and chrF equal sacreBLEU's to the hundredth on Multi30k", "[scoring][bleu][chrf][sacrebleu]") {
+TEST_CASE("BLEU and chrF equal sacreBLEU's to the hundredth on Multi30k",
+          "[scoring][bleu][chrf][sacrebleu]") {
   if (!multi30k_present()) return;
   // sacreBLEU itself (pinned in scripts/setup.sh's .venv-tools), on real
   // references and their perturbations, cased and lowercased, in German,
@@ -460,7 +485,8 @@ TEST_CASE("BLEU and chrF equal sacreBLEU's to the hundredth on Multi30k", "[scor
     for (const auto& l : c.refs) ref_text += l + "\n";
     test::write_file(dir.file("hyp.txt"), hyp_text);
     test::write_file(dir.file("ref.txt"), ref_text);
-    auto r = test::run(python + " " + dir.file("score.py") + " " + dir.file("hyp.txt") + " " + dir.file("ref.txt"));
+    auto r = test::run(python + " " + dir.file("score.py") + " " + dir.file("hyp.txt") + " " +
+                       dir.file("ref.txt"));
     INFO(c.name << ": " << r.err);
     REQUIRE(r.exit_code == 0);
     auto j = nlohmann::json::parse(r.out);

@@ -25,7 +25,7 @@ std::string error_for(const std::string& text) {
     load_model_config(path);
   } catch (const InputError& e) {
     std::string msg = e.what();
-    CHECK(msg.find(path) == 0);           // names the file first
+    CHECK(msg.find(path) == 0);                  // names the file first
     CHECK(msg.find('\n') == std::string::npos);  // one line
     return msg;
   }
@@ -75,8 +75,7 @@ TEST_CASE("a missing config file is named", "[config][bad-input]") {
     load_model_config("/nonexistent/dir/model.json");
     FAIL("accepted");
   } catch (const InputError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("/nonexistent/dir/model.json") &&
-                             Catch::Contains("No such file"));
+    CHECK_THAT(e.what(), Catch::Contains("/nonexistent/dir/model.json") && Catch::Contains("No such file"));
   }
 }
 
@@ -109,11 +108,10 @@ TEST_CASE("d_model not divisible by heads is refused", "[config][bad-input]") {
 }
 
 TEST_CASE("non-positive sizes are refused", "[config][bad-input]") {
-  for (const char* key : {"d_model", "d_ff", "heads", "encoder_layers", "decoder_layers", "d_k",
-                          "d_v", "max_positions"}) {
+  for (const char* key :
+       {"d_model", "d_ff", "heads", "encoder_layers", "decoder_layers", "d_k", "d_v", "max_positions"}) {
     for (int value : {0, -4}) {
-      auto msg = error_for(std::string(R"({"model": {")") + key + "\": " +
-                           std::to_string(value) + "}}");
+      auto msg = error_for(std::string(R"({"model": {")") + key + "\": " + std::to_string(value) + "}}");
       CHECK_THAT(msg, Catch::Contains(std::string("\"model.") + key + "\""));
     }
   }
@@ -123,8 +121,7 @@ TEST_CASE("dropout outside 0 to 1 is refused", "[config][bad-input]") {
   for (const char* key : {"p_drop", "attention_dropout", "activation_dropout"}) {
     for (const char* value : {"1.0", "-0.1", "3"}) {
       auto msg = error_for(std::string(R"({"model": {")") + key + "\": " + value + "}}");
-      CHECK_THAT(msg, Catch::Contains(std::string("\"model.") + key + "\"") &&
-                          Catch::Contains("[0, 1)"));
+      CHECK_THAT(msg, Catch::Contains(std::string("\"model.") + key + "\"") && Catch::Contains("[0, 1)"));
     }
   }
 }
@@ -169,7 +166,8 @@ TEST_CASE("each section's table drives reading, writing, validation and help ali
                        Catch::Contains("data.bpe_dropout  number in [0, 1) (default 0.0)"));
 }
 
-TEST_CASE("a struct built in code is validated by the table's rules, naming the key", "[config][options][bad-input]") {
+TEST_CASE("a struct built in code is validated by the table's rules, naming the key",
+          "[config][options][bad-input]") {
   auto message = [](const ModelConfig& c) {
     try {
       validate_model_config(c, "variant");
@@ -192,5 +190,6 @@ TEST_CASE("a struct built in code is validated by the table's rules, naming the 
   auto tied = ok;
   tied.src_vocab = 100;
   tied.tgt_vocab = 200;
-  CHECK_THAT(message(tied), Catch::Contains("\"model.share_embeddings\"") && Catch::Contains("joint vocabulary"));
+  CHECK_THAT(message(tied),
+             Catch::Contains("\"model.share_embeddings\"") && Catch::Contains("joint vocabulary"));
 }

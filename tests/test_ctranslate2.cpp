@@ -27,8 +27,8 @@ bool have_tools() {
 
 aiayn::test::RunResult export_model(const std::string& checkpoint, const std::string& out,
                                     const std::string& extra = "") {
-  return aiayn::test::run(kToolsPython + " " + kSource + "/tools/export_ctranslate2.py " + checkpoint +
-                          " " + out + " " + extra);
+  return aiayn::test::run(kToolsPython + " " + kSource + "/tools/export_ctranslate2.py " + checkpoint + " " +
+                          out + " " + extra);
 }
 
 aiayn::test::RunResult compare(const std::string& checkpoint, const std::string& ct2,
@@ -122,7 +122,8 @@ TEST_CASE("export_ctranslate2: what it cannot express or may not overwrite exits
     fs::copy(good, dir.file(name), fs::copy_options::recursive);
     return dir.file(name);
   };
-  const auto set_model_key = [&](const std::string& ckpt, const std::string& key, const nlohmann::json& value) {
+  const auto set_model_key = [&](const std::string& ckpt, const std::string& key,
+                                 const nlohmann::json& value) {
     auto config = nlohmann::json::parse(aiayn::test::read_file(ckpt + "/config.json"));
     config["model"][key] = value;
     aiayn::test::write_file(ckpt + "/config.json", config.dump(1));
@@ -155,9 +156,7 @@ TEST_CASE("export_ctranslate2: what it cannot express or may not overwrite exits
   SECTION("raw weights from a checkpoint without them") {
     refused(good, dir.file("out"), "raw_model.pt", "--raw-weights");
   }
-  SECTION("not a checkpoint") {
-    refused(dir.file("nowhere"), dir.file("out"), dir.file("nowhere"));
-  }
+  SECTION("not a checkpoint") { refused(dir.file("nowhere"), dir.file("out"), dir.file("nowhere")); }
   SECTION("an existing output is kept without --force, and --force replaces only a model") {
     fs::create_directories(dir.file("taken"));
     aiayn::test::write_file(dir.file("taken/notes.txt"), "mine");
@@ -165,7 +164,8 @@ TEST_CASE("export_ctranslate2: what it cannot express or may not overwrite exits
     refused(good, dir.file("taken"), "not a CTranslate2 model directory", "--force");
     CHECK(aiayn::test::read_file(dir.file("taken/notes.txt")) == "mine");
   }
-  SECTION("compare_ctranslate2 on a directory that is no export, a missing input, or references of another length") {
+  SECTION(
+      "compare_ctranslate2 on a directory that is no export, a missing input, or references of another length") {
     aiayn::test::write_file(dir.file("in.txt"), "red cat\n");
     fs::create_directories(dir.file("not-an-export"));
     auto c = compare(good, dir.file("not-an-export"), dir.file("in.txt"), "");

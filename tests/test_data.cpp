@@ -129,11 +129,12 @@ TEST_CASE("tokenizer round-trips Multi30k in en, de, fr and cs", "[data][tokeniz
       }
       while (!normalised.empty() && normalised.back() == ' ') normalised.pop_back();
       ++lines;
-      if (tok.decode(ids) == normalised) ++exact;
-      else if (differing.size() < 3) differing.push_back(line + " -> " + tok.decode(ids));
+      if (tok.decode(ids) == normalised)
+        ++exact;
+      else if (differing.size() < 3)
+        differing.push_back(line + " -> " + tok.decode(ids));
     }
-    INFO(l << ": " << exact << " of " << lines << " exact; e.g. "
-           << (differing.empty() ? "" : differing[0]));
+    INFO(l << ": " << exact << " of " << lines << " exact; e.g. " << (differing.empty() ? "" : differing[0]));
     CHECK(lines == 1014);
     CHECK(exact == lines);
     CHECK(unk == 0);
@@ -148,8 +149,7 @@ TEST_CASE("a model with other special ids is refused", "[data][tokenizer][bad-in
   CHECK_THAT(error_of([&] { Tokenizer::load(dir.file("missing.model")); }),
              Catch::Contains("missing.model") && Catch::Contains("not found"));
   test::write_file(dir.file("junk.model"), "not a model");
-  CHECK_THAT(error_of([&] { Tokenizer::load(dir.file("junk.model")); }),
-             Catch::Contains("junk.model"));
+  CHECK_THAT(error_of([&] { Tokenizer::load(dir.file("junk.model")); }), Catch::Contains("junk.model"));
 }
 
 TEST_CASE("the token cache stores what the tokenizer produces", "[data][cache]") {
@@ -247,8 +247,7 @@ TEST_CASE("parallel files of different length are refused with both counts", "[d
   auto msg = error_of([&] { TokenCache::open_or_build(spec, t.tokenizer, t.tokenizer); });
   CHECK_THAT(msg, Catch::Contains("x.src has 3 lines") && Catch::Contains("x.tgt has 2"));
   // Nothing half-written is left behind.
-  for (const auto& e : fs::directory_iterator(dir.file("cache")))
-    FAIL("left behind: " << e.path());
+  for (const auto& e : fs::directory_iterator(dir.file("cache"))) FAIL("left behind: " << e.path());
 }
 
 TEST_CASE("invalid UTF-8 is named by file and line, or skipped and counted", "[data][bad-input]") {
@@ -274,7 +273,9 @@ TEST_CASE("invalid UTF-8 is named by file and line, or skipped and counted", "[d
 TEST_CASE("CRLF line ends and a UTF-8 BOM are handled silently", "[data][bad-input]") {
   auto& t = toy();
   test::TempDir dir;
-  test::write_file(dir.file("w.src"), "\xEF\xBB\xBF" "alpha beta\r\ngamma\r\n");
+  test::write_file(dir.file("w.src"),
+                   "\xEF\xBB\xBF"
+                   "alpha beta\r\ngamma\r\n");
   test::write_file(dir.file("w.tgt"), "delta\r\neta\r\n");
   test::write_file(dir.file("p.src"), "alpha beta\ngamma\n");
   test::write_file(dir.file("p.tgt"), "delta\neta\n");
@@ -294,8 +295,7 @@ TEST_CASE("filters drop empty, long and unbalanced pairs and say how many", "[da
   test::TempDir dir;
   test::write_file(dir.file("f.src"),
                    "alpha\n\nalpha beta gamma delta eps zeta eta theta alpha beta\nalpha\nbeta\n");
-  test::write_file(dir.file("f.tgt"),
-                   "beta\ngamma\nalpha\nalpha beta gamma delta eps zeta\n\n");
+  test::write_file(dir.file("f.tgt"), "beta\ngamma\nalpha\nalpha beta gamma delta eps zeta\n\n");
   auto cache = TokenCache::open_or_build(spec_for(dir.file("f.src"), dir.file("f.tgt"), dir.file("c")),
                                          t.tokenizer, t.tokenizer);
   FilterOptions o;
@@ -320,8 +320,8 @@ TEST_CASE("filters drop empty, long and unbalanced pairs and say how many", "[da
 TEST_CASE("batches respect max_tokens and cover each pair once per epoch", "[data][batching]") {
   auto& t = toy();
   test::TempDir dir;
-  auto cache = TokenCache::open_or_build(spec_for(t.src, t.tgt, dir.path().string()),
-                                         t.tokenizer, t.tokenizer);
+  auto cache =
+      TokenCache::open_or_build(spec_for(t.src, t.tgt, dir.path().string()), t.tokenizer, t.tokenizer);
   auto pairs = filter_pairs(cache, {}, nullptr, "toy");
   BatchingOptions o;
   o.max_tokens = 200;
@@ -348,8 +348,8 @@ TEST_CASE("batches respect max_tokens and cover each pair once per epoch", "[dat
 TEST_CASE("a batch holds shifted targets and padding masks", "[data][batching]") {
   auto& t = toy();
   test::TempDir dir;
-  auto cache = TokenCache::open_or_build(spec_for(t.src, t.tgt, dir.path().string()),
-                                         t.tokenizer, t.tokenizer);
+  auto cache =
+      TokenCache::open_or_build(spec_for(t.src, t.tgt, dir.path().string()), t.tokenizer, t.tokenizer);
   auto batch = make_batch(cache, {3, 10});
   for (int64_t row = 0; row < 2; ++row) {
     int64_t p = batch.pairs[row];
@@ -372,8 +372,8 @@ TEST_CASE("a batch holds shifted targets and padding masks", "[data][batching]")
 TEST_CASE("a stream resumed at a position continues exactly", "[data][batching][resume]") {
   auto& t = toy();
   test::TempDir dir;
-  auto cache = TokenCache::open_or_build(spec_for(t.src, t.tgt, dir.path().string()),
-                                         t.tokenizer, t.tokenizer);
+  auto cache =
+      TokenCache::open_or_build(spec_for(t.src, t.tgt, dir.path().string()), t.tokenizer, t.tokenizer);
   BatchingOptions o;
   o.max_tokens = 150;
   BatchPlanner planner(cache, filter_pairs(cache, {}, nullptr, "toy"), o);
@@ -391,7 +391,8 @@ TEST_CASE("a stream resumed at a position continues exactly", "[data][batching][
   }
 }
 
-TEST_CASE("BPE-dropout at p=0 gives SentencePiece's segmentation back, and at p>0 the same text", "[data][bpe-dropout]") {
+TEST_CASE("BPE-dropout at p=0 gives SentencePiece's segmentation back, and at p>0 the same text",
+          "[data][bpe-dropout]") {
   if (!multi30k_present()) return;
   test::TempDir dir;
   TokenizerTrainOptions o;
@@ -427,17 +428,26 @@ TEST_CASE("BPE-dropout at p=0 gives SentencePiece's segmentation back, and at p>
   }
   INFO(same << " of " << lines << " unchanged at p=0; " << longer << " longer at p=0.1");
   CHECK(lines == 4 * 1014);
-  CHECK(same == lines);        // French and Czech too, with their unseen words
-  CHECK(text_kept == lines);   // a segmentation of the same text
-  CHECK(longer > lines / 4);   // and a real change: more, shorter pieces
+  CHECK(same == lines);       // French and Czech too, with their unseen words
+  CHECK(text_kept == lines);  // a segmentation of the same text
+  CHECK(longer > lines / 4);  // and a real change: more, shorter pieces
   CHECK(drawn_pieces > pieces);
   CHECK(differs_by_epoch > lines / 4);
   // p close to 1 leaves (nearly) characters.
   auto ids32 = tok.encode("A man rides a bicycle.");
   std::vector<int64_t> ids(ids32.begin(), ids32.end());
   dropout.resample(ids.data(), static_cast<int64_t>(ids.size()), 0.999999, 5, &out);
-  const std::string spelled = "\xE2\x96\x81" "A" "\xE2\x96\x81" "man" "\xE2\x96\x81" "rides"
-                              "\xE2\x96\x81" "a" "\xE2\x96\x81" "bicycle.";
+  const std::string spelled =
+      "\xE2\x96\x81"
+      "A"
+      "\xE2\x96\x81"
+      "man"
+      "\xE2\x96\x81"
+      "rides"
+      "\xE2\x96\x81"
+      "a"
+      "\xE2\x96\x81"
+      "bicycle.";
   CHECK(out.size() == spelled.size() - 5 * 2);  // one piece per character; U+2581 takes 3 bytes
 }
 

@@ -26,12 +26,11 @@ TEST_CASE("dates: weekdays and renderings are right", "[demo]") {
   const Date d{2026, 11, 22};
   std::vector<std::string> got;
   for (size_t s = 0; s < date_styles().size(); ++s) got.push_back(render_date(d, s));
-  CHECK(got == std::vector<std::string>{
-                   "Sunday, 22 November 2026", "November 22, 2026", "nov. 22nd 2026",
-                   "the 22nd of November 2026", "22 NOV 2026", "22/11/26",
-                   "Sonntag, 22. November 2026", "22.11.2026", "22. Nov. 2026",
-                   "dimanche 22 novembre 2026", "le 22 novembre 2026",
-                   "domingo, 22 de noviembre de 2026", "2026/11/22"});
+  CHECK(got == std::vector<std::string>{"Sunday, 22 November 2026", "November 22, 2026", "nov. 22nd 2026",
+                                        "the 22nd of November 2026", "22 NOV 2026", "22/11/26",
+                                        "Sonntag, 22. November 2026", "22.11.2026", "22. Nov. 2026",
+                                        "dimanche 22 novembre 2026", "le 22 novembre 2026",
+                                        "domingo, 22 de noviembre de 2026", "2026/11/22"});
   CHECK(render_date({2021, 3, 1}, 9) == "lundi 1er mars 2021");
   CHECK(render_date({2021, 3, 1}, 8) == "1. März 2021");
   CHECK(render_date({2021, 3, 13}, 2) == "mar. 13th 2021");
@@ -205,10 +204,11 @@ TEST_CASE("demo end to end: >= 98% exact match, aligned cross-attention", "[demo
   auto e = test::run(python + " " + tools + "export_ctranslate2.py " + out + "/model/best " + out + "/ct2");
   INFO(e.out + e.err);
   REQUIRE(e.exit_code == 0);
-  auto c = test::run(python + " " + tools + "compare_ctranslate2.py --checkpoint " + out + "/model/best --ct2 " +
-                     out + "/ct2 --input " + out + "/data/test.src --reference " + out + "/data/test.tgt " +
-                     "--aiayn-translate " + AIAYN_BIN_DIR + "/aiayn-translate --threads 2 " +
-                     "--require-greedy 100 --require-bleu-diff 0.1 --require-score-diff 1e-3");
+  auto c =
+      test::run(python + " " + tools + "compare_ctranslate2.py --checkpoint " + out + "/model/best --ct2 " +
+                out + "/ct2 --input " + out + "/data/test.src --reference " + out + "/data/test.tgt " +
+                "--aiayn-translate " + AIAYN_BIN_DIR + "/aiayn-translate --threads 2 " +
+                "--require-greedy 100 --require-bleu-diff 0.1 --require-score-diff 1e-3");
   INFO(c.out + c.err);
   WARN(c.out);
   CHECK(c.exit_code == 0);

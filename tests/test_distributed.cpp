@@ -11,8 +11,8 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "src/common/error.h"
 #include "src/decode/checkpoint_reader.h"
@@ -38,7 +38,10 @@ class ScopedEnv {
   }
   ~ScopedEnv() {
     for (auto& [name, old] : saved_) {
-      if (old) setenv(name.c_str(), old->c_str(), 1); else unsetenv(name.c_str());
+      if (old)
+        setenv(name.c_str(), old->c_str(), 1);
+      else
+        unsetenv(name.c_str());
     }
   }
 
@@ -68,16 +71,15 @@ int free_port() {
 }
 
 // Starts one rank of a two-rank job in the background (stdout/stderr to files).
-pid_t start_rank(const Workspace& ws, const std::string& save, int rank, int port,
-                 const std::string& extra) {
+pid_t start_rank(const Workspace& ws, const std::string& save, int rank, int port, const std::string& extra) {
   pid_t pid = fork();
   if (pid == 0) {
     setenv("RANK", std::to_string(rank).c_str(), 1);
     setenv("WORLD_SIZE", "2", 1);
     setenv("MASTER_ADDR", "127.0.0.1", 1);
     setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-    std::string cmd = one_thread(ws, save, extra) + " > " + ws.file("out" + std::to_string(rank)) +
-                      " 2> " + ws.file("err" + std::to_string(rank));
+    std::string cmd = one_thread(ws, save, extra) + " > " + ws.file("out" + std::to_string(rank)) + " 2> " +
+                      ws.file("err" + std::to_string(rank));
     execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
     _exit(127);
   }
@@ -112,8 +114,11 @@ bool training_under_way(const std::string& save) {
 
 TEST_CASE("torchrun's environment variables are read and checked", "[distributed]") {
   {
-    ScopedEnv env({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "1"},
-                   {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29555"}});
+    ScopedEnv env({{"RANK", "1"},
+                   {"WORLD_SIZE", "2"},
+                   {"LOCAL_RANK", "1"},
+                   {"MASTER_ADDR", "127.0.0.1"},
+                   {"MASTER_PORT", "29555"}});
     auto o = distributed_from_environment();
     CHECK(o.rank == 1);
     CHECK(o.world_size == 2);
@@ -149,8 +154,8 @@ TEST_CASE("two ranks reach the parameters of one process accumulating two batche
           "[distributed][equivalence]") {
   REQUIRE(distributed_available());
   Workspace ws;
-  auto single = test::run(one_thread(ws, ws.file("single"),
-                                     "--set train.max_steps=20 --set train.update_freq=2"));
+  auto single =
+      test::run(one_thread(ws, ws.file("single"), "--set train.max_steps=20 --set train.update_freq=2"));
   INFO(single.err);
   REQUIRE(single.exit_code == 0);
   auto pair = test::run(one_thread(ws, ws.file("pair"), "--set train.max_steps=20 --nproc 2"));
@@ -202,8 +207,8 @@ TEST_CASE("a lost rank stops the survivor with an error naming it", "[distribute
   // The last checkpoint is intact and one process can continue it.
   auto step = read_checkpoint_meta(resolve_checkpoint(save)).state.step;
   REQUIRE(step > 0);
-  auto resumed = test::run(one_thread(
-      ws, save, "--resume --set train.max_steps=" + std::to_string(step + 2)));
+  auto resumed =
+      test::run(one_thread(ws, save, "--resume --set train.max_steps=" + std::to_string(step + 2)));
   INFO(resumed.err);
   CHECK(resumed.exit_code == 0);
 }

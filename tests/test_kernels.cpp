@@ -22,7 +22,8 @@
 using namespace aiayn;
 using test::max_abs_diff;
 
-TEST_CASE("packed int8 (AVX-512 VNNI) computes its reference at every tile and panel edge", "[search][int8][packed]") {
+TEST_CASE("packed int8 (AVX-512 VNNI) computes its reference at every tile and panel edge",
+          "[search][int8][packed]") {
   if (!PackedInt8Linear::available()) {
     WARN("skipped: this CPU lacks AVX-512 VNNI (int8 runs on LibTorch's quantized engine)");
     return;
@@ -35,8 +36,8 @@ TEST_CASE("packed int8 (AVX-512 VNNI) computes its reference at every tile and p
         auto x = torch::randn({rows, in}) * 3;  // [rows, in]
         x[0].zero_();                           // a zero row: scale 1, all zero
         PackedInt8Linear layer(w, b);
-        auto got = layer(x);                                        // [rows, out]
-        auto want = PackedInt8Linear::reference(x, w, b);           // [rows, out]
+        auto got = layer(x);                               // [rows, out]
+        auto want = PackedInt8Linear::reference(x, w, b);  // [rows, out]
         INFO(rows << " x " << in << " -> " << out);
         REQUIRE(got.sizes() == want.sizes());
         // Integer sums are exact; only the last multiply-add rounds differently (FMA).
@@ -83,7 +84,8 @@ void check_packed_kernel(PackedKernel kernel) {
 
 }  // namespace
 
-TEST_CASE("packed float weights compute what the BLAS computes, at every tile and panel edge", "[search][packed]") {
+TEST_CASE("packed float weights compute what the BLAS computes, at every tile and panel edge",
+          "[search][packed]") {
   if (!PackedLinear::available()) {
     WARN("no packed kernel on this CPU (needs AVX2 with FMA or AVX-512): nothing to test");
     return;
@@ -94,7 +96,7 @@ TEST_CASE("packed float weights compute what the BLAS computes, at every tile an
   // Any leading shape, and a non-contiguous input.
   auto w = torch::randn({40, 24}), b = torch::randn({40});
   auto x = torch::randn({3, 24, 5}).transpose(1, 2);  // [3, 5, 24], strided
-  auto y = PackedLinear(w, b)(x);                      // [3, 5, 40]
+  auto y = PackedLinear(w, b)(x);                     // [3, 5, 40]
   REQUIRE(y.sizes() == torch::IntArrayRef({3, 5, 40}));
   CHECK((y - torch::nn::functional::linear(x, w, b)).abs().max().item<double>() <= 1e-4);
 }
@@ -102,14 +104,15 @@ TEST_CASE("packed float weights compute what the BLAS computes, at every tile an
 TEST_CASE("ranking from raw logits equals log-softmax, sum and top-k", "[search][beam-candidates]") {
   torch::manual_seed(11);
   const int64_t n = 5, k = 4, vocab = 300, width = 2 * k;
-  auto logits = torch::randn({n * k, vocab}) * 4;  // [n*K, V]
-  auto scores = -torch::rand({n, k}) * 10;         // [n, K]
+  auto logits = torch::randn({n * k, vocab}) * 4;                                // [n*K, V]
+  auto scores = -torch::rand({n, k}) * 10;                                       // [n, K]
   scores[0].narrow(0, 1, k - 1).fill_(-std::numeric_limits<float>::infinity());  // a first step
   logits[7][kEosId] = 30;  // eos the best token of the best beam of sentence 1
   scores[1][3] = 0;
-  std::vector<EndRule> rules = {EndRule::no_eos, EndRule::free, EndRule::only_eos, EndRule::free, EndRule::free};
-  auto ranked = rank_from_logits(logits.data_ptr<float>(), scores.data_ptr<float>(), n, k, vocab, rules, kEosId,
-                                 {kPadId, kBosId}, width);
+  std::vector<EndRule> rules = {EndRule::no_eos, EndRule::free, EndRule::only_eos, EndRule::free,
+                                EndRule::free};
+  auto ranked = rank_from_logits(logits.data_ptr<float>(), scores.data_ptr<float>(), n, k, vocab, rules,
+                                 kEosId, {kPadId, kBosId}, width);
   // The reference: what the generic path computes.
   auto lprobs = torch::log_softmax(logits, -1);  // [n*K, V]
   lprobs.select(1, kPadId).fill_(-INFINITY);
@@ -142,9 +145,8 @@ namespace {
 
 // softmax(Q K^T / sqrt(d_k)) V with plain LibTorch ops: the definition the
 // fused kernel must reproduce, forward and backward.
-torch::Tensor attention_by_definition(const torch::Tensor& q, const torch::Tensor& k,
-                                      const torch::Tensor& v, const torch::Tensor& mask,
-                                      torch::Tensor* weights) {
+torch::Tensor attention_by_definition(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                      const torch::Tensor& mask, torch::Tensor* weights) {
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
   if (mask.defined()) scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
   *weights = torch::softmax(scores, -1);
@@ -158,7 +160,7 @@ TEST_CASE("the fused attention kernel equals the definition, gradients included"
   const int64_t B = 3, H = 2, T = 6, S = 9, dk = 12, dv = 10;
   auto padding = torch::zeros({B, S}, torch::kBool);
   padding.index_put_({1, torch::indexing::Slice(5)}, true);
-  padding.index_put_({2, torch::indexing::Slice(1)}, true);  // a single real key
+  padding.index_put_({2, torch::indexing::Slice(1)}, true);         // a single real key
   auto causal = torch::ones({T, S}, torch::kBool).triu(S - T + 1);  // [T, S]
   struct Case {
     const char* name;

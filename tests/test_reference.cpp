@@ -82,8 +82,8 @@ void compare_with_pytorch(bool norm_first) {
   // The decoder gets PyTorch's memory, so its check does not inherit ours.
   auto decoded = decoder(dump["tgt"], dump["memory"], dump["tgt_padding"], dump["src_padding"]);
   double decoder_diff = test::max_abs_diff(decoded, dump["decoded"]);
-  WARN((norm_first ? "pre-LN" : "post-LN") << " max abs diff vs PyTorch: encoder "
-                                           << encoder_diff << ", decoder " << decoder_diff);
+  WARN((norm_first ? "pre-LN" : "post-LN")
+       << " max abs diff vs PyTorch: encoder " << encoder_diff << ", decoder " << decoder_diff);
   CHECK(encoder_diff <= 1e-5);
   CHECK(decoder_diff <= 1e-5);
 }

@@ -1,7 +1,7 @@
 // The process around the model: which BLAS kernel runs, output files that
 // never cost the user data, and the build's layering check.
-#include <catch2/catch.hpp>
 #include <ATen/Version.h>
+#include <catch2/catch.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,7 +46,8 @@ TEST_CASE("the OpenBLAS kernel follows the CPU's features, never its model", "[r
   };
   const Case cases[] = {
       // The machine of issue 20: Debian's 0.3.21 does not know its model.
-      {"bf16", "Prescott", "", "Cooperlake", "OpenBLAS chose Prescott: CPU model unknown to it; AVX-512 BF16 present"},
+      {"bf16", "Prescott", "", "Cooperlake",
+       "OpenBLAS chose Prescott: CPU model unknown to it; AVX-512 BF16 present"},
       {"avx512", "Prescott", "", "SkylakeX", "AVX-512 F/BW/VL/DQ/CD present"},
       {"avx2", "Prescott", "", "Haswell", "AVX2 and FMA present"},
       {"avx", "Core2", "", "Sandybridge", "AVX present"},
@@ -64,7 +65,8 @@ TEST_CASE("the OpenBLAS kernel follows the CPU's features, never its model", "[r
       {"bf16", "SapphireRapids", "", "", "OpenBLAS's choice"},
       {"bf16", "Diamondrapids", "", "", "OpenBLAS's choice"},
       // A user's setting is kept, even a slower one.
-      {"bf16", "Prescott", "Haswell", "", "OPENBLAS_CORETYPE=Haswell, the user's setting; this CPU's best is Cooperlake"},
+      {"bf16", "Prescott", "Haswell", "",
+       "OPENBLAS_CORETYPE=Haswell, the user's setting; this CPU's best is Cooperlake"},
       {"avx512", "SkylakeX", "Prescott", "", "the user's setting"},
       {"avx512", "SkylakeX", "SkylakeX", "", "OPENBLAS_CORETYPE=SkylakeX, the user's setting"},
   };
@@ -152,7 +154,7 @@ TEST_CASE("an output file appears whole on commit, and never otherwise", "[runti
     out.check();
     CHECK(temporaries() == 1);
     CHECK(test::read_file(path) == "old\n");  // untouched until commit
-  }  // not committed: an error or an early return
+  }                                           // not committed: an error or an early return
   CHECK(test::read_file(path) == "old\n");
   CHECK(temporaries() == 0);
   {
@@ -203,8 +205,8 @@ TEST_CASE("an output that is a device or a pipe is written in place, never repla
 }
 
 TEST_CASE("the build refuses an include against the layering", "[layering]") {
-  const std::string check = std::string(AIAYN_CMAKE) + " -DROOT=%s -P " + AIAYN_SOURCE_DIR +
-                            "/cmake/check_layering.cmake";
+  const std::string check =
+      std::string(AIAYN_CMAKE) + " -DROOT=%s -P " + AIAYN_SOURCE_DIR + "/cmake/check_layering.cmake";
   auto command = [&](const std::string& root) {
     std::string c = check;
     return c.replace(c.find("%s"), 2, root);
@@ -215,14 +217,16 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   CHECK(ours.exit_code == 0);
 
   test::TempDir dir;
-  for (const char* folder : {"models", "src/data", "src/decode/kernels", "src/attention", "src/newer", "apps", "tools",
-                             "tests", "bench", "third_party/sentencepiece"}) {
+  for (const char* folder : {"models", "src/data", "src/decode/kernels", "src/attention", "src/newer", "apps",
+                             "tools", "tests", "bench", "third_party/sentencepiece"}) {
     fs::create_directories(dir.path() / folder);
   }
   test::write_file(dir.file("models/a.h"), "#include \"src/train/trainer.h\"\n");
-  test::write_file(dir.file("src/decode/b.cpp"),
-                   "#include <vector>\n\n#include \"src/train/optimizer.h\"\n#include \"src/data/batching.h\"\n");
-  test::write_file(dir.file("src/attention/c.cpp"), "#include \"src/attention/x.h\"\n#include \"src/decode/search.h\"\n");
+  test::write_file(
+      dir.file("src/decode/b.cpp"),
+      "#include <vector>\n\n#include \"src/train/optimizer.h\"\n#include \"src/data/batching.h\"\n");
+  test::write_file(dir.file("src/attention/c.cpp"),
+                   "#include \"src/attention/x.h\"\n#include \"src/decode/search.h\"\n");
   test::write_file(dir.file("src/data/d.cpp"),
                    "  #  include \"src/decode/search.h\"  // upward\n#include \"src/loose.h\"\n");
   // A subfolder belongs to its layer, whichever side of the include it is on.
@@ -233,34 +237,43 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
   // A folder that cmake/layers.txt does not name is no layer.
   test::write_file(dir.file("src/newer/n.cpp"), "#include \"src/common/error.h\"\n");
   // Executables and tests use the library; only their own folder uses them.
-  test::write_file(dir.file("apps/g.cpp"),
-                   "#include \"src/train/trainer.h\"\n#include \"tests/test_util.h\"\n#include \"tools/dates_corpus.h\"\n");
-  test::write_file(dir.file("tools/h.cpp"), "#include \"src/attention/attention_job.h\"\n#include \"apps/g.h\"\n");
-  test::write_file(dir.file("tests/i.cpp"), "#include \"tests/test_util.h\"\n#include \"tools/dates_corpus.h\"\n"
-                                            "#include \"src/train/trainer.h\"\n#include \"bench/j.h\"\n");
-  test::write_file(dir.file("bench/j.cpp"), "#include \"models/packed_linear.h\"\n#include \"tests/test_util.h\"\n");
+  test::write_file(
+      dir.file("apps/g.cpp"),
+      "#include \"src/train/trainer.h\"\n#include \"tests/test_util.h\"\n#include \"tools/dates_corpus.h\"\n");
+  test::write_file(dir.file("tools/h.cpp"),
+                   "#include \"src/attention/attention_job.h\"\n#include \"apps/g.h\"\n");
+  test::write_file(dir.file("tests/i.cpp"),
+                   "#include \"tests/test_util.h\"\n#include \"tools/dates_corpus.h\"\n"
+                   "#include \"src/train/trainer.h\"\n#include \"bench/j.h\"\n");
+  test::write_file(dir.file("bench/j.cpp"),
+                   "#include \"models/packed_linear.h\"\n#include \"tests/test_util.h\"\n");
   test::write_file(dir.file("third_party/sentencepiece/l.cpp"),
                    "#include \"bridge_api.h\"\n#include \"src/common/error.h\"\n");
   auto bad = test::run(command(dir.path().string()));
   INFO(bad.out << bad.err);
   CHECK(bad.exit_code != 0);
-  CHECK_THAT(bad.err, Catch::Contains("models/a.h:1: includes src/train/trainer.h, but models may use no other "
-                                      "folder of ours (cmake/layers.txt)"));
-  CHECK_THAT(bad.err, Catch::Contains("src/decode/b.cpp:3: includes src/train/optimizer.h, but src/decode may use "
-                                      "only models, src/common, src/data"));
+  CHECK_THAT(bad.err,
+             Catch::Contains("models/a.h:1: includes src/train/trainer.h, but models may use no other "
+                             "folder of ours (cmake/layers.txt)"));
+  CHECK_THAT(bad.err,
+             Catch::Contains("src/decode/b.cpp:3: includes src/train/optimizer.h, but src/decode may use "
+                             "only models, src/common, src/data"));
   CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:1: includes src/decode/search.h"));
   // A header left in src/ itself belongs to no layer: none may include it.
   CHECK_THAT(bad.err, Catch::Contains("src/data/d.cpp:2: includes src/loose.h"));
   CHECK_THAT(bad.err, !Catch::Contains("src/attention/c.cpp"));  // its own folder and one below
   CHECK_THAT(bad.err, !Catch::Contains("batching.h"));
-  CHECK_THAT(bad.err, Catch::Contains("src/decode/kernels/k.cpp:2: includes src/train/loss.h, but src/decode may use "
-                                      "only models, src/common, src/data"));
+  CHECK_THAT(bad.err,
+             Catch::Contains("src/decode/kernels/k.cpp:2: includes src/train/loss.h, but src/decode may use "
+                             "only models, src/common, src/data"));
   CHECK_THAT(bad.err, !Catch::Contains("k.cpp:3"));
-  CHECK_THAT(bad.err, Catch::Contains("src/data/e.cpp:1: includes src/decode/kernels/k.h, but src/data may use"));
+  CHECK_THAT(bad.err,
+             Catch::Contains("src/data/e.cpp:1: includes src/decode/kernels/k.h, but src/data may use"));
   CHECK_THAT(bad.err, !Catch::Contains("src/attention/f.cpp"));
   CHECK_THAT(bad.err, Catch::Contains("src/newer/n.cpp:1: is in no folder of cmake/layers.txt"));
-  CHECK_THAT(bad.err, Catch::Contains("apps/g.cpp:2: includes tests/test_util.h, but apps may use only models, "
-                                      "src/common, src/data, src/decode, src/train, src/attention, third_party"));
+  CHECK_THAT(bad.err,
+             Catch::Contains("apps/g.cpp:2: includes tests/test_util.h, but apps may use only models, "
+                             "src/common, src/data, src/decode, src/train, src/attention, third_party"));
   CHECK_THAT(bad.err, Catch::Contains("apps/g.cpp:3: includes tools/dates_corpus.h"));
   CHECK_THAT(bad.err, !Catch::Contains("apps/g.cpp:1"));
   CHECK_THAT(bad.err, Catch::Contains("tools/h.cpp:2: includes apps/g.h"));
@@ -276,10 +289,13 @@ TEST_CASE("the build refuses an include against the layering", "[layering]") {
 
   // The rule itself reads bottom-up: a folder may name only folders above it.
   fs::create_directories(dir.path() / "cmake");
-  test::write_file(dir.file("cmake/layers.txt"), "# planted\nmodels\nsrc/data  models src/decode\nsrc/decode models\n");
+  test::write_file(dir.file("cmake/layers.txt"),
+                   "# planted\nmodels\nsrc/data  models src/decode\nsrc/decode models\n");
   auto cycle = test::run(command(dir.path().string()));
   CHECK(cycle.exit_code != 0);
-  CHECK_THAT(cycle.err, Catch::Contains("cmake/layers.txt:3: src/data may include src/decode, which is not on a line above"));
+  CHECK_THAT(
+      cycle.err,
+      Catch::Contains("cmake/layers.txt:3: src/data may include src/decode, which is not on a line above"));
 }
 
 TEST_CASE("the build reads its settings from LibTorch itself", "[runtime][build]") {
@@ -294,7 +310,8 @@ TEST_CASE("the build reads its settings from LibTorch itself", "[runtime][build]
   // A key is matched whole: CUDA_VERSION is not read out of NVCC_CUDA_VERSION.
   CHECK(build_setting("Build settings: NVCC_CUDA_VERSION=12.1, ", "CUDA_VERSION").empty());
 
-  const std::string mkl = "  - Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build 20240605 for Intel(R) 64\n";
+  const std::string mkl =
+      "  - Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build 20240605 for Intel(R) 64\n";
   CHECK(non_openblas_description(mkl) == "MKL 2024.2 (linked into LibTorch; no kernel to choose)");
   CHECK(non_openblas_description(official) == "LibTorch's own BLAS (BLAS_INFO=mkl)");
 
@@ -312,7 +329,8 @@ TEST_CASE("the build reads its settings from LibTorch itself", "[runtime][build]
   CHECK_NOTHROW(check_nccl_matches());
 }
 
-TEST_CASE("an NCCL header of another NCCL than the loaded one is refused, naming the fix", "[runtime][build][bad-input]") {
+TEST_CASE("an NCCL header of another NCCL than the loaded one is refused, naming the fix",
+          "[runtime][build][bad-input]") {
   CHECK(nccl_mismatch("2.29.7", "2.29.7").empty());
   CHECK(nccl_mismatch("", "2.29.7").empty());  // no NCCL backend built
   CHECK(nccl_mismatch("2.29.7", "").empty());  // no NCCL loaded (a CPU LibTorch)

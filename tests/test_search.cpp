@@ -201,7 +201,8 @@ TEST_CASE("a projection reads its parameters at each call, as float or int8", "[
   CHECK(torch::equal(rows(x), int8));
 }
 
-TEST_CASE("a packed model decodes as the float one, keeps its copy and refuses gradients", "[search][packed]") {
+TEST_CASE("a packed model decodes as the float one, keeps its copy and refuses gradients",
+          "[search][packed]") {
   if (!PackedLinear::available()) {
     WARN("no packed kernel on this CPU: nothing to test");
     return;
@@ -222,7 +223,8 @@ TEST_CASE("a packed model decodes as the float one, keeps its copy and refuses g
     SearchOptions o;
     o.beam = 4;
     const auto beams_f = search(*f, src, o), beams_p = search(*p, src, o);
-    for (size_t s = 0; s < beams_f.size(); ++s) CHECK(std::abs(beams_f[s][0].score - beams_p[s][0].score) <= 1e-3);
+    for (size_t s = 0; s < beams_f.size(); ++s)
+      CHECK(std::abs(beams_f[s][0].score - beams_p[s][0].score) <= 1e-3);
   }
   // The packed copy answers from then on, whatever happens to the parameter.
   auto w = torch::randn({40, 24}), b = torch::randn({40}), x = torch::randn({3, 24});
@@ -230,14 +232,16 @@ TEST_CASE("a packed model decodes as the float one, keeps its copy and refuses g
   rows.pack();
   CHECK(rows.packed());
   auto before = rows(x);  // [3, 20]
-  CHECK((before - torch::nn::functional::linear(x, w.narrow(0, 8, 20), b.narrow(0, 8, 20))).abs().max().item<double>() <= 1e-4);
+  CHECK((before - torch::nn::functional::linear(x, w.narrow(0, 8, 20), b.narrow(0, 8, 20)))
+            .abs()
+            .max()
+            .item<double>() <= 1e-4);
   w.zero_();
   CHECK(torch::equal(rows(x), before));
   // Training through a packed copy would silently learn nothing: refused.
   Projection packed(torch::randn({8, 4}, torch::requires_grad()), torch::Tensor());
   packed.pack();
-  CHECK_THROWS_WITH(packed(torch::randn({2, 4}, torch::requires_grad())),
-                    Catch::Contains("inference only"));
+  CHECK_THROWS_WITH(packed(torch::randn({2, 4}, torch::requires_grad())), Catch::Contains("inference only"));
   // int8 wins over packing, in either order.
   auto q = random_model(6);
   q->quantize_int8();
@@ -260,7 +264,8 @@ TEST_CASE("search refuses out-of-range options, naming the option", "[search][ba
       o.validate();
     } catch (const OptionError& e) {
       CHECK(e.key == key);
-      CHECK_THAT(e.render([](const std::string& k) { return "--" + k; }), Catch::StartsWith("--" + key + " "));
+      CHECK_THAT(e.render([](const std::string& k) { return "--" + k; }),
+                 Catch::StartsWith("--" + key + " "));
     }
   };
   refused([](SearchOptions& o) { o.beam = 0; }, "beam", "beam 0: must be at least 1");
@@ -268,7 +273,8 @@ TEST_CASE("search refuses out-of-range options, naming the option", "[search][ba
   refused([](SearchOptions& o) { o.beam = 2, o.nbest = 3; }, "nbest", "nbest 3: exceeds beam 2");
   refused([](SearchOptions& o) { o.length_penalty = -1; }, "alpha", "alpha -1: must be a finite number >= 0");
   refused([](SearchOptions& o) { o.length_penalty = std::nan(""); }, "alpha", "alpha nan");
-  refused([](SearchOptions& o) { o.max_len_a = -0.5; }, "max-len-a", "max-len-a -0.5: must be a finite number >= 0");
+  refused([](SearchOptions& o) { o.max_len_a = -0.5; }, "max-len-a",
+          "max-len-a -0.5: must be a finite number >= 0");
   refused([](SearchOptions& o) { o.max_len_b = -1; }, "max-len-b", "max-len-b -1: must be >= 0");
   SearchOptions two_options;
   two_options.beam = 2, two_options.nbest = 3;
@@ -292,8 +298,7 @@ TEST_CASE("search refuses out-of-range options, naming the option", "[search][ba
 namespace {
 
 constexpr int64_t kA = 4, kB = 5, kX = 6;
-using Script = std::function<std::map<int64_t, double>(int64_t sentence,
-                                                       const std::vector<int64_t>& prefix)>;
+using Script = std::function<std::map<int64_t, double>(int64_t sentence, const std::vector<int64_t>& prefix)>;
 
 class ScriptedStepModel : public StepModel {
  public:
@@ -352,8 +357,7 @@ SearchOptions scripted_options(int64_t beam, int64_t nbest, double alpha) {
 
 }  // namespace
 
-TEST_CASE("beam search on a scripted decoder returns the exact hypotheses and scores",
-          "[search][seam]") {
+TEST_CASE("beam search on a scripted decoder returns the exact hypotheses and scores", "[search][seam]") {
   for (double alpha : {0.0, 1.0}) {
     INFO("alpha " << alpha);
     ScriptedStepModel model(two_paths, 1, 2);
@@ -396,8 +400,8 @@ TEST_CASE("beam search does not stop at K early eos far below its best beam (the
   // finished (fairseq's rule) returned the empty or one-token output.
   const Tokens right{kA, kB, kA, kB, kA};
   Script script = [&](int64_t, const Tokens& prefix) -> std::map<int64_t, double> {
-    const bool on_path = prefix.size() <= right.size() &&
-                         std::equal(prefix.begin(), prefix.end(), right.begin());
+    const bool on_path =
+        prefix.size() <= right.size() && std::equal(prefix.begin(), prefix.end(), right.begin());
     if (!on_path) return {{kEosId, 0.5}, {kX, 0.5}};
     if (prefix.size() == right.size()) return {{kEosId, 1.0}};
     return {{right[prefix.size()], 0.9}, {kEosId, 0.06}, {kX, 0.04}};
@@ -455,8 +459,7 @@ TEST_CASE("sentences of a batch keep their own scripts, limits and order", "[sea
   }
 }
 
-TEST_CASE("the beam rule: eos counts among the top K only, and -inf ends the list",
-          "[search][seam]") {
+TEST_CASE("the beam rule: eos counts among the top K only, and -inf ends the list", "[search][seam]") {
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<Candidate> ranked{{0, kA, -0.5}, {1, kEosId, -0.6}, {0, kEosId, -0.7}, {1, kB, -0.8}};
   auto step = split_candidates(ranked, 2, kEosId);
@@ -503,7 +506,8 @@ TEST_CASE("an ensemble of one model, or of two copies, searches as that model", 
     auto expected = search(alone, lengths, o);
     for (int copies : {1, 2}) {
       std::vector<std::unique_ptr<StepModel>> members;
-      for (int i = 0; i < copies; ++i) members.push_back(std::make_unique<TransformerStepModel>(*m, src, true));
+      for (int i = 0; i < copies; ++i)
+        members.push_back(std::make_unique<TransformerStepModel>(*m, src, true));
       EnsembleStepModel ensemble(std::move(members));
       auto got = search(ensemble, lengths, o);
       for (size_t s = 0; s < got.size(); ++s) {
@@ -685,7 +689,8 @@ TEST_CASE("word alignments from attention: pieces merged into words, argmax per 
   auto cross = torch::tensor({0.7, 0.2, 0.1, 0.0,    // ▁c   -> mostly ▁red, but ▁ca + t = .3
                               0.1, 0.3, 0.6, 0.0,    // at   -> cat
                               0.9, 0.05, 0.05, 0.0,  // ▁red -> red
-                              0.0, 0.0, 0.0, 1.0}, torch::kDouble)
+                              0.0, 0.0, 0.0, 1.0},
+                             torch::kDouble)
                    .view({1, 1, 4, 4});
   const std::vector<std::string> src = {w + "red", w + "ca", "t"}, tgt = {w + "c", "at", w + "red"};
   AlignmentOptions o;
@@ -728,8 +733,8 @@ TEST_CASE("on AIAYN_TEST_DEVICE the model, its gradients, search and attention a
   const double tol = test::device_tolerance();
   auto cpu = random_model(4), other = random_model(4);
   other->to(device);
-  auto src = random_sources(6, 4);                   // [6, 9]
-  auto tgt = random_sources(6, 5).narrow(1, 0, 7);   // [6, 7]: as decoder input
+  auto src = random_sources(6, 4);                  // [6, 9]
+  auto tgt = random_sources(6, 5).narrow(1, 0, 7);  // [6, 7]: as decoder input
   SECTION("forward and backward, training mode off and on") {
     for (bool training : {false, true}) {
       cpu->train(training);
@@ -801,7 +806,8 @@ class GenericRanking : public StepModel {
 
 }  // namespace
 
-TEST_CASE("beam search ranks from logits as the generic path does, and never returns empty", "[search][beam-candidates]") {
+TEST_CASE("beam search ranks from logits as the generic path does, and never returns empty",
+          "[search][beam-candidates]") {
   auto m = random_model(3);
   auto src = random_sources(8, 5);
   for (double alpha : {0.0, 0.6}) {

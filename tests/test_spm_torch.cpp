@@ -33,8 +33,7 @@ TEST_CASE("SentencePiece trains, encodes and decodes beside LibTorch", "[third_p
     corpus += "\n";
   }
   aiayn::test::write_file(dir.file("corpus.txt"), corpus);
-  std::string flags = "--input=" + dir.file("corpus.txt") + " --model_prefix=" +
-                      dir.file("spm") +
+  std::string flags = "--input=" + dir.file("corpus.txt") + " --model_prefix=" + dir.file("spm") +
                       " --vocab_size=40 --model_type=bpe --pad_id=0 --unk_id=1 --bos_id=2"
                       " --eos_id=3 --minloglevel=2";
   REQUIRE(spm.train(flags.c_str()) == 0);

@@ -19,24 +19,24 @@
 #include <atomic>
 #include <mutex>
 
+#include "models/transformer.h"
 #include "src/common/app.h"
 #include "src/common/blas_kernel.h"
 #include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/common/json_reader.h"
 #include "src/decode/checkpoint_reader.h"
-#include "models/transformer.h"
 #include "src/train/trainer.h"
-#include "src/train/training_state.h"
 #include "src/train/training_setup.h"
+#include "src/train/training_state.h"
 #include "src/train/validator.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 
 using namespace aiayn;
 namespace fs = std::filesystem;
-using test::Workspace;
 using test::kTrain;
+using test::Workspace;
 
 namespace {
 
@@ -104,7 +104,8 @@ TEST_CASE("OpenMP workers are told to sleep, or OpenBLAS gets the cores", "[trai
     // pool, nothing to split or re-execute for, whatever the setting.
     CHECK_THAT(log_of("env -u OMP_WAIT_POLICY -u AIAYN_TUNED", "a"),
                Catch::Contains("LibTorch intra-op 2 (OMP_WAIT_POLICY unset)"));
-    CHECK_THAT(log_of("OMP_WAIT_POLICY=active", "b"), Catch::Contains("LibTorch intra-op 2 (OMP_WAIT_POLICY active)"));
+    CHECK_THAT(log_of("OMP_WAIT_POLICY=active", "b"),
+               Catch::Contains("LibTorch intra-op 2 (OMP_WAIT_POLICY active)"));
     return;
   }
   // By default the executable re-runs itself with OMP_WAIT_POLICY=PASSIVE.
@@ -130,8 +131,8 @@ TEST_CASE("SIGINT finishes the update, checkpoints and says how to resume", "[tr
   const std::string save = ws.file("run");
   pid_t pid = fork();
   if (pid == 0) {
-    std::string cmd = ws.command(save, "--set train.max_steps=100000 --set train.save_every=100000") +
-                      " > " + ws.file("out") + " 2> " + ws.file("err");
+    std::string cmd = ws.command(save, "--set train.max_steps=100000 --set train.save_every=100000") + " > " +
+                      ws.file("out") + " 2> " + ws.file("err");
     execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
     _exit(127);
   }
@@ -151,8 +152,8 @@ TEST_CASE("SIGINT finishes the update, checkpoints and says how to resume", "[tr
   auto dir = resolve_checkpoint(save);
   auto meta = read_checkpoint_meta(dir);
   CHECK(meta.state.step > 0);
-  auto resumed = test::run(ws.command(save, "--resume --set train.max_steps=" +
-                                                std::to_string(meta.state.step + 2)));
+  auto resumed =
+      test::run(ws.command(save, "--resume --set train.max_steps=" + std::to_string(meta.state.step + 2)));
   CHECK(resumed.exit_code == 0);
 }
 
@@ -217,7 +218,8 @@ TEST_CASE("non-finite losses skip updates, and K in a row stop with the step", "
   CHECK(result.steps == 6);
   CHECK(result.skipped_updates == 1);
   CHECK_THAT(test::read_file(ws.file("once/train.log")),
-             Catch::Contains("step 3: non-finite loss, update skipped") && Catch::Contains("after 6 steps (1 skipped)"));
+             Catch::Contains("step 3: non-finite loss, update skipped") &&
+                 Catch::Contains("after 6 steps (1 skipped)"));
   CHECK(read_checkpoint_meta(resolve_checkpoint(ws.file("once"))).state.skipped_updates == 1);
 
   auto diverging = options("run");
@@ -336,7 +338,8 @@ TEST_CASE("training bad input: each a one-line error, exit 2, nothing lost", "[t
     auto r = test::run(ws.command(ws.file("run"), "--set train.ema_decay=1"));
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("\"train.ema_decay\""));
-    r = test::run(ws.command(ws.file("run"), "--set train.keep_best=2 --set data.valid_src= --set data.valid_tgt="));
+    r = test::run(
+        ws.command(ws.file("run"), "--set train.keep_best=2 --set data.valid_src= --set data.valid_tgt="));
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("\"train.keep_best\"") && Catch::Contains("validation set"));
     CHECK(test::count_lines(r.err) == 1);
@@ -400,8 +403,8 @@ TEST_CASE("training from given weights (--init), also from a file written by Pyt
   test::write_file(ws.file("resave.py"), R"(import sys, torch
 torch.save(dict(torch.load(sys.argv[1])), sys.argv[2])
 )");
-  auto py = test::run("/usr/bin/python3 " + ws.file("resave.py") + " " +
-                      resolve_checkpoint(ws.file("base")) + "/model.pt " + ws.file("python.pt"));
+  auto py = test::run("/usr/bin/python3 " + ws.file("resave.py") + " " + resolve_checkpoint(ws.file("base")) +
+                      "/model.pt " + ws.file("python.pt"));
   INFO(py.err);
   REQUIRE(py.exit_code == 0);
   r = test::run(ws.command(ws.file("from-file"), "--init " + ws.file("python.pt") + " --set data.spm_model=" +
@@ -438,7 +441,8 @@ TEST_CASE("training validates its last update, so a short run has a best checkpo
   auto r = test::run(ws.command(ws.file("short"), "--set train.max_steps=3"));
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(fs::read_symlink(ws.file("short/best")).filename() == fs::read_symlink(ws.file("short/last")).filename());
+  CHECK(fs::read_symlink(ws.file("short/best")).filename() ==
+        fs::read_symlink(ws.file("short/last")).filename());
   CHECK(read_checkpoint_meta(resolve_checkpoint(ws.file("short/best"))).state.step == 3);
   // 7 steps: validations at 5 and at 7, none twice.
   r = test::run(ws.command(ws.file("seven"), "--set train.max_steps=7"));
@@ -503,11 +507,11 @@ TEST_CASE("a checkpoint that meets a full disk: exit 1, last intact, resume exac
   const auto disk = ws.file("disk");
   fs::create_directories(disk);
   test::RunResult r;
-  const bool ran = test::run_on_small_tmpfs(
-      disk, kib,
-      ws.command(disk + "/run", "--set train.max_steps=12") + "\necho \"exit=$?\" >&2\ncp -r " + disk +
-          "/run " + ws.file("copy"),
-      &r);
+  const bool ran =
+      test::run_on_small_tmpfs(disk, kib,
+                               ws.command(disk + "/run", "--set train.max_steps=12") +
+                                   "\necho \"exit=$?\" >&2\ncp -r " + disk + "/run " + ws.file("copy"),
+                               &r);
   if (!ran) {
     WARN("no tmpfs can be mounted here (neither root nor user namespaces): full-disk case not run");
     return;
@@ -530,12 +534,14 @@ TEST_CASE("a checkpoint that meets a full disk: exit 1, last intact, resume exac
   }
 }
 
-TEST_CASE("the K best-validated checkpoints are kept and averaged with --average best:K", "[train][average]") {
+TEST_CASE("the K best-validated checkpoints are kept and averaged with --average best:K",
+          "[train][average]") {
   Workspace ws;
   const auto save = ws.file("run");
-  auto r = test::run(ws.command(save, "--set train.max_steps=20 --set train.save_every=1000 "
-                                      "--set train.keep_last=1 --set train.keep_best=2 "
-                                      "--set train.valid_bleu=false"));
+  auto r = test::run(ws.command(save,
+                                "--set train.max_steps=20 --set train.save_every=1000 "
+                                "--set train.keep_last=1 --set train.keep_best=2 "
+                                "--set train.valid_bleu=false"));
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   // The criterion of each validation, from metrics.jsonl: the loss (BLEU is
@@ -589,7 +595,8 @@ TEST_CASE("the K best-validated checkpoints are kept and averaged with --average
     CHECK(bad.exit_code == 2);
     CHECK_THAT(bad.err, Catch::Contains("--average " + std::string(spec) + ": give last:K or best:K"));
   }
-  auto plain = test::run(ws.command(ws.file("plain"), "--set train.max_steps=3 --set data.valid_src= --set data.valid_tgt="));
+  auto plain = test::run(
+      ws.command(ws.file("plain"), "--set train.max_steps=3 --set data.valid_src= --set data.valid_tgt="));
   REQUIRE(plain.exit_code == 0);
   auto none = test::run(kTrain + " --config " + AIAYN_SOURCE_DIR + "/configs/tiny.json --save-dir " +
                         ws.file("plain") + " --average best:2");
@@ -597,11 +604,13 @@ TEST_CASE("the K best-validated checkpoints are kept and averaged with --average
   CHECK_THAT(none.err, Catch::Contains("holds no validated checkpoint"));
 }
 
-TEST_CASE("with ema_decay, checkpoints hold the average and the raw weights, and resume is exact", "[train][ema]") {
+TEST_CASE("with ema_decay, checkpoints hold the average and the raw weights, and resume is exact",
+          "[train][ema]") {
   Workspace ws;
   // Resumed halfway: both weight files agree bit for bit with the uninterrupted run.
   expect_exact_resume(ws, "--set train.ema_decay=0.9", {"model.pt", "raw_model.pt"});
-  CHECK_THAT(test::read_file(ws.file("whole/train.log")), Catch::Contains("weights: moving average, decay 0.9"));
+  CHECK_THAT(test::read_file(ws.file("whole/train.log")),
+             Catch::Contains("weights: moving average, decay 0.9"));
   const auto last = resolve_checkpoint(ws.file("whole"));
   auto meta = nlohmann::json::parse(test::read_file(last + "/meta.json"));
   CHECK(meta["weights"] == "ema");
@@ -625,7 +634,8 @@ TEST_CASE("with ema_decay, checkpoints hold the average and the raw weights, and
   // the same run without EMA. What validation scored is the average.
   auto plain = test::run(ws.command(ws.file("plain"), "--set train.max_steps=12"));
   REQUIRE(plain.exit_code == 0);
-  CHECK(test::read_file(ws.file("whole/last/raw_model.pt")) == test::read_file(ws.file("plain/last/model.pt")));
+  CHECK(test::read_file(ws.file("whole/last/raw_model.pt")) ==
+        test::read_file(ws.file("plain/last/model.pt")));
   auto valid_loss = [](const std::string& save, int64_t step) {
     std::istringstream in(test::read_file(save + "/metrics.jsonl"));
     std::string line;
@@ -648,7 +658,8 @@ TEST_CASE("with ema_decay, checkpoints hold the average and the raw weights, and
 TEST_CASE("the sweep runner trains each variant and tabulates updates, ppl and BLEU", "[train][sweep]") {
   Workspace ws;
   const std::string sweep = std::string(AIAYN_SOURCE_DIR) + "/scripts/sweep.sh";
-  test::write_file(ws.file("sweep.txt"), "# two variants\nbase\nwarm10  --set train.warmup_steps=10  # shorter\n\n");
+  test::write_file(ws.file("sweep.txt"),
+                   "# two variants\nbase\nwarm10  --set train.warmup_steps=10  # shorter\n\n");
   const std::string env = "AIAYN_TRAIN=" + kTrain + " ";
   const std::string tail = " -- " + ws.arguments("--set train.max_steps=10");
   auto r = test::run(env + "bash " + sweep + " " + ws.file("sweep.txt") + " " + ws.file("out") + tail);
@@ -660,7 +671,8 @@ TEST_CASE("the sweep runner trains each variant and tabulates updates, ppl and B
   CHECK(test::count_lines(table) == 4);  // header, rule, two rows
   CHECK(test::read_file(ws.file("out/sweep.png")).substr(0, 4) == "\x89PNG");
   // The two differ only in warm-up: their validation losses differ.
-  CHECK(test::read_file(ws.file("out/base/metrics.jsonl")) != test::read_file(ws.file("out/warm10/metrics.jsonl")));
+  CHECK(test::read_file(ws.file("out/base/metrics.jsonl")) !=
+        test::read_file(ws.file("out/warm10/metrics.jsonl")));
   // Run again: finished variants are kept, not retrained.
   const auto before = test::read_file(ws.file("out/base/metrics.jsonl"));
   r = test::run(env + "bash " + sweep + " " + ws.file("sweep.txt") + " " + ws.file("out") + tail);
@@ -671,14 +683,15 @@ TEST_CASE("the sweep runner trains each variant and tabulates updates, ppl and B
   test::write_file(ws.file("bad.txt"), "broken --set train.nonsense=1\nok\n");
   r = test::run(env + "bash " + sweep + " " + ws.file("bad.txt") + " " + ws.file("out2") + tail);
   CHECK(r.exit_code == 0);
-  CHECK_THAT(test::read_file(ws.file("out2/sweep.md")), Catch::Contains("| broken |") &&
-                                                              Catch::Contains("failed (exit 2)") &&
-                                                              Catch::Contains("| ok | (base) | finished | 10 |"));
+  CHECK_THAT(test::read_file(ws.file("out2/sweep.md")),
+             Catch::Contains("| broken |") && Catch::Contains("failed (exit 2)") &&
+                 Catch::Contains("| ok | (base) | finished | 10 |"));
 }
 
 TEST_CASE("sweep files with bad lines are refused before anything trains", "[train][sweep][bad-input]") {
   Workspace ws;
-  const std::string sweep = "AIAYN_TRAIN=" + kTrain + " bash " + std::string(AIAYN_SOURCE_DIR) + "/scripts/sweep.sh ";
+  const std::string sweep =
+      "AIAYN_TRAIN=" + kTrain + " bash " + std::string(AIAYN_SOURCE_DIR) + "/scripts/sweep.sh ";
   const std::string tail = " -- " + ws.arguments();
   for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
            {"a\nb --set x=1\na\n", "sweep.txt:3: variant 'a' appears twice"},
@@ -700,11 +713,13 @@ TEST_CASE("sweep files with bad lines are refused before anything trains", "[tra
   CHECK_THAT(r.err, Catch::Contains("usage: scripts/sweep.sh"));
 }
 
-TEST_CASE("BPE-dropout changes the training pairs each epoch, and resume stays exact", "[train][bpe-dropout]") {
+TEST_CASE("BPE-dropout changes the training pairs each epoch, and resume stays exact",
+          "[train][bpe-dropout]") {
   Workspace ws;
   // Resumed mid-run (the run crosses epochs: 300 pairs, 300-token batches).
   expect_exact_resume(ws, "--set data.bpe_dropout=0.2 --set data.vocab_size=48");
-  CHECK_THAT(test::read_file(ws.file("whole/train.log")), Catch::Contains("BPE-dropout p=0.2, drawn afresh each epoch"));
+  CHECK_THAT(test::read_file(ws.file("whole/train.log")),
+             Catch::Contains("BPE-dropout p=0.2, drawn afresh each epoch"));
   auto plain = test::run(ws.command(ws.file("plain"), "--set data.vocab_size=48 --set train.max_steps=12"));
   REQUIRE(plain.exit_code == 0);
   // Same batches, other segmentations: the losses part from the first update.
@@ -720,7 +735,8 @@ TEST_CASE("BPE-dropout changes the training pairs each epoch, and resume stays e
   CHECK_THAT(r.err, Catch::Contains("\"data.bpe_dropout\""));
 }
 
-TEST_CASE("separate source and target vocabularies: two models, untied embeddings, translate", "[train][vocab]") {
+TEST_CASE("separate source and target vocabularies: two models, untied embeddings, translate",
+          "[train][vocab]") {
   Workspace ws;
   const std::string separate = "--set data.joint_vocabulary=false --set model.share_embeddings=false ";
   auto r = test::run(ws.command(ws.file("run"), separate + "--set train.max_steps=6"));
@@ -741,8 +757,10 @@ TEST_CASE("separate source and target vocabularies: two models, untied embedding
   // Two embedding matrices, each the size of its own vocabulary, and the
   // target one is what the output projection reuses.
   REQUIRE(model->tgt_embed.ptr() != model->src_embed.ptr());
-  CHECK(model->src_embed->weight.sizes() == torch::IntArrayRef({meta.vocabulary.src_vocab_size, config.model.d_model}));
-  CHECK(model->tgt_embed->weight.sizes() == torch::IntArrayRef({meta.vocabulary.vocab_size, config.model.d_model}));
+  CHECK(model->src_embed->weight.sizes() ==
+        torch::IntArrayRef({meta.vocabulary.src_vocab_size, config.model.d_model}));
+  CHECK(model->tgt_embed->weight.sizes() ==
+        torch::IntArrayRef({meta.vocabulary.vocab_size, config.model.d_model}));
   CHECK(config.model.src_vocab == meta.vocabulary.src_vocab_size);
   CHECK(config.model.tgt_vocab == meta.vocabulary.vocab_size);
   // Resume, averaging and translation read both models.
@@ -764,7 +782,8 @@ TEST_CASE("separate source and target vocabularies: two models, untied embedding
   CHECK_THROWS_WITH(load_checkpoint_tokenizers(last), Catch::Contains("spm.src.model: missing"));
 }
 
-TEST_CASE("vocabulary settings that contradict each other: one-line errors naming the key", "[train][vocab][bad-input]") {
+TEST_CASE("vocabulary settings that contradict each other: one-line errors naming the key",
+          "[train][vocab][bad-input]") {
   Workspace ws;
   for (const auto& [extra, key] : std::vector<std::pair<std::string, std::string>>{
            {"--set data.joint_vocabulary=false", "\"model.share_embeddings\""},
@@ -779,8 +798,9 @@ TEST_CASE("vocabulary settings that contradict each other: one-line errors namin
   }
 }
 
-TEST_CASE("aiayn-train --record-batches lists each update's corpus lines, every line once an epoch, also across resume",
-          "[train][record-batches]") {
+TEST_CASE(
+    "aiayn-train --record-batches lists each update's corpus lines, every line once an epoch, also across resume",
+    "[train][record-batches]") {
   Workspace ws;
   auto whole = test::run(ws.command(ws.file("whole"), "--record-batches --set train.max_steps=24"));
   INFO(whole.out << whole.err);
@@ -806,7 +826,8 @@ TEST_CASE("aiayn-train --record-batches lists each update's corpus lines, every 
   CHECK(*first.begin() == 1);
   CHECK(*first.rbegin() == 300);
   // A resumed run appends where it left off: the same file as one run.
-  REQUIRE(test::run(ws.command(ws.file("split"), "--record-batches --set train.max_steps=10")).exit_code == 0);
+  REQUIRE(test::run(ws.command(ws.file("split"), "--record-batches --set train.max_steps=10")).exit_code ==
+          0);
   REQUIRE(test::run(ws.command(ws.file("split"), "--record-batches --set train.max_steps=24 --resume"))
               .exit_code == 0);
   CHECK(test::read_file(ws.file("split/batches.jsonl")) == test::read_file(ws.file("whole/batches.jsonl")));
@@ -850,13 +871,20 @@ class ReadBackCounter {
   std::string listed(int64_t first, int64_t end) const {
     std::lock_guard<std::mutex> lock(mutex());
     std::string out;
-    for (int64_t i = first; i < end && i < static_cast<int64_t>(names().size()); ++i) out += names()[i] + "; ";
+    for (int64_t i = first; i < end && i < static_cast<int64_t>(names().size()); ++i)
+      out += names()[i] + "; ";
     return out;
   }
 
  private:
-  static std::mutex& mutex() { static std::mutex m; return m; }
-  static std::vector<std::string>& names() { static std::vector<std::string> n; return n; }
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::vector<std::string>& names() {
+    static std::vector<std::string> n;
+    return n;
+  }
   at::CallbackHandle handle_;
 };
 
@@ -887,14 +915,18 @@ TEST_CASE("a training step reads one flag from the device and the sums once per 
   }
 }
 
-TEST_CASE("train.precision: bf16 trains under autocast and fp16 keeps its loss scale across a resume "
-          "and what cannot run is refused", "[train][precision][bad-input]") {
+TEST_CASE(
+    "train.precision: bf16 trains under autocast and fp16 keeps its loss scale across a resume "
+    "and what cannot run is refused",
+    "[train][precision][bad-input]") {
   Workspace ws;
-  const auto bf16 = test::run(ws.command(ws.file("bf16"), "--set train.precision=bf16 --set train.max_steps=6"));
+  const auto bf16 =
+      test::run(ws.command(ws.file("bf16"), "--set train.precision=bf16 --set train.max_steps=6"));
   INFO(bf16.err);
   REQUIRE(bf16.exit_code == 0);
   const auto log = test::read_file(ws.file("bf16/train.log"));
-  CHECK_THAT(log, Catch::Contains("precision: bf16 matrix products under autocast; weights, Adam and the loss fp32"));
+  CHECK_THAT(log, Catch::Contains(
+                      "precision: bf16 matrix products under autocast; weights, Adam and the loss fp32"));
   const auto bf16_meta = read_checkpoint_meta(resolve_checkpoint(ws.file("bf16")));
   CHECK(bf16_meta.state.step == 6);
   CHECK(bf16_meta.state.loss_scale == 0);  // only fp16 scales the loss
@@ -902,7 +934,8 @@ TEST_CASE("train.precision: bf16 trains under autocast and fp16 keeps its loss s
   Transformer model = load_model(resolve_checkpoint(ws.file("bf16")), torch::kCPU, false);
   for (const auto& p : model->parameters()) CHECK(p.scalar_type() == torch::kFloat32);
 
-  const auto fp16 = test::run(ws.command(ws.file("fp16"), "--set train.precision=fp16 --set train.max_steps=4"));
+  const auto fp16 =
+      test::run(ws.command(ws.file("fp16"), "--set train.precision=fp16 --set train.max_steps=4"));
   if (TORCH_VERSION_MAJOR < 2) {
     CHECK(fp16.exit_code == 2);
     CHECK_THAT(fp16.err, Catch::Contains("train.precision: fp16 on the CPU needs LibTorch 2.x"));
@@ -916,7 +949,8 @@ TEST_CASE("train.precision: bf16 trains under autocast and fp16 keeps its loss s
     // Resumed, the scale goes on from the checkpoint's count of good updates.
     const auto good = meta.state.loss_scale_good_updates;
     const auto skipped = meta.state.skipped_updates;
-    const auto resumed = test::run(ws.command(ws.file("fp16"), "--resume --set train.precision=fp16 --set train.max_steps=6"));
+    const auto resumed =
+        test::run(ws.command(ws.file("fp16"), "--resume --set train.precision=fp16 --set train.max_steps=6"));
     REQUIRE(resumed.exit_code == 0);
     meta = read_checkpoint_meta(resolve_checkpoint(ws.file("fp16")));
     CHECK(meta.state.step == 6);
@@ -941,8 +975,8 @@ TEST_CASE("training on AIAYN_TEST_DEVICE follows training on the CPU", "[device]
     o.device = device;
     // No dropout: its draws differ between devices.
     train(load_experiment_config(Workspace::config(),
-                                 ws.overrides({"train.max_steps=5", "model.p_drop=0", "train.valid_every=1000",
-                                               "train.save_every=1000"})),
+                                 ws.overrides({"train.max_steps=5", "model.p_drop=0",
+                                               "train.valid_every=1000", "train.save_every=1000"})),
           o);
     std::vector<double> losses;
     std::ifstream in(ws.file(name + "/metrics.jsonl"));

@@ -2,8 +2,8 @@
 // cross-entropy (section 5.4) and Adam (section 5.3); the moving average of
 // the weights against its formula; the loop's schedule of logs, validations,
 // checkpoints and stops.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 #include <limits>
@@ -29,8 +29,7 @@ struct Result {
 };
 
 template <typename Loss>
-Result evaluate(Loss&& loss_fn, const torch::Tensor& logits, const torch::Tensor& targets,
-                double epsilon) {
+Result evaluate(Loss&& loss_fn, const torch::Tensor& logits, const torch::Tensor& targets, double epsilon) {
   auto z = logits.clone().requires_grad_(true);
   auto sums = loss_fn(z, targets, epsilon);
   (sums.loss * 0.5).backward();  // a non-unit upstream gradient
@@ -182,7 +181,8 @@ TEST_CASE("Adam's other paths follow torch::optim::Adam and AdamW too", "[optimi
   }
   SECTION("LibTorch's fused AdamW") {
     if (!aiayn::libtorch_fused_adam_available()) {
-      CHECK_THROWS_WITH(aiayn::Adam(torch::OrderedDict<std::string, torch::Tensor>(), 0.9, 0.98, 1e-9, 0.0, aiayn::AdamKernel::libtorch_fused),
+      CHECK_THROWS_WITH(aiayn::Adam(torch::OrderedDict<std::string, torch::Tensor>(), 0.9, 0.98, 1e-9, 0.0,
+                                    aiayn::AdamKernel::libtorch_fused),
                         Catch::Contains("has no fused AdamW"));
       WARN("LibTorch " TORCH_VERSION " has no fused AdamW: only its refusal is tested");
       return;
@@ -192,7 +192,8 @@ TEST_CASE("Adam's other paths follow torch::optim::Adam and AdamW too", "[optimi
   }
 }
 
-TEST_CASE("the fp16 loss scale halves on overflow and doubles after 2000 good updates up to 2^15", "[train][precision]") {
+TEST_CASE("the fp16 loss scale halves on overflow and doubles after 2000 good updates up to 2^15",
+          "[train][precision]") {
   aiayn::DynamicLossScale scale;
   CHECK(scale.scale() == 32768.0);
   scale.update(true);
@@ -252,7 +253,8 @@ TEST_CASE("the moving average of the weights follows its formula, warm-up includ
   aiayn::ExponentialMovingAverage other(named, 0.9);
   other.load(avg, "ema.pt");
   CHECK(torch::equal(other.weights()["w"], avg["w"]));
-  CHECK_THROWS_WITH(other.load({{"w", avg["w"]}}, "ema.pt"), Catch::Contains("ema.pt") && Catch::Contains("\"b\""));
+  CHECK_THROWS_WITH(other.load({{"w", avg["w"]}}, "ema.pt"),
+                    Catch::Contains("ema.pt") && Catch::Contains("\"b\""));
   CHECK_THROWS_WITH(other.load({{"w", avg["b"]}, {"b", avg["b"]}}, "ema.pt"),
                     Catch::Contains("\"w\" has the wrong shape"));
 }
@@ -310,7 +312,7 @@ TEST_CASE("the training schedule: when to log, validate, save and stop", "[train
   // One more validation at the end only when this session trained past
   // the last one, and not after an interrupt.
   CHECK(aiayn::final_validation_due(c, 1010, 0, true, false));
-  CHECK_FALSE(aiayn::final_validation_due(c, 1000, 0, true, false));  // just validated
+  CHECK_FALSE(aiayn::final_validation_due(c, 1000, 0, true, false));     // just validated
   CHECK_FALSE(aiayn::final_validation_due(c, 1010, 1010, true, false));  // resumed, stopped at once
   CHECK_FALSE(aiayn::final_validation_due(c, 1010, 0, true, true));
   CHECK_FALSE(aiayn::final_validation_due(c, 1010, 0, false, false));
@@ -324,9 +326,9 @@ TEST_CASE("the criterion scores a batch's real target positions only", "[train][
   model->eval();
   // Two pairs: the second target is one token shorter, so its last position is padding.
   aiayn::Batch batch;
-  batch.src = torch::tensor({{5, 6, 7, 3}, {8, 9, 3, 0}}, torch::kLong);       // [2, 4]
-  batch.tgt_in = torch::tensor({{2, 10, 11, 12}, {2, 13, 14, 0}}, torch::kLong);  // [2, 4]
-  batch.tgt_out = torch::tensor({{10, 11, 12, 3}, {13, 14, 3, 0}}, torch::kLong); // [2, 4]
+  batch.src = torch::tensor({{5, 6, 7, 3}, {8, 9, 3, 0}}, torch::kLong);           // [2, 4]
+  batch.tgt_in = torch::tensor({{2, 10, 11, 12}, {2, 13, 14, 0}}, torch::kLong);   // [2, 4]
+  batch.tgt_out = torch::tensor({{10, 11, 12, 3}, {13, 14, 3, 0}}, torch::kLong);  // [2, 4]
   batch.src_padding = batch.src.eq(0);
   batch.tgt_padding = batch.tgt_out.eq(0);
   batch.tgt_tokens = 7;
@@ -334,11 +336,11 @@ TEST_CASE("the criterion scores a batch's real target positions only", "[train][
   for (double epsilon : {0.0, 0.1}) {
     auto sums = aiayn::batch_criterion(*model, batch, epsilon, torch::kCPU);
     // The definition: the whole model's logits, then the real positions picked.
-    auto logits = model->forward(batch.src, batch.tgt_in);  // [2, 4, V]
+    auto logits = model->forward(batch.src, batch.tgt_in);           // [2, 4, V]
     auto real = batch.tgt_out.ne(0).flatten().nonzero().squeeze(1);  // [7]
-    auto expected = aiayn::label_smoothed_nll_composed(
-        logits.reshape({-1, logits.size(-1)}).index_select(0, real),
-        batch.tgt_out.flatten().index_select(0, real), epsilon);
+    auto expected =
+        aiayn::label_smoothed_nll_composed(logits.reshape({-1, logits.size(-1)}).index_select(0, real),
+                                           batch.tgt_out.flatten().index_select(0, real), epsilon);
     CHECK(sums.loss.item<double>() == Approx(expected.loss.item<double>()).epsilon(1e-5));
     CHECK(sums.nll.item<double>() == Approx(expected.nll.item<double>()).epsilon(1e-5));
   }

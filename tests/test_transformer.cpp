@@ -178,11 +178,10 @@ TEST_CASE("incremental decoding equals decoding the whole prefix", "[model][cach
     auto index = torch::tensor({2, 0, 0}, torch::kLong);
     state.select(index);
     auto next = torch::full({3, 1}, 9, torch::kLong);
-    auto after = m->logits(m->decode(next, memory.index_select(0, index),
-                                     padding.index_select(0, index), {}, &state));
+    auto after =
+        m->logits(m->decode(next, memory.index_select(0, index), padding.index_select(0, index), {}, &state));
     auto expected = m->logits(m->decode(torch::cat({tgt.index_select(0, index), next}, 1),
-                                        memory.index_select(0, index),
-                                        padding.index_select(0, index)));
+                                        memory.index_select(0, index), padding.index_select(0, index)));
     CHECK(max_abs_diff(after, expected.narrow(1, 8, 1)) < 1e-5);
   }
 }
@@ -206,8 +205,8 @@ TEST_CASE("attention capture returns every map and changes nothing", "[model][ca
   REQUIRE(maps.cross.size() == size_t(c.decoder_layers));
   CHECK(maps.cross[0].sizes() == torch::IntArrayRef({2, c.heads, 4, 5}));
   for (const auto& w : maps.decoder) CHECK(w.triu(1).abs().max().item<float>() == 0.0f);
-  for (const auto& w : maps.cross) CHECK(w.index({1, torch::indexing::Ellipsis, 4}).abs().max()
-                                             .item<float>() == 0.0f);
+  for (const auto& w : maps.cross)
+    CHECK(w.index({1, torch::indexing::Ellipsis, 4}).abs().max().item<float>() == 0.0f);
 }
 
 TEST_CASE("dropout: rate, scaling, gradient, and repeatable for any thread count", "[dropout]") {

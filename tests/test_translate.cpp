@@ -40,8 +40,8 @@ std::vector<std::string> lines_of(const std::string& text) {
 TEST_CASE("translations line up with the input, empty lines included", "[translate]") {
   auto& t = trained();
   test::write_file(t.ws.file("in.txt"), "red cat sun\n\nblue dog\nsea sky hill moon\n");
-  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -o " +
-                     t.ws.file("out.txt"));
+  auto r =
+      test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -o " + t.ws.file("out.txt"));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   auto out = lines_of(test::read_file(t.ws.file("out.txt")));
@@ -110,21 +110,22 @@ TEST_CASE("n-best lists carry scores, and ids output", "[translate][nbest]") {
   CHECK(out[0].rfind("0 ||| ", 0) == 0);
   CHECK(out[2].rfind("0 ||| ", 0) == 0);
   CHECK(out[3].rfind("1 ||| ", 0) == 0);
-  auto pieces = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") +
-                          " --output-format ids");
+  auto pieces =
+      test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " --output-format ids");
   REQUIRE(pieces.exit_code == 0);
-  for (const auto& line : lines_of(pieces.out)) CHECK(line.find_first_not_of("0123456789 ") == std::string::npos);
+  for (const auto& line : lines_of(pieces.out))
+    CHECK(line.find_first_not_of("0123456789 ") == std::string::npos);
 }
 
 TEST_CASE("a reference gives BLEU and chrF with signatures", "[translate][bleu]") {
   auto& t = trained();
   test::write_file(t.ws.file("in.txt"), "red cat sun hill\nblue dog moon\n");
   // The model's own output as the reference must score 100.
-  auto own = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -o " +
-                       t.ws.file("ref.txt"));
+  auto own =
+      test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -o " + t.ws.file("ref.txt"));
   REQUIRE(own.exit_code == 0);
-  auto r = test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -r " +
-                     t.ws.file("ref.txt"));
+  auto r =
+      test::run(kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " -r " + t.ws.file("ref.txt"));
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("BLEU = 100.00") && Catch::Contains("tok:13a") &&
                         Catch::Contains("chrF2 = 100.00"));
@@ -174,7 +175,8 @@ TEST_CASE("translate bad input: clear errors and exit 2", "[translate][bad-input
   SECTION("a tokenizer that does not match the checkpoint") {
     auto copy = t.ws.file("swapped");
     fs::copy(resolve_checkpoint(t.save), copy);
-    auto other = test::run(t.ws.command(t.ws.file("other"), "--set train.max_steps=1 --set data.vocab_size=48"));
+    auto other =
+        test::run(t.ws.command(t.ws.file("other"), "--set train.max_steps=1 --set data.vocab_size=48"));
     REQUIRE(other.exit_code == 0);
     fs::copy_file(t.ws.file("other/spm.model"), copy + "/spm.model", fs::copy_options::overwrite_existing);
     auto r = test::run(kTranslate + " -c " + copy + base);
@@ -182,14 +184,17 @@ TEST_CASE("translate bad input: clear errors and exit 2", "[translate][bad-input
     CHECK_THAT(r.err, Catch::Contains("spm.model: does not match the checkpoint"));
   }
   SECTION("averaging checkpoints of different architectures") {
-    auto other = test::run(t.ws.command(t.ws.file("wide"), "--set train.max_steps=1 --set model.d_ff=96 --set data.spm_model=" +
-                                                    t.save + "/spm.model"));
+    auto other = test::run(t.ws.command(
+        t.ws.file("wide"),
+        "--set train.max_steps=1 --set model.d_ff=96 --set data.spm_model=" + t.save + "/spm.model"));
     REQUIRE(other.exit_code == 0);
-    auto r = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base + " --average-weights");
+    auto r =
+        test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base + " --average-weights");
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("different architecture"));
     // An ensemble takes them: only the vocabulary must be one.
-    auto ensemble = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base + " --ensemble");
+    auto ensemble =
+        test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("wide") + base + " --ensemble");
     INFO(ensemble.err);
     CHECK(ensemble.exit_code == 0);
     CHECK_THAT(ensemble.err, Catch::Contains("ensemble of 2 models"));
@@ -202,9 +207,11 @@ TEST_CASE("translate bad input: clear errors and exit 2", "[translate][bad-input
     CHECK(test::count_lines(r.err) == 1);
   }
   SECTION("an ensemble of models with different vocabularies") {
-    auto other = test::run(t.ws.command(t.ws.file("other-vocab"), "--set train.max_steps=1 --set data.vocab_size=48"));
+    auto other =
+        test::run(t.ws.command(t.ws.file("other-vocab"), "--set train.max_steps=1 --set data.vocab_size=48"));
     REQUIRE(other.exit_code == 0);
-    auto r = test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("other-vocab") + base + " --ensemble");
+    auto r =
+        test::run(kTranslate + " -c " + t.save + " -c " + t.ws.file("other-vocab") + base + " --ensemble");
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("an ensemble needs one vocabulary"));
     CHECK(test::count_lines(r.err) == 1);
@@ -256,7 +263,8 @@ void check_same_nbest(const std::string& a, const std::string& b, double toleran
   REQUIRE(x.size() == y.size());
   for (size_t i = 0; i < x.size(); ++i) {
     INFO(x[i] << "\n" << y[i]);
-    const auto cut_x = x[i].find(" ||| ", x[i].find(" ||| ") + 5), cut_y = y[i].find(" ||| ", y[i].find(" ||| ") + 5);
+    const auto cut_x = x[i].find(" ||| ", x[i].find(" ||| ") + 5),
+               cut_y = y[i].find(" ||| ", y[i].find(" ||| ") + 5);
     REQUIRE(cut_x != std::string::npos);
     CHECK(x[i].substr(0, cut_x) == y[i].substr(0, cut_y));  // index and text
     double score_x = 0, logp_x = 0, score_y = 0, logp_y = 0;
@@ -294,7 +302,8 @@ TEST_CASE("parallel workers translate as one worker, in input order", "[translat
   check_same_nbest(one, two, 1e-4);
 }
 
-TEST_CASE("packed weights translate as the BLAS path, say so, and --no-pack turns them off", "[translate][packed]") {
+TEST_CASE("packed weights translate as the BLAS path, say so, and --no-pack turns them off",
+          "[translate][packed]") {
   auto& t = trained();
   std::string text;
   const char* words[] = {"red", "cat", "sun", "blue", "dog", "sea", "sky", "hill", "moon"};
@@ -326,7 +335,8 @@ TEST_CASE("packed weights translate as the BLAS path, say so, and --no-pack turn
   CHECK(test::count_lines(r.err) == 1);
 }
 
-TEST_CASE("int8 where LibTorch lacks the quantized ops exits 2 naming them, and works where it has them", "[translate][int8][bad-input]") {
+TEST_CASE("int8 where LibTorch lacks the quantized ops exits 2 naming them, and works where it has them",
+          "[translate][int8][bad-input]") {
   // Which case this build is decides configure (cmake/libtorch.cmake) and the
   // dispatcher; both flavours built here have the ops, a 2.x without them
   // takes the first branch.
@@ -346,7 +356,8 @@ TEST_CASE("int8 where LibTorch lacks the quantized ops exits 2 naming them, and 
   }
 }
 
-TEST_CASE("translate with int8 weights: every line, the same with any number of workers", "[translate][int8]") {
+TEST_CASE("translate with int8 weights: every line, the same with any number of workers",
+          "[translate][int8]") {
   auto& t = trained();
   std::string text;
   const char* words[] = {"red", "cat", "sun", "blue", "dog", "sea", "sky", "hill", "moon"};
@@ -373,7 +384,8 @@ TEST_CASE("translate with int8 weights: every line, the same with any number of 
   CHECK(same >= 24);
 }
 
-TEST_CASE("an output that names an input is refused before anything is written", "[translate][bad-input][output]") {
+TEST_CASE("an output that names an input is refused before anything is written",
+          "[translate][bad-input][output]") {
   auto& t = trained();
   const auto src = t.ws.file("same.en");
   test::write_file(src, "red cat\nblue dog\n");
@@ -386,28 +398,30 @@ TEST_CASE("an output that names an input is refused before anything is written",
     CHECK(test::count_lines(r.err) == 1);
   }
   test::write_file(t.ws.file("ref.de"), "cat red\ndog blue\n");
-  auto r = test::run(kTranslate + " -c " + t.save + " -i " + src + " -r " + t.ws.file("ref.de") +
-                     " -o " + t.ws.file("ref.de"));
+  auto r = test::run(kTranslate + " -c " + t.save + " -i " + src + " -r " + t.ws.file("ref.de") + " -o " +
+                     t.ws.file("ref.de"));
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("same file as --reference"));
   CHECK(test::read_file(src) == "red cat\nblue dog\n");
   CHECK(test::read_file(t.ws.file("ref.de")) == "cat red\ndog blue\n");
 }
 
-TEST_CASE("SIGINT or SIGTERM mid-translation leaves no temporary and the old output", "[translate][signal][output]") {
+TEST_CASE("SIGINT or SIGTERM mid-translation leaves no temporary and the old output",
+          "[translate][signal][output]") {
   auto& t = trained();
   for (int sig : {SIGINT, SIGTERM}) {
     INFO("signal " << sig);
     const auto out = t.ws.file("signalled-" + std::to_string(sig) + ".txt");
     test::write_file(out, "an earlier translation\n");
-    const int status = test::signal_while_writing(
-        {kTranslate, "-c", t.save, "--greedy", "-o", out}, "red cat\n", out, sig);
+    const int status =
+        test::signal_while_writing({kTranslate, "-c", t.save, "--greedy", "-o", out}, "red cat\n", out, sig);
     REQUIRE(status != -1);
     CHECK(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == sig);
     CHECK(test::read_file(out) == "an earlier translation\n");
     int left = 0;
-    for (const auto& e : fs::directory_iterator(t.ws.dir.path())) left += e.path().string().rfind(out + ".tmp-", 0) == 0;
+    for (const auto& e : fs::directory_iterator(t.ws.dir.path()))
+      left += e.path().string().rfind(out + ".tmp-", 0) == 0;
     CHECK(left == 0);
   }
 }
@@ -420,23 +434,25 @@ TEST_CASE("a full disk is an I/O error (exit 1, path and OS error), not bad inpu
   const auto disk = t.ws.file("disk");
   fs::create_directories(disk);
   test::RunResult r;
-  const bool ran = test::run_on_small_tmpfs(
-      disk, 16,
-      "printf 'old\\n' > " + disk + "/out.txt\n" + kTranslate + " -c " + t.save + " --greedy -i " +
-          t.ws.file("long.en") + " -o " + disk + "/out.txt\necho \"exit=$?\"\ncat " + disk +
-          "/out.txt\nls -a " + disk,
-      &r);
+  const bool ran =
+      test::run_on_small_tmpfs(disk, 16,
+                               "printf 'old\\n' > " + disk + "/out.txt\n" + kTranslate + " -c " + t.save +
+                                   " --greedy -i " + t.ws.file("long.en") + " -o " + disk +
+                                   "/out.txt\necho \"exit=$?\"\ncat " + disk + "/out.txt\nls -a " + disk,
+                               &r);
   if (!ran) {
     WARN("no tmpfs can be mounted here (neither root nor user namespaces): full-disk case not run");
     return;
   }
   INFO(r.out << r.err);
   CHECK_THAT(r.out, Catch::Contains("exit=1\nold\n"));
-  CHECK_THAT(r.err, Catch::Contains("aiayn-translate: error: " + disk + "/out.txt: cannot write: No space left on device"));
+  CHECK_THAT(r.err, Catch::Contains("aiayn-translate: error: " + disk +
+                                    "/out.txt: cannot write: No space left on device"));
   CHECK_THAT(r.out, !Catch::Contains(".tmp-"));  // the temporary went too
 }
 
-TEST_CASE("translate --tune picks beam and alpha on validation data, and translate then uses them", "[translate][tune]") {
+TEST_CASE("translate --tune picks beam and alpha on validation data, and translate then uses them",
+          "[translate][tune]") {
   auto& t = trained();
   const auto ck = t.ws.file("tuned");
   fs::copy(resolve_checkpoint(t.save), ck);  // --tune writes into the checkpoint: not the shared one
@@ -475,7 +491,8 @@ TEST_CASE("translate --tune picks beam and alpha on validation data, and transla
   CHECK_THAT(greedy.err, !Catch::Contains("decoding: beam"));
 }
 
-TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2", "[translate][tune][bad-input]") {
+TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2",
+          "[translate][tune][bad-input]") {
   auto& t = trained();
   const auto ck = t.ws.file("tuned-bad");
   fs::remove_all(ck);  // each section runs the case again from here
@@ -513,7 +530,8 @@ TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2
     auto r = test::run(kTranslate + " -c " + ck + " -i " + src + " --tune-beams 1,2");
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("--tune-beams: only with --tune"));
-    r = test::run(kTranslate + " -c " + ck + " --tune -i " + src + " -r " + src + " -o " + t.ws.file("tuned.out"));
+    r = test::run(kTranslate + " -c " + ck + " --tune -i " + src + " -r " + src + " -o " +
+                  t.ws.file("tuned.out"));
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("--output: not with --tune"));
     CHECK_FALSE(fs::exists(t.ws.file("tuned.out")));
@@ -577,7 +595,8 @@ TEST_CASE("an ensemble of one model, or of two copies, is that model", "[transla
   }
 }
 
-TEST_CASE("a checkpoint from a newer trainer still translates and training refuses its unknown keys", "[translate][checkpoint]") {
+TEST_CASE("a checkpoint from a newer trainer still translates and training refuses its unknown keys",
+          "[translate][checkpoint]") {
   auto& t = trained();
   const auto original = resolve_checkpoint(t.save);
   const auto copy = t.ws.file("newer");
@@ -609,7 +628,8 @@ TEST_CASE("meta.json reads back through its schema to the same JSON", "[translat
   CHECK(to_json(read_checkpoint_meta(dir)) == file);
 }
 
-TEST_CASE("sampling: seeded, the same for any worker count, greedy at temperature 0", "[translate][sampling]") {
+TEST_CASE("sampling: seeded, the same for any worker count, greedy at temperature 0",
+          "[translate][sampling]") {
   auto& t = trained();
   std::string text;
   for (int i = 0; i < 12; ++i) text += std::string(i % 2 ? "red cat sun" : "blue dog moon tree") + "\n";
@@ -636,7 +656,8 @@ TEST_CASE("sampling: seeded, the same for any worker count, greedy at temperatur
   CHECK(cold.out == greedy.out);
 }
 
-TEST_CASE("target prefixes: forced, then search goes on, and an empty one changes nothing", "[translate][prefix]") {
+TEST_CASE("target prefixes: forced, then search goes on, and an empty one changes nothing",
+          "[translate][prefix]") {
   auto& t = trained();
   test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\n");
   const std::string in = kTranslate + " -c " + t.save + " -i " + t.ws.file("in.txt") + " --beam 4";
@@ -702,7 +723,8 @@ TEST_CASE("translate --precision bf16: every line and close to fp32 and what can
   const auto fp16 = translate("--precision fp16");
   if (TORCH_VERSION_MAJOR < 2) {
     CHECK(fp16.exit_code == 2);
-    CHECK_THAT(fp16.err, Catch::StartsWith("aiayn-translate: error: --precision: fp16 on the CPU needs LibTorch 2.x"));
+    CHECK_THAT(fp16.err,
+               Catch::StartsWith("aiayn-translate: error: --precision: fp16 on the CPU needs LibTorch 2.x"));
     CHECK(test::count_lines(fp16.err) == 1);
   } else {
     INFO(fp16.err);

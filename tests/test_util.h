@@ -2,15 +2,15 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -127,11 +127,11 @@ inline int signal_while_writing(const std::vector<std::string>& argv, const std:
 // tmpfs of `kib` KiB, so that writes there meet a full disk (ENOSPC); as
 // root or through a user namespace. Returns false (r untouched) when this
 // system allows neither.
-inline bool run_on_small_tmpfs(const std::string& dir, int kib, const std::string& script,
-                               RunResult* r) {
+inline bool run_on_small_tmpfs(const std::string& dir, int kib, const std::string& script, RunResult* r) {
   if (run("unshare -rm true").exit_code != 0) return false;
   std::ofstream(dir + ".sh") << "set -u\nmount -t tmpfs -o size=" << kib << "k tmpfs '" << dir
-                             << "' || exit 99\n" << script << "\n";
+                             << "' || exit 99\n"
+                             << script << "\n";
   *r = run("unshare -rm sh " + dir + ".sh");
   return r->exit_code != 99;
 }

@@ -20,8 +20,8 @@ struct Workspace {
   TempDir dir;
   Workspace(int pairs = 300) {
     std::mt19937 rng(5);
-    const char* words[] = {"red", "green", "blue", "cat", "dog", "sun", "moon", "tree",
-                           "car", "sea", "sky", "hill"};
+    const char* words[] = {"red",  "green", "blue", "cat", "dog", "sun",
+                           "moon", "tree",  "car",  "sea", "sky", "hill"};
     std::string src, tgt;
     for (int i = 0; i < pairs; ++i) {
       int n = 2 + static_cast<int>(rng() % 6);
@@ -51,11 +51,17 @@ struct Workspace {
   static std::string config() { return std::string(AIAYN_SOURCE_DIR) + "/configs/tiny.json"; }
   // The recipe's --set overrides, for tests that call aiayn::train in-process.
   std::vector<std::string> overrides(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> o = {
-        "data.train_src=" + file("train.src"), "data.train_tgt=" + file("train.tgt"),
-        "data.valid_src=" + file("valid.src"), "data.valid_tgt=" + file("valid.tgt"),
-        "data.vocab_size=40", "train.max_tokens=300", "train.warmup_steps=50",
-        "train.log_every=1", "train.valid_every=5", "train.save_every=5", "model.p_drop=0.1"};
+    std::vector<std::string> o = {"data.train_src=" + file("train.src"),
+                                  "data.train_tgt=" + file("train.tgt"),
+                                  "data.valid_src=" + file("valid.src"),
+                                  "data.valid_tgt=" + file("valid.tgt"),
+                                  "data.vocab_size=40",
+                                  "train.max_tokens=300",
+                                  "train.warmup_steps=50",
+                                  "train.log_every=1",
+                                  "train.valid_every=5",
+                                  "train.save_every=5",
+                                  "model.p_drop=0.1"};
     o.insert(o.end(), extra.begin(), extra.end());
     return o;
   }

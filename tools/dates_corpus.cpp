@@ -19,12 +19,11 @@ using Days = std::array<const char*, 7>;
 
 const Names kEnMonths = {"January", "February", "March",     "April",   "May",      "June",
                          "July",    "August",   "September", "October", "November", "December"};
-const Names kEnAbbrev = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+const Names kEnAbbrev = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 const Names kDeMonths = {"Januar", "Februar", "März",      "April",   "Mai",      "Juni",
                          "Juli",   "August",  "September", "Oktober", "November", "Dezember"};
 // German abbreviations as Duden writes them: short months stay whole.
-const Names kDeAbbrev = {"Jan.", "Feb.", "März", "Apr.", "Mai",  "Juni",
+const Names kDeAbbrev = {"Jan.", "Feb.", "März",  "Apr.", "Mai",  "Juni",
                          "Juli", "Aug.", "Sept.", "Okt.", "Nov.", "Dez."};
 const Names kFrMonths = {"janvier", "février", "mars",      "avril",   "mai",      "juin",
                          "juillet", "août",    "septembre", "octobre", "novembre", "décembre"};
@@ -77,8 +76,8 @@ int Date::weekday() const {
 
 const std::vector<std::string>& date_styles() {
   static const std::vector<std::string> kStyles = {
-      "en-long",  "en-us",    "en-abbrev",  "en-ordinal", "en-upper", "dd/mm/yy", "de-long",
-      "de-dotted", "de-abbrev", "fr-long", "fr-le",      "es-long",  "yyyy/mm/dd"};
+      "en-long",   "en-us",     "en-abbrev", "en-ordinal", "en-upper", "dd/mm/yy",  "de-long",
+      "de-dotted", "de-abbrev", "fr-long",   "fr-le",      "es-long",  "yyyy/mm/dd"};
   return kStyles;
 }
 
@@ -86,28 +85,42 @@ std::string render_date(const Date& date, size_t style) {
   const int m = date.month - 1, w = date.weekday();
   const std::string d = std::to_string(date.day), y = std::to_string(date.year);
   switch (style) {
-    case 0: return std::string(kEnDays[w]) + ", " + d + " " + kEnMonths[m] + " " + y;
-    case 1: return std::string(kEnMonths[m]) + " " + d + ", " + y;
-    case 2: return ascii_case(kEnAbbrev[m], false) + ". " + ordinal(date.day) + " " + y;
-    case 3: return "the " + ordinal(date.day) + " of " + kEnMonths[m] + " " + y;
-    case 4: return d + " " + ascii_case(kEnAbbrev[m], true) + " " + y;
-    case 5: return two_digits(date.day) + "/" + two_digits(date.month) + "/" + two_digits(date.year % 100);
-    case 6: return std::string(kDeDays[w]) + ", " + d + ". " + kDeMonths[m] + " " + y;
-    case 7: return two_digits(date.day) + "." + two_digits(date.month) + "." + y;
-    case 8: return d + ". " + kDeAbbrev[m] + " " + y;
-    case 9: return std::string(kFrDays[w]) + " " + (date.day == 1 ? "1er" : d) + " " + kFrMonths[m] + " " + y;
-    case 10: return "le " + (date.day == 1 ? std::string("1er") : d) + " " + kFrMonths[m] + " " + y;
-    case 11: return std::string(kEsDays[w]) + ", " + d + " de " + kEsMonths[m] + " de " + y;
-    case 12: return y + "/" + two_digits(date.month) + "/" + two_digits(date.day);
-    default: throw std::out_of_range("render_date: no style " + std::to_string(style));
+    case 0:
+      return std::string(kEnDays[w]) + ", " + d + " " + kEnMonths[m] + " " + y;
+    case 1:
+      return std::string(kEnMonths[m]) + " " + d + ", " + y;
+    case 2:
+      return ascii_case(kEnAbbrev[m], false) + ". " + ordinal(date.day) + " " + y;
+    case 3:
+      return "the " + ordinal(date.day) + " of " + kEnMonths[m] + " " + y;
+    case 4:
+      return d + " " + ascii_case(kEnAbbrev[m], true) + " " + y;
+    case 5:
+      return two_digits(date.day) + "/" + two_digits(date.month) + "/" + two_digits(date.year % 100);
+    case 6:
+      return std::string(kDeDays[w]) + ", " + d + ". " + kDeMonths[m] + " " + y;
+    case 7:
+      return two_digits(date.day) + "." + two_digits(date.month) + "." + y;
+    case 8:
+      return d + ". " + kDeAbbrev[m] + " " + y;
+    case 9:
+      return std::string(kFrDays[w]) + " " + (date.day == 1 ? "1er" : d) + " " + kFrMonths[m] + " " + y;
+    case 10:
+      return "le " + (date.day == 1 ? std::string("1er") : d) + " " + kFrMonths[m] + " " + y;
+    case 11:
+      return std::string(kEsDays[w]) + ", " + d + " de " + kEsMonths[m] + " de " + y;
+    case 12:
+      return y + "/" + two_digits(date.month) + "/" + two_digits(date.day);
+    default:
+      throw std::out_of_range("render_date: no style " + std::to_string(style));
   }
 }
 
 std::string gold_alignment(size_t style) {
   // The role of each source word: w weekday, d day, m month, y year, x a
   // function word, a all three (numeric renderings).
-  static const char* kRoles[] = {"wdmy", "mdy", "mdy", "xdxmy", "dmy", "a", "wdmy",
-                                 "a",    "dmy", "wdmy", "xdmy", "wdxmxy", "a"};
+  static const char* kRoles[] = {"wdmy", "mdy", "mdy",  "xdxmy", "dmy",    "a", "wdmy",
+                                 "a",    "dmy", "wdmy", "xdmy",  "wdxmxy", "a"};
   if (style >= sizeof kRoles / sizeof kRoles[0]) throw std::out_of_range("gold_alignment: no style");
   const std::string roles = kRoles[style];
   std::string out;
@@ -121,9 +134,12 @@ std::string gold_alignment(size_t style) {
   };
   for (size_t i = 0; i < roles.size(); ++i) {
     const char r = roles[i];
-    if (r == 'y' || r == 'a') for (int c = 0; c < 4; ++c) link(i, c, true);
-    if (r == 'm' || r == 'a') for (int c = 5; c < 7; ++c) link(i, c, true);
-    if (r == 'd' || r == 'a') for (int c = 8; c < 10; ++c) link(i, c, true);
+    if (r == 'y' || r == 'a')
+      for (int c = 0; c < 4; ++c) link(i, c, true);
+    if (r == 'm' || r == 'a')
+      for (int c = 5; c < 7; ++c) link(i, c, true);
+    if (r == 'd' || r == 'a')
+      for (int c = 8; c < 10; ++c) link(i, c, true);
   }
   if (roles == "a") {
     link(0, 4, true);

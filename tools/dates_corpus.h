@@ -42,7 +42,7 @@ std::string gold_alignment(size_t style);
 
 struct DatesCorpusOptions {
   int64_t train = 40000, valid = 500, test = 1000;  // pairs per split
-  int first_year = 1950, last_year = 2049;         // two-digit years map into this century-window
+  int first_year = 1950, last_year = 2049;          // two-digit years map into this century-window
   uint64_t seed = 1;
 };
 

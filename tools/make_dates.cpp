@@ -17,11 +17,16 @@ int main(int argc, char** argv) {
     aiayn::DatesCorpusOptions o;
     std::string out;
     app.add_option("-o,--out", out, "output directory (created)")->required();
-    app.add_option("--train", o.train, "training pairs")->check(CLI::Range(1, 100000000))->capture_default_str();
-    app.add_option("--valid", o.valid, "validation pairs")->check(CLI::Range(1, 1000000))->capture_default_str();
+    app.add_option("--train", o.train, "training pairs")
+        ->check(CLI::Range(1, 100000000))
+        ->capture_default_str();
+    app.add_option("--valid", o.valid, "validation pairs")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
     app.add_option("--test", o.test, "test pairs")->check(CLI::Range(1, 1000000))->capture_default_str();
     app.add_option("--first-year", o.first_year, "earliest year")->capture_default_str();
-    app.add_option("--last-year", o.last_year, "latest year (at most first + 99: 'dd/mm/yy' names years modulo 100)")
+    app.add_option("--last-year", o.last_year,
+                   "latest year (at most first + 99: 'dd/mm/yy' names years modulo 100)")
         ->capture_default_str();
     app.add_option("--seed", o.seed, "random seed")->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;

@@ -37,15 +37,15 @@ void validate_attention_options(const AttentionExportOptions& o, const ModelConf
     if (l < 0 || l >= layers) {
       throw InputError("--layers " + index_list(o.layers) + ": layer " + std::to_string(l) +
                        " does not exist; the model has " + std::to_string(m.encoder_layers) +
-                       " encoder and " + std::to_string(m.decoder_layers) +
-                       " decoder layers (valid: 0-" + std::to_string(layers - 1) + ")");
+                       " encoder and " + std::to_string(m.decoder_layers) + " decoder layers (valid: 0-" +
+                       std::to_string(layers - 1) + ")");
     }
   }
   for (int64_t h : o.heads) {
     if (h < 0 || h >= m.heads) {
       throw InputError("--heads " + index_list(o.heads) + ": head " + std::to_string(h) +
-                       " does not exist; the model has " + std::to_string(m.heads) +
-                       " heads (valid: 0-" + std::to_string(m.heads - 1) + ")");
+                       " does not exist; the model has " + std::to_string(m.heads) + " heads (valid: 0-" +
+                       std::to_string(m.heads - 1) + ")");
     }
   }
   if (o.decimals < 0 || o.decimals > 8) throw InputError("--decimals must be in [0, 8]");
@@ -71,7 +71,7 @@ nlohmann::json AttentionExporter::maps_json(const std::vector<torch::Tensor>& pe
   nlohmann::json out = nlohmann::json::array();
   for (int64_t l : layers) {
     auto maps = per_layer[static_cast<size_t>(l)][0].cpu().index_select(0, head_index);  // [h', T, S]
-    if (options_.average_heads) maps = maps.mean(0, true);                                // [1, T, S]
+    if (options_.average_heads) maps = maps.mean(0, true);                               // [1, T, S]
     maps = maps.to(torch::kDouble).contiguous();
     auto a = maps.accessor<double, 3>();
     nlohmann::json layer = nlohmann::json::array();
@@ -90,8 +90,7 @@ nlohmann::json AttentionExporter::maps_json(const std::vector<torch::Tensor>& pe
 }
 
 void AttentionExporter::write(const std::vector<std::string>& sources,
-                              const std::vector<std::string>* targets, int64_t first_index,
-                              std::ostream& out,
+                              const std::vector<std::string>* targets, int64_t first_index, std::ostream& out,
                               const std::function<void(const std::string&)>& warn,
                               const std::string& source_name, const std::string& target_name,
                               const std::vector<GoldAlignment>* gold) {
@@ -124,7 +123,8 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
       auto results = search(*model_, batch.to(model_->src_embed->weight.device()), options_.search);
       for (size_t r = 0; r < rows.size(); ++r) {
         tgt[rows[r]] = results[r].empty() ? std::vector<int64_t>{} : results[r][0].tokens;
-        target_text[rows[r]] = tokenizers_.target.decode(std::vector<int32_t>(tgt[rows[r]].begin(), tgt[rows[r]].end()));
+        target_text[rows[r]] =
+            tokenizers_.target.decode(std::vector<int32_t>(tgt[rows[r]].begin(), tgt[rows[r]].end()));
       }
     }
   }
@@ -158,8 +158,9 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
             AlignmentOptions o = options_.alignment;
             o.layer = l;
             o.head = h;
-            aer_[{l, h}].add(hard_alignment(maps.cross[static_cast<size_t>(l)], source_pieces, target_pieces, o),
-                             (*gold)[index]);
+            aer_[{l, h}].add(
+                hard_alignment(maps.cross[static_cast<size_t>(l)], source_pieces, target_pieces, o),
+                (*gold)[index]);
           }
         }
       }
@@ -169,10 +170,10 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
     entry["decoder_tokens"] = dec_tokens;
     entry["layers"] = {{"encoder", layer_ids(model_->config().encoder_layers)},
                        {"decoder", layer_ids(model_->config().decoder_layers)}};
-    entry["heads"] = options_.average_heads ? nlohmann::json("mean")
-                                            : nlohmann::json(options_.heads.empty()
-                                                                 ? all_up_to(model_->config().heads)
-                                                                 : options_.heads);
+    entry["heads"] =
+        options_.average_heads
+            ? nlohmann::json("mean")
+            : nlohmann::json(options_.heads.empty() ? all_up_to(model_->config().heads) : options_.heads);
     auto kind = [&](bool on, const char* name, const std::vector<torch::Tensor>& m) {
       if (on) entry[name] = src[i].empty() ? nlohmann::json::array() : maps_json(m);
     };
@@ -192,7 +193,8 @@ std::string AttentionExporter::aer_table() const {
     out << "layer " << l << ":";
     for (int64_t h = -1; h < model_->config().heads; ++h) {
       auto it = aer_.find({l, h});
-      out << (h < 0 ? " mean " : (h == 0 ? " | heads" : "")) << " " << (it == aer_.end() ? 0.0 : it->second.aer());
+      out << (h < 0 ? " mean " : (h == 0 ? " | heads" : "")) << " "
+          << (it == aer_.end() ? 0.0 : it->second.aer());
     }
     out << "\n";
   }

@@ -22,12 +22,12 @@ constexpr int kAttentionFormatVersion = 1;
 
 struct AttentionExportOptions {
   bool encoder = true, decoder = true, cross = true;  // which kinds to write
-  std::vector<int64_t> layers;  // empty = all
-  std::vector<int64_t> heads;   // empty = all
-  bool average_heads = false;   // one map per layer: the mean over the chosen heads
-  int decimals = 4;             // rounding of the weights
-  SearchOptions search = greedy();  // for sentences without a given target
-  AlignmentOptions alignment;       // the "alignment" field (src/decode/alignment.h)
+  std::vector<int64_t> layers;                        // empty = all
+  std::vector<int64_t> heads;                         // empty = all
+  bool average_heads = false;                         // one map per layer: the mean over the chosen heads
+  int decimals = 4;                                   // rounding of the weights
+  SearchOptions search = greedy();                    // for sentences without a given target
+  AlignmentOptions alignment;                         // the "alignment" field (src/decode/alignment.h)
 
   static SearchOptions greedy() {
     SearchOptions o;
@@ -50,8 +50,7 @@ class AttentionExporter {
   // sources[0] in the whole input.
   // Warnings name source_name / target_name and the line.
   void write(const std::vector<std::string>& sources, const std::vector<std::string>* targets,
-             int64_t first_index, std::ostream& out,
-             const std::function<void(const std::string&)>& warn = {},
+             int64_t first_index, std::ostream& out, const std::function<void(const std::string&)>& warn = {},
              const std::string& source_name = "source", const std::string& target_name = "target",
              const std::vector<GoldAlignment>* gold = nullptr);
   // With gold alignments given to write(): the AER of every decoder

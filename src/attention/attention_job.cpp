@@ -45,18 +45,22 @@ void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* o) 
   std::stringstream in(kinds);
   std::string kind;
   while (std::getline(in, kind, ',')) {
-    if (kind == "encoder") o->encoder = true;
-    else if (kind == "decoder") o->decoder = true;
-    else if (kind == "cross") o->cross = true;
-    else throw InputError("--kinds: unknown kind \"" + kind + "\" (use encoder, decoder, cross)");
+    if (kind == "encoder")
+      o->encoder = true;
+    else if (kind == "decoder")
+      o->decoder = true;
+    else if (kind == "cross")
+      o->cross = true;
+    else
+      throw InputError("--kinds: unknown kind \"" + kind + "\" (use encoder, decoder, cross)");
   }
 }
 
 void run_attention_job(const AttentionJob& job, std::ostream& log) {
   c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
   if (!job.device.is_cpu()) on_device.reset_device(job.device);
-  const NamedPaths inputs = {{"--source", job.source}, {"--target", job.target},
-                             {"--gold-alignment", job.gold_alignment}};
+  const NamedPaths inputs = {
+      {"--source", job.source}, {"--target", job.target}, {"--gold-alignment", job.gold_alignment}};
   if (!job.gold_alignment.empty() && job.target.empty()) {
     // Gold links refer to the reference's words; the model's own translation may have others.
     throw InputError("--gold-alignment " + job.gold_alignment +
@@ -86,8 +90,10 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
   if (!job.target.empty()) targets = std::make_unique<LineReader>(job.target);
   std::unique_ptr<LineReader> source_file;
   std::unique_ptr<LineStream> source_stream;
-  if (job.source == "-") source_stream = std::make_unique<LineStream>(STDIN_FILENO);
-  else source_file = std::make_unique<LineReader>(job.source);
+  if (job.source == "-")
+    source_stream = std::make_unique<LineStream>(STDIN_FILENO);
+  else
+    source_file = std::make_unique<LineReader>(job.source);
 
   // The dump goes to a temporary file renamed at the end, so an error (say,
   // a target file that runs out early) or a signal never leaves a partial
@@ -115,15 +121,14 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
       for (size_t i = 0; i < sources.size(); ++i) {
         if (!targets->next(&line)) {
           throw InputError("source and target differ in length: " + job.target + " has " +
-                           std::to_string(targets->line_number()) + " lines, " + job.source +
-                           " has more");
+                           std::to_string(targets->line_number()) + " lines, " + job.source + " has more");
         }
         tgts.push_back(line);
       }
     }
     if (sources.empty()) break;
-    exporter.write(sources, targets ? &tgts : nullptr, written, out, warn, job.source,
-                   job.target, job.gold_alignment.empty() ? nullptr : &gold);
+    exporter.write(sources, targets ? &tgts : nullptr, written, out, warn, job.source, job.target,
+                   job.gold_alignment.empty() ? nullptr : &gold);
     written += static_cast<int64_t>(sources.size());
     out.flush();
     if (file) file->check();

@@ -11,11 +11,11 @@ namespace aiayn {
 
 struct AttentionJob {
   std::string checkpoint;
-  std::string source = "-";  // "-" = stdin
-  std::string target;        // optional: force-decode these
-  std::string output = "-";  // "-" = stdout
-  std::string html;          // optional viewer path
-  std::string mask_heads;    // heads to ablate (src/decode/head_mask.h): zero in the dump
+  std::string source = "-";    // "-" = stdin
+  std::string target;          // optional: force-decode these
+  std::string output = "-";    // "-" = stdout
+  std::string html;            // optional viewer path
+  std::string mask_heads;      // heads to ablate (src/decode/head_mask.h): zero in the dump
   std::string gold_alignment;  // Pharaoh gold links per source line: print the AER table
   AttentionExportOptions options;
   torch::Device device = torch::kCPU;

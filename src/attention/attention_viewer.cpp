@@ -183,8 +183,10 @@ std::string attention_viewer_html(const std::string& dump) {
   std::string safe;
   safe.reserve(dump.size());
   for (char c : dump) {
-    if (c == '<') safe += "\\u003c";
-    else safe += c;
+    if (c == '<')
+      safe += "\\u003c";
+    else
+      safe += c;
   }
   std::string page = kPage;
   const std::string marker = "@DUMP@";

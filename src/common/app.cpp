@@ -2,9 +2,9 @@
 
 #include <dlfcn.h>
 #include <malloc.h>
-#include <unistd.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -98,7 +98,8 @@ bool tune_blas_kernel() {
     const double error = blas_check_error();
     if (error <= kBlasTolerance) return false;
     char note[160];
-    std::snprintf(note, sizeof note, "%s was rejected: its check product erred by %.2g", kernel.c_str(), error);
+    std::snprintf(note, sizeof note, "%s was rejected: its check product erred by %.2g", kernel.c_str(),
+                  error);
     std::cerr << "warning: OpenBLAS kernel " << kernel << " failed a check against a float64 product "
               << "(relative error " << error << "); keeping OpenBLAS's own choice\n";
     setenv("AIAYN_OPENBLAS_REJECTED", note, 1);
@@ -175,13 +176,12 @@ std::string describe_threads() {
   const char* tuned = std::getenv("AIAYN_TUNED");
   const bool ours = tuned != nullptr && std::string(tuned).find("OMP_WAIT_POLICY") != std::string::npos;
   return "LibTorch intra-op " + std::to_string(torch::get_num_threads()) +
-         (blas ? ", OpenBLAS " + std::to_string(blas()) : std::string()) +
-         " (OMP_WAIT_POLICY " + (wait ? wait : "unset") + (ours ? ", set by aiayn" : "") + ")";
+         (blas ? ", OpenBLAS " + std::to_string(blas()) : std::string()) + " (OMP_WAIT_POLICY " +
+         (wait ? wait : "unset") + (ours ? ", set by aiayn" : "") + ")";
 }
 
 int set_threads(int threads) {
-  if (threads < 0) throw InputError("--threads must be >= 0 (0 = all cores), got " +
-                                    std::to_string(threads));
+  if (threads < 0) throw InputError("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // Debian's LibTorch multiplies matrices with OpenBLAS on a pthread pool,
   // while its other kernels run on libgomp's OpenMP pool, whose workers spin

@@ -2,9 +2,9 @@
 
 #include "src/common/build_info.h"
 
+#include <ATen/Version.h>
 #include <dlfcn.h>
 #include <strings.h>
-#include <ATen/Version.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -27,13 +27,12 @@ namespace {
 // use. A choice of a lower tier than the CPU's features allow is a fallback.
 int kernel_tier(const std::string& name) {
   static const std::vector<std::pair<const char*, int>> tiers = {
-      {"Katmai", 0},      {"Coppermine", 0},  {"Northwood", 0},   {"Prescott", 0},
-      {"Banias", 0},      {"Core2", 0},       {"Penryn", 0},      {"Dunnington", 0},
-      {"Nehalem", 0},     {"Atom", 0},        {"Athlon", 0},      {"Opteron", 0},
-      {"Opteron_SSE3", 0}, {"Barcelona", 0},  {"Nano", 0},        {"Unknown", 0},
-      {"Sandybridge", 1}, {"Bulldozer", 1},   {"Piledriver", 1},  {"Steamroller", 1},
-      {"Excavator", 1},   {"Haswell", 2},     {"Zen", 2},         {"SkylakeX", 3},
-      {"Cooperlake", 4},  {"SapphireRapids", 5}};
+      {"Katmai", 0},        {"Coppermine", 0},  {"Northwood", 0},    {"Prescott", 0},   {"Banias", 0},
+      {"Core2", 0},         {"Penryn", 0},      {"Dunnington", 0},   {"Nehalem", 0},    {"Atom", 0},
+      {"Athlon", 0},        {"Opteron", 0},     {"Opteron_SSE3", 0}, {"Barcelona", 0},  {"Nano", 0},
+      {"Unknown", 0},       {"Sandybridge", 1}, {"Bulldozer", 1},    {"Piledriver", 1}, {"Steamroller", 1},
+      {"Excavator", 1},     {"Haswell", 2},     {"Zen", 2},          {"SkylakeX", 3},   {"Cooperlake", 4},
+      {"SapphireRapids", 5}};
   for (const auto& [known, tier] : tiers) {
     if (strcasecmp(known, name.c_str()) == 0) return tier;
   }
@@ -112,9 +111,8 @@ CpuFeatures detect_cpu_features() {
   __get_cpuid(1, &a, &b, &c, &d);
   const unsigned base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
   f.family = static_cast<int>(base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family);
-  f.model = static_cast<int>(base_family == 0x6 || base_family == 0xf
-                                 ? base_model + (((a >> 16) & 0xf) << 4)
-                                 : base_model);
+  f.model = static_cast<int>(base_family == 0x6 || base_family == 0xf ? base_model + (((a >> 16) & 0xf) << 4)
+                                                                      : base_model);
   const bool osxsave = (c >> 27) & 1;
   // XCR0: which register states the OS saves across context switches.
   unsigned long long xcr0 = 0;
@@ -123,7 +121,7 @@ CpuFeatures detect_cpu_features() {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     xcr0 = (static_cast<unsigned long long>(hi) << 32) | lo;
   }
-  const bool os_avx = (xcr0 & 0x6) == 0x6;             // XMM and YMM
+  const bool os_avx = (xcr0 & 0x6) == 0x6;                 // XMM and YMM
   const bool os_avx512 = os_avx && (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM
   f.avx = os_avx && ((c >> 28) & 1);
   f.fma = os_avx && ((c >> 12) & 1);
@@ -183,8 +181,8 @@ KernelDecision choose_openblas_kernel(const CpuFeatures& cpu, const std::string&
       chosen >= kernel_tier(best)) {
     return {"", "OpenBLAS's choice"};
   }
-  return {best, "OpenBLAS chose " + openblas_choice + ": CPU model unknown to it; " +
-                    kernel_feature_note(best)};
+  return {best,
+          "OpenBLAS chose " + openblas_choice + ": CPU model unknown to it; " + kernel_feature_note(best)};
 }
 
 std::string openblas_kernel() { return call_openblas_string("openblas_get_corename"); }
@@ -229,7 +227,8 @@ double blas_check_error() {
   double worst = 0;
   // Fixed values, not the random generator: the caller's seed stays untouched.
   auto values = [](int64_t rows, int64_t cols, double phase) {
-    return torch::sin(torch::arange(rows * cols, torch::kFloat) * 0.7311 + phase).reshape({rows, cols});  // [rows, cols]
+    return torch::sin(torch::arange(rows * cols, torch::kFloat) * 0.7311 + phase)
+        .reshape({rows, cols});  // [rows, cols]
   };
   // Odd sizes reach the kernels' edge code; the transposed views reach their
   // other packing routines.
@@ -238,11 +237,10 @@ double blas_check_error() {
     for (bool transposed : {false, true}) {
       auto a = transposed ? values(k, m, 0.1).t() : values(m, k, 0.1);  // [m, k]
       auto b = transposed ? values(n, k, 1.3).t() : values(k, n, 1.3);  // [k, n]
-      auto c = torch::mm(a, b);                                               // [m, n]
+      auto c = torch::mm(a, b);                                         // [m, n]
       auto a64 = a.to(torch::kDouble).contiguous(), b64 = b.to(torch::kDouble).contiguous();
       auto c64 = c.to(torch::kDouble).contiguous();
-      const double *pa = a64.data_ptr<double>(), *pb = b64.data_ptr<double>(),
-                   *pc = c64.data_ptr<double>();
+      const double *pa = a64.data_ptr<double>(), *pb = b64.data_ptr<double>(), *pc = c64.data_ptr<double>();
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
           double sum = 0, magnitude = 0;

@@ -15,7 +15,7 @@ namespace aiayn {
 // cpuid feature bits that decide which OpenBLAS kernels can run, each counted
 // only where the OS saves the registers it needs (XGETBV).
 struct CpuFeatures {
-  std::string vendor;  // "GenuineIntel", "AuthenticAMD", ...
+  std::string vendor;      // "GenuineIntel", "AuthenticAMD", ...
   std::string model_name;  // cpuid brand string
   int family = 0, model = 0;
   bool avx = false, avx2 = false, fma = false;

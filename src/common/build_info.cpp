@@ -78,21 +78,21 @@ std::string describe_build(const BuildInfo& info) {
   } else {
     out += "not loaded";
   }
-  return out + "), " + std::to_string(info.cuda_devices) + " device" +
-         (info.cuda_devices == 1 ? "" : "s") + " seen";
+  return out + "), " + std::to_string(info.cuda_devices) + " device" + (info.cuda_devices == 1 ? "" : "s") +
+         " seen";
 }
 
 nlohmann::json build_json(const BuildInfo& info) {
-  return {{"libtorch", info.libtorch},       {"cxx", info.cxx},
-          {"cuda", info.cuda_version},       {"cudnn", info.cudnn_version},
-          {"nccl", info.nccl_loaded},        {"nccl_header", info.nccl_header},
+  return {{"libtorch", info.libtorch},         {"cxx", info.cxx},          {"cuda", info.cuda_version},
+          {"cudnn", info.cudnn_version},       {"nccl", info.nccl_loaded}, {"nccl_header", info.nccl_header},
           {"cuda_devices", info.cuda_devices}, {"blas", info.blas}};
 }
 
 std::string nccl_mismatch(const std::string& header, const std::string& loaded) {
   if (header.empty() || loaded.empty() || header == loaded) return "";
   return "NCCL header mismatch: built against nccl.h of NCCL " + header + " but this process loaded NCCL " +
-         loaded + "; c10d's NCCL backend would corrupt memory: rebuild with -DNCCL_INCLUDE_DIR=<include of NCCL " +
+         loaded +
+         "; c10d's NCCL backend would corrupt memory: rebuild with -DNCCL_INCLUDE_DIR=<include of NCCL " +
          loaded + "> (scripts/build.sh --torch pip picks the wheel's), or run with the NCCL it was built for";
 }
 

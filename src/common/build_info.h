@@ -12,14 +12,14 @@
 namespace aiayn {
 
 struct BuildInfo {
-  std::string libtorch;        // "2.13.0"
-  std::string cxx;             // "C++20, libstdc++ cxx11 ABI"
-  bool cuda = false;           // LibTorch was built with CUDA
-  std::string cuda_version;    // the CUDA it was built with, "13.0"; "" without
-  std::string cudnn_version;   // "9.20.0"; "" without
-  std::string nccl_header;     // the nccl.h compiled against; "" without c10d's NCCL
-  std::string nccl_loaded;     // the NCCL library in this process; "" when none is loaded
-  int cuda_devices = 0;        // CUDA devices this process sees
+  std::string libtorch;       // "2.13.0"
+  std::string cxx;            // "C++20, libstdc++ cxx11 ABI"
+  bool cuda = false;          // LibTorch was built with CUDA
+  std::string cuda_version;   // the CUDA it was built with, "13.0"; "" without
+  std::string cudnn_version;  // "9.20.0"; "" without
+  std::string nccl_header;    // the nccl.h compiled against; "" without c10d's NCCL
+  std::string nccl_loaded;    // the NCCL library in this process; "" when none is loaded
+  int cuda_devices = 0;       // CUDA devices this process sees
   std::string blas;           // describe_blas()
 };
 

@@ -15,8 +15,9 @@ std::string version_text(const std::string& app_name);  // src/common/app.h
 // Every app also gets --version (version_text).
 inline int parse_command_line(CLI::App& app, int argc, char** argv) {
   const std::string name = app.get_name();
-  app.set_version_flag("--version", [name] { return version_text(name); },
-                       "print the version, LibTorch, the BLAS kernel and the CPU, and exit");
+  app.set_version_flag(
+      "--version", [name] { return version_text(name); },
+      "print the version, LibTorch, the BLAS kernel and the CPU, and exit");
   try {
     app.parse(argc, argv);
     return -1;

@@ -9,13 +9,15 @@ namespace aiayn {
 namespace {
 
 // `message` with each {name} (letters, digits, '-', '_') replaced by flag(name).
-std::string fill_option_names(const std::string& message, const std::function<std::string(const std::string&)>& flag) {
+std::string fill_option_names(const std::string& message,
+                              const std::function<std::string(const std::string&)>& flag) {
   std::string out;
   for (size_t at = 0; at < message.size();) {
     const size_t open = message.find('{', at);
     const size_t close = open == std::string::npos ? open : message.find('}', open);
     const std::string name = close == std::string::npos ? "" : message.substr(open + 1, close - open - 1);
-    const bool is_name = !name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos;
+    const bool is_name = !name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") ==
+                                              std::string::npos;
     if (!is_name) {
       const size_t end = open == std::string::npos ? message.size() : open + 1;
       out += message.substr(at, end - at);

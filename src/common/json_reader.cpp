@@ -69,8 +69,7 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
-JsonObjectReader::JsonObjectReader(const nlohmann::json& obj, std::string origin,
-                                   std::string path)
+JsonObjectReader::JsonObjectReader(const nlohmann::json& obj, std::string origin, std::string path)
     : obj_(obj), origin_(std::move(origin)), path_(std::move(path)) {
   if (!obj_.is_object()) {
     throw InputError(origin_ + ": " + (path_.empty() ? "the top level" : "key \"" + path_ + "\"") +
@@ -94,8 +93,7 @@ const nlohmann::json* JsonObjectReader::value(const std::string& key) {
   return it == obj_.end() ? nullptr : &*it;
 }
 
-int64_t JsonObjectReader::integer(const std::string& key, int64_t fallback, int64_t min,
-                                  int64_t max) {
+int64_t JsonObjectReader::integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
   const auto* v = value(key);
   if (v == nullptr) return fallback;
   if (!v->is_number_integer()) fail(key, "must be an integer, got " + describe(*v));

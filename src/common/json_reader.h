@@ -30,8 +30,7 @@ class JsonObjectReader {
   int64_t integer(const std::string& key, int64_t fallback, int64_t min,
                   int64_t max = std::numeric_limits<int64_t>::max());
   // A number in [min, max) when max_exclusive, else [min, max].
-  double number(const std::string& key, double fallback, double min, double max,
-                bool max_exclusive = false);
+  double number(const std::string& key, double fallback, double min, double max, bool max_exclusive = false);
   bool boolean(const std::string& key, bool fallback);
   std::string choice(const std::string& key, const std::string& fallback,
                      const std::vector<std::string>& allowed);

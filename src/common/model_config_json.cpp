@@ -35,7 +35,8 @@ OptionTable<ModelConfig> make_model_table() {
       .choice("positional", &C::positional, {Positional::sinusoidal, Positional::learned},
               "positional encoding (3.5; learned is Table 3 row E)")
       .integer("max_positions", &C::max_positions, 2, kBig, "longest sequence, in tokens")
-      .boolean("norm_first", &C::norm_first, "LayerNorm before each sub-layer (pre-LN) instead of after (3.1)")
+      .boolean("norm_first", &C::norm_first,
+               "LayerNorm before each sub-layer (pre-LN) instead of after (3.1)")
       .number("layer_norm_eps", &C::layer_norm_eps, 1e-12, 1.0, "LayerNorm's epsilon")
       .boolean("share_embeddings", &C::share_embeddings,
                "one embedding matrix for source and target (3.4; needs a joint vocabulary)")

@@ -99,8 +99,8 @@ void refuse_output_over_input(const std::string& option, const std::string& outp
   for (const auto& [name, input] : inputs) {
     if (input == "-" || input.empty()) continue;
     struct stat in_stat {};
-    bool same = out_exists && ::stat(input.c_str(), &in_stat) == 0 &&
-                in_stat.st_dev == out_stat.st_dev && in_stat.st_ino == out_stat.st_ino;
+    bool same = out_exists && ::stat(input.c_str(), &in_stat) == 0 && in_stat.st_dev == out_stat.st_dev &&
+                in_stat.st_ino == out_stat.st_ino;
     std::error_code ec2;
     same = same || (!ec && fs::weakly_canonical(fs::absolute(input), ec2) == out_path && !ec2);
     if (same) {

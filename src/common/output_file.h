@@ -16,8 +16,7 @@ using NamedPaths = std::vector<std::pair<std::string, std::string>>;
 // Throws InputError when `output` (given as option `option`) names the same
 // file as one of `inputs`: the same path, or another path (a link, a
 // relative path, a hard link) to the same inode. "-" (stdio) is never a file.
-void refuse_output_over_input(const std::string& option, const std::string& output,
-                              const NamedPaths& inputs);
+void refuse_output_over_input(const std::string& option, const std::string& output, const NamedPaths& inputs);
 
 class OutputFile {
  public:

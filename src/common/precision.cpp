@@ -11,9 +11,7 @@ namespace aiayn {
 
 namespace {
 
-torch::ScalarType dtype_of(Precision p) {
-  return p == Precision::fp16 ? torch::kFloat16 : torch::kBFloat16;
-}
+torch::ScalarType dtype_of(Precision p) { return p == Precision::fp16 ? torch::kFloat16 : torch::kBFloat16; }
 
 // LibTorch 2.4 and later name the device in one call; 1.13 to 2.3 have a
 // call per device.
@@ -59,9 +57,12 @@ void set_autocast(torch::DeviceType type, bool enabled, torch::ScalarType dtype)
 
 const char* to_string(Precision p) {
   switch (p) {
-    case Precision::bf16: return "bf16";
-    case Precision::fp16: return "fp16";
-    default: return "fp32";
+    case Precision::bf16:
+      return "bf16";
+    case Precision::fp16:
+      return "fp16";
+    default:
+      return "fp32";
   }
 }
 

@@ -69,8 +69,8 @@ LineReader::~LineReader() {
 bool LineReader::next(std::string* line) {
   ssize_t n = getline(&buffer_, &capacity_, file_);
   if (n < 0) {
-    if (std::ferror(file_)) throw InputError(path_ + ": read error after line " +
-                                             std::to_string(line_number_));
+    if (std::ferror(file_))
+      throw InputError(path_ + ": read error after line " + std::to_string(line_number_));
     return false;
   }
   ++line_number_;

@@ -26,8 +26,8 @@ std::string FilterReport::describe() const {
   return s.str();
 }
 
-std::vector<int64_t> filter_pairs(const TokenCache& cache, const FilterOptions& o,
-                                  FilterReport* report, const std::string& corpus_name) {
+std::vector<int64_t> filter_pairs(const TokenCache& cache, const FilterOptions& o, FilterReport* report,
+                                  const std::string& corpus_name) {
   FilterReport r;
   r.total = cache.size();
   r.invalid_utf8 = cache.invalid_utf8_lines();
@@ -85,13 +85,13 @@ Batch assemble_batch(const std::vector<int64_t>& pairs, SrcLength src_length, Tg
     copy_src(row, src + row * s_max);
     src[row * s_max + sl] = kEosId;
     tgt_in[row * t_max] = kBosId;
-    copy_tgt(row, tgt_in + row * t_max + 1);                    // bos + y
+    copy_tgt(row, tgt_in + row * t_max + 1);  // bos + y
     std::copy_n(tgt_in + row * t_max + 1, tl, tgt_out + row * t_max);
-    tgt_out[row * t_max + tl] = kEosId;                         // y + eos
+    tgt_out[row * t_max + tl] = kEosId;  // y + eos
     batch.src_tokens += sl + 1;
     batch.tgt_tokens += tl + 1;
   }
-  batch.src_padding = batch.src.eq(kPadId);     // [B, S]
+  batch.src_padding = batch.src.eq(kPadId);      // [B, S]
   batch.tgt_padding = batch.tgt_out.eq(kPadId);  // [B, T]
   return batch;
 }
@@ -106,8 +106,7 @@ Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs) {
       [&](int64_t row, int64_t* out) { cache.copy_tgt(pairs[row], out); });
 }
 
-Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs,
-                 const Resampling& r) {
+Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs, const Resampling& r) {
   if (r.source == nullptr || r.target == nullptr || r.p <= 0) return make_batch(cache, pairs);
   std::vector<std::vector<int64_t>> drawn[2];  // [side][row]
   std::vector<int64_t> sample;
@@ -116,8 +115,9 @@ Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs,
     for (size_t row = 0; row < pairs.size(); ++row) {
       const int64_t p = pairs[row];
       auto cached = side == 0 ? cache.src_ids(p) : cache.tgt_ids(p);
-      (side == 0 ? r.source : r.target)->resample(cached.data(), static_cast<int64_t>(cached.size()), r.p,
-                                                  BpeDropout::seed_for(r.seed, r.epoch, p, side), &sample);
+      (side == 0 ? r.source : r.target)
+          ->resample(cached.data(), static_cast<int64_t>(cached.size()), r.p,
+                     BpeDropout::seed_for(r.seed, r.epoch, p, side), &sample);
       drawn[side][row] = static_cast<int64_t>(sample.size()) <= r.max_length ? sample : cached;
     }
   }
@@ -132,8 +132,7 @@ Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs,
   return assemble_batch(pairs, length(0), length(1), copy(0), copy(1));
 }
 
-BatchPlanner::BatchPlanner(const TokenCache& cache, std::vector<int64_t> pairs,
-                           BatchingOptions options)
+BatchPlanner::BatchPlanner(const TokenCache& cache, std::vector<int64_t> pairs, BatchingOptions options)
     : cache_(cache), pairs_(std::move(pairs)), options_(options) {
   if (options_.max_tokens <= 0) throw InputError("max_tokens must be positive");
 }

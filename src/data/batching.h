@@ -25,8 +25,8 @@ struct FilterReport {
 
 // Indices of the pairs that pass the filters. Throws InputError naming the
 // corpus when none is left.
-std::vector<int64_t> filter_pairs(const TokenCache& cache, const FilterOptions& options,
-                                  FilterReport* report, const std::string& corpus_name);
+std::vector<int64_t> filter_pairs(const TokenCache& cache, const FilterOptions& options, FilterReport* report,
+                                  const std::string& corpus_name);
 
 struct BatchingOptions {
   int64_t max_tokens = 4096;  // bound on batch size x longest side (padded shape), per side
@@ -35,14 +35,14 @@ struct BatchingOptions {
 
 // One batch, with everything the model and the loss need, made once here.
 struct Batch {
-  torch::Tensor src;          // [B, S] source ids + eos, right-padded with kPadId
-  torch::Tensor tgt_in;       // [B, T] bos + y, padded
-  torch::Tensor tgt_out;      // [B, T] y + eos, padded
-  torch::Tensor src_padding;  // [B, S] true at padding
-  torch::Tensor tgt_padding;  // [B, T] true at padding
-  int64_t src_tokens = 0;     // real tokens (with eos)
-  int64_t tgt_tokens = 0;     // real target tokens (with eos): the loss's denominator
-  std::vector<int64_t> pairs; // corpus indices, in row order
+  torch::Tensor src;           // [B, S] source ids + eos, right-padded with kPadId
+  torch::Tensor tgt_in;        // [B, T] bos + y, padded
+  torch::Tensor tgt_out;       // [B, T] y + eos, padded
+  torch::Tensor src_padding;   // [B, S] true at padding
+  torch::Tensor tgt_padding;   // [B, T] true at padding
+  int64_t src_tokens = 0;      // real tokens (with eos)
+  int64_t tgt_tokens = 0;      // real target tokens (with eos): the loss's denominator
+  std::vector<int64_t> pairs;  // corpus indices, in row order
 };
 
 Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs);
@@ -60,8 +60,7 @@ struct Resampling {
   int64_t epoch = 0;
   int64_t max_length = 256;
 };
-Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs,
-                 const Resampling& resampling);
+Batch make_batch(const TokenCache& cache, const std::vector<int64_t>& pairs, const Resampling& resampling);
 
 // Groups pairs of similar length into batches whose padded shape stays within
 // max_tokens on each side, then shuffles the batch order. Deterministic for

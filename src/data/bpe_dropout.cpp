@@ -42,7 +42,8 @@ BpeDropout::BpeDropout(const Tokenizer& tokenizer) {
 
 uint64_t BpeDropout::seed_for(uint64_t seed, int64_t epoch, int64_t pair, int side) {
   uint64_t state = seed;
-  for (uint64_t v : {static_cast<uint64_t>(epoch), static_cast<uint64_t>(pair), static_cast<uint64_t>(side)}) {
+  for (uint64_t v :
+       {static_cast<uint64_t>(epoch), static_cast<uint64_t>(pair), static_cast<uint64_t>(side)}) {
     state = splitmix64(&state) ^ v;
   }
   return splitmix64(&state);
@@ -87,7 +88,7 @@ void BpeDropout::merge_word(const std::string& word, double p, uint64_t* state,
     auto& l = symbols[top.left];
     auto& r = symbols[top.right];
     if (l.size == 0 || r.size == 0 || l.size + r.size != top.size) continue;  // stale
-    if (p > 0 && uniform(state) < p) continue;  // dropped this time
+    if (p > 0 && uniform(state) < p) continue;                                // dropped this time
     l.size += r.size;
     r.size = 0;
     l.next = r.next;

@@ -23,8 +23,7 @@ class BpeDropout {
   // Re-segments `ids` (a deterministic encoding, no bos/eos) into `out`.
   // Words holding an unknown piece, or a character that is no piece, keep
   // their pieces.
-  void resample(const int64_t* ids, int64_t n, double p, uint64_t seed,
-                std::vector<int64_t>* out) const;
+  void resample(const int64_t* ids, int64_t n, double p, uint64_t seed, std::vector<int64_t>* out) const;
   // The seed of one side of one pair in one epoch.
   static uint64_t seed_for(uint64_t seed, int64_t epoch, int64_t pair, int side);
 
@@ -33,8 +32,7 @@ class BpeDropout {
     int32_t id;
     float score;
   };
-  void merge_word(const std::string& word, double p, uint64_t* state,
-                  std::vector<int64_t>* out) const;
+  void merge_word(const std::string& word, double p, uint64_t* state, std::vector<int64_t>* out) const;
 
   std::unordered_map<std::string, Piece> pieces_;  // ordinary pieces by text
   std::vector<std::string> text_;                  // id -> piece text

@@ -43,9 +43,7 @@ uint64_t block_checksum(const unsigned char* p, size_t n) {
 // Buffered writer that checksums exactly as block_checksum reads.
 class BlockWriter {
  public:
-  BlockWriter(std::FILE* f, std::string path) : f_(f), path_(std::move(path)) {
-    buf_.reserve(kBlock);
-  }
+  BlockWriter(std::FILE* f, std::string path) : f_(f), path_(std::move(path)) { buf_.reserve(kBlock); }
   void write(const void* data, size_t n) {
     const auto* p = static_cast<const unsigned char*>(data);
     while (n > 0) {
@@ -88,8 +86,10 @@ void write_as(BlockWriter& w, const std::vector<int32_t>& ids) {
 }
 
 void write_ids(BlockWriter& w, const std::vector<int32_t>& ids, int width) {
-  if (width == 2) write_as<uint16_t>(w, ids);
-  else write_as<uint32_t>(w, ids);
+  if (width == 2)
+    write_as<uint16_t>(w, ids);
+  else
+    write_as<uint32_t>(w, ids);
 }
 
 void write_lengths(BlockWriter& w, const std::vector<uint32_t>& lengths, int width) {
@@ -105,7 +105,7 @@ void write_lengths(BlockWriter& w, const std::vector<uint32_t>& lengths, int wid
 int length_width(uint32_t longest) { return longest <= 0xFF ? 1 : longest <= 0xFFFF ? 2 : 4; }
 
 uint64_t cache_key(const CorpusSpec& spec, const Tokenizer& s, const Tokenizer& t) {
-  uint64_t parts[] = {kVersion, hash_file(spec.src_path), hash_file(spec.tgt_path), s.hash(),
+  uint64_t parts[] = {kVersion, hash_file(spec.src_path),        hash_file(spec.tgt_path), s.hash(),
                       t.hash(), spec.skip_invalid_utf8 ? 1u : 0u};
   return hash_bytes(parts, sizeof parts);
 }
@@ -123,8 +123,8 @@ struct Chunk {
 };
 
 // Reads up to kChunkPairs pairs; checks line counts and UTF-8 as it goes.
-bool read_chunk(LineReader& src, LineReader& tgt, const CorpusSpec& spec, Chunk& c,
-                int64_t* invalid_lines, const std::function<void(const std::string&)>& log) {
+bool read_chunk(LineReader& src, LineReader& tgt, const CorpusSpec& spec, Chunk& c, int64_t* invalid_lines,
+                const std::function<void(const std::string&)>& log) {
   c.src.clear();
   c.tgt.clear();
   c.invalid.clear();
@@ -144,8 +144,9 @@ bool read_chunk(LineReader& src, LineReader& tgt, const CorpusSpec& spec, Chunk&
       if (valid_utf8(side == &src ? s : t)) continue;
       std::string where = side->path() + ":" + std::to_string(side->line_number());
       if (!spec.skip_invalid_utf8) {
-        throw InputError(where + ": invalid UTF-8 (fix the file, or skip such pairs with "
-                                 "--skip-invalid-utf8)");
+        throw InputError(where +
+                         ": invalid UTF-8 (fix the file, or skip such pairs with "
+                         "--skip-invalid-utf8)");
       }
       if (ok && log && *invalid_lines < 5) log("skipping pair with invalid UTF-8 at " + where);
       ok = false;
@@ -186,11 +187,9 @@ void encode_chunk(Chunk& c, const Tokenizer& s, const Tokenizer& t, int threads)
     if (e) std::rethrow_exception(e);
 }
 
-void build_cache(const CorpusSpec& spec, const Tokenizer& s, const Tokenizer& t,
-                 const std::string& path, uint64_t key,
-                 const std::function<void(const std::string&)>& log) {
-  const int threads = spec.threads > 0 ? spec.threads
-                                       : static_cast<int>(std::thread::hardware_concurrency());
+void build_cache(const CorpusSpec& spec, const Tokenizer& s, const Tokenizer& t, const std::string& path,
+                 uint64_t key, const std::function<void(const std::string&)>& log) {
+  const int threads = spec.threads > 0 ? spec.threads : static_cast<int>(std::thread::hardware_concurrency());
   const int id_width = std::max(s.vocab_size(), t.vocab_size()) <= 0x10000 ? 2 : 4;
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
@@ -233,8 +232,8 @@ void build_cache(const CorpusSpec& spec, const Tokenizer& s, const Tokenizer& t,
     h.checksum = w.finish();
     // Written under a temporary name, synced, then renamed: a crash never
     // leaves a half-written file under the real name.
-    if (std::fseek(f, 0, SEEK_SET) != 0 || std::fwrite(&h, sizeof h, 1, f) != 1 ||
-        std::fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    if (std::fseek(f, 0, SEEK_SET) != 0 || std::fwrite(&h, sizeof h, 1, f) != 1 || std::fflush(f) != 0 ||
+        fsync(fileno(f)) != 0) {
       throw InputError(tmp + ": cannot write: " + std::strerror(errno));
     }
     std::fclose(f);
@@ -257,8 +256,7 @@ std::string token_cache_path(const CorpusSpec& spec, const Tokenizer& s, const T
       .string();
 }
 
-TokenCache TokenCache::open_or_build(const CorpusSpec& spec, const Tokenizer& s,
-                                     const Tokenizer& t,
+TokenCache TokenCache::open_or_build(const CorpusSpec& spec, const Tokenizer& s, const Tokenizer& t,
                                      const std::function<void(const std::string&)>& log) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -288,8 +286,8 @@ TokenCache TokenCache::open_or_build(const CorpusSpec& spec, const Tokenizer& s,
   // Caches of earlier versions of these files are stale now.
   for (const auto& entry : fs::directory_iterator(spec.cache_dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(cache_prefix(spec), 0) == 0 && entry.path() != fs::path(path) &&
-        name.size() > 9 && name.substr(name.size() - 9) == ".tokcache") {
+    if (name.rfind(cache_prefix(spec), 0) == 0 && entry.path() != fs::path(path) && name.size() > 9 &&
+        name.substr(name.size() - 9) == ".tokcache") {
       fs::remove(entry.path(), ec);
     }
   }
@@ -318,12 +316,11 @@ TokenCache TokenCache::open(const std::string& path) {
   auto damaged = [&](const std::string& why) { return InputError(path + ": damaged token cache: " + why); };
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) throw damaged("not a token cache");
   if (h.version != kVersion) throw damaged("version " + std::to_string(h.version));
-  if ((h.id_width != 2 && h.id_width != 4) ||
-      (h.len_width != 1 && h.len_width != 2 && h.len_width != 4)) {
+  if ((h.id_width != 2 && h.id_width != 4) || (h.len_width != 1 && h.len_width != 2 && h.len_width != 4)) {
     throw damaged("bad widths");
   }
-  const uint64_t expected = sizeof(Header) + (h.src_tokens + h.tgt_tokens) * h.id_width +
-                            2 * h.pairs * h.len_width;
+  const uint64_t expected =
+      sizeof(Header) + (h.src_tokens + h.tgt_tokens) * h.id_width + 2 * h.pairs * h.len_width;
   if (expected != size) {
     throw damaged("size " + std::to_string(size) + " bytes, header says " + std::to_string(expected));
   }
@@ -340,9 +337,14 @@ TokenCache TokenCache::open(const std::string& path) {
   auto read_lengths = [&](const unsigned char* p, std::vector<uint32_t>& out) {
     out.resize(h.pairs);
     for (uint64_t i = 0; i < h.pairs; ++i) {
-      if (h.len_width == 1) out[i] = p[i];
-      else if (h.len_width == 2) { uint16_t v; std::memcpy(&v, p + 2 * i, 2); out[i] = v; }
-      else std::memcpy(&out[i], p + 4 * i, 4);
+      if (h.len_width == 1)
+        out[i] = p[i];
+      else if (h.len_width == 2) {
+        uint16_t v;
+        std::memcpy(&v, p + 2 * i, 2);
+        out[i] = v;
+      } else
+        std::memcpy(&out[i], p + 4 * i, 4);
     }
   };
   read_lengths(lengths, c.src_len_);
@@ -387,14 +389,19 @@ TokenCache::~TokenCache() {
 void TokenCache::copy_ids(uint64_t offset, int64_t n, int64_t* out) const {
   const unsigned char* p = data_ + sizeof(Header) + offset * id_width_;
   for (int64_t i = 0; i < n; ++i) {
-    if (id_width_ == 2) { uint16_t v; std::memcpy(&v, p + 2 * i, 2); out[i] = v; }
-    else { uint32_t v; std::memcpy(&v, p + 4 * i, 4); out[i] = v; }
+    if (id_width_ == 2) {
+      uint16_t v;
+      std::memcpy(&v, p + 2 * i, 2);
+      out[i] = v;
+    } else {
+      uint32_t v;
+      std::memcpy(&v, p + 4 * i, 4);
+      out[i] = v;
+    }
   }
 }
 
-void TokenCache::copy_src(int64_t pair, int64_t* out) const {
-  copy_ids(offset_[pair], src_len_[pair], out);
-}
+void TokenCache::copy_src(int64_t pair, int64_t* out) const { copy_ids(offset_[pair], src_len_[pair], out); }
 
 void TokenCache::copy_tgt(int64_t pair, int64_t* out) const {
   copy_ids(offset_[pair] + src_len_[pair], tgt_len_[pair], out);

@@ -20,9 +20,9 @@ namespace aiayn {
 
 struct CorpusSpec {
   std::string src_path, tgt_path;
-  std::string cache_dir;            // where caches live
-  bool skip_invalid_utf8 = false;   // else invalid UTF-8 is an error naming file:line
-  int threads = 0;                  // encoding threads; 0 = all cores
+  std::string cache_dir;           // where caches live
+  bool skip_invalid_utf8 = false;  // else invalid UTF-8 is an error naming file:line
+  int threads = 0;                 // encoding threads; 0 = all cores
 };
 
 class TokenCache {

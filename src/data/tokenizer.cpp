@@ -53,8 +53,7 @@ void Tokenizer::train(const std::vector<std::string>& inputs, const std::string&
   }
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   std::string flags = "--input=" + files + " --model_prefix=" + model_prefix +
-                      " --model_type=" + o.model_type +
-                      " --vocab_size=" + std::to_string(o.vocab_size) +
+                      " --model_type=" + o.model_type + " --vocab_size=" + std::to_string(o.vocab_size) +
                       " --character_coverage=" + std::to_string(o.character_coverage) +
                       " --input_sentence_size=" + std::to_string(o.input_sentence_size) +
                       " --split_digits=" + (o.split_digits ? "true" : "false") +
@@ -78,8 +77,8 @@ void Tokenizer::train(const std::vector<std::string>& inputs, const std::string&
   }
   ::close(saved);
   if (status != 0) {
-    throw InputError("training the SentencePiece model " + model_prefix + ".model failed: " +
-                     spm::api().last_error() + " (log: " + log_path + ")");
+    throw InputError("training the SentencePiece model " + model_prefix +
+                     ".model failed: " + spm::api().last_error() + " (log: " + log_path + ")");
   }
 }
 
@@ -131,9 +130,8 @@ float Tokenizer::score(int32_t id) const { return spm::api().score(proc_.get(), 
 
 bool Tokenizer::is_normal(int32_t id) const { return spm::api().piece_type(proc_.get(), id) == 0; }
 
-std::vector<int64_t> encode_for_model(const Tokenizer& tokenizer, const std::string& text,
-                                      int64_t limit, const std::string& where,
-                                      const std::string& left_empty,
+std::vector<int64_t> encode_for_model(const Tokenizer& tokenizer, const std::string& text, int64_t limit,
+                                      const std::string& where, const std::string& left_empty,
                                       const std::function<void(const std::string&)>& warn) {
   if (!valid_utf8(text)) {
     if (warn) warn(where + ": invalid UTF-8; " + left_empty);
@@ -143,8 +141,8 @@ std::vector<int64_t> encode_for_model(const Tokenizer& tokenizer, const std::str
   std::vector<int64_t> out(ids.begin(), ids.end());
   if (static_cast<int64_t>(out.size()) > limit) {
     if (warn) {
-      warn(where + ": " + std::to_string(out.size()) +
-           " tokens, truncated to the model's limit of " + std::to_string(limit));
+      warn(where + ": " + std::to_string(out.size()) + " tokens, truncated to the model's limit of " +
+           std::to_string(limit));
     }
     out.resize(static_cast<size_t>(limit));
   }

@@ -15,8 +15,8 @@ namespace aiayn {
 struct TokenizerTrainOptions {
   std::string model_type = "bpe";  // or "unigram"
   int64_t vocab_size = 8000;
-  double character_coverage = 1.0;  // 1.0 keeps every character of European scripts
-  bool split_digits = false;        // every digit its own piece (numbers copy digit by digit)
+  double character_coverage = 1.0;        // 1.0 keeps every character of European scripts
+  bool split_digits = false;              // every digit its own piece (numbers copy digit by digit)
   int64_t input_sentence_size = 2000000;  // sentences sampled for training (0 = all)
   uint64_t seed = 1;
   int threads = 0;  // 0 = all cores
@@ -68,9 +68,8 @@ struct TokenizerPair {
 // and the attention export. Invalid UTF-8 gives no ids and warns
 // "WHERE: invalid UTF-8; LEFT_EMPTY"; a cut line warns
 // "WHERE: N tokens, truncated to the model's limit of LIMIT".
-std::vector<int64_t> encode_for_model(const Tokenizer& tokenizer, const std::string& text,
-                                      int64_t limit, const std::string& where,
-                                      const std::string& left_empty,
+std::vector<int64_t> encode_for_model(const Tokenizer& tokenizer, const std::string& text, int64_t limit,
+                                      const std::string& where, const std::string& left_empty,
                                       const std::function<void(const std::string&)>& warn);
 
 }  // namespace aiayn

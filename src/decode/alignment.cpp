@@ -51,7 +51,7 @@ AttentionMaps capture_attention(TransformerImpl& model, const std::vector<int64_
   tgt_ids.insert(tgt_ids.end(), target.begin(), target.end());
   auto src = source_batch({&source}).to(device);                            // [1, S]: + eos
   auto tgt = torch::tensor(tgt_ids, torch::kLong).unsqueeze(0).to(device);  // [1, T]
-  auto padding = padding_mask(src, kPadId);                                  // [1, S]
+  auto padding = padding_mask(src, kPadId);                                 // [1, S]
   AttentionMaps maps;
   auto memory = model.encode(src, padding, &maps);
   model.decode(tgt, memory, padding, {}, nullptr, &maps);
@@ -65,8 +65,9 @@ void validate_alignment_options(const AlignmentOptions& o, const ModelConfig& m)
                      ", or -1 for the penultimate)");
   }
   if (o.head < -1 || o.head >= m.heads) {
-    throw InputError("--alignment-head " + std::to_string(o.head) + ": the model has " + std::to_string(m.heads) +
-                     " heads (0-" + std::to_string(m.heads - 1) + ", or -1 for their mean)");
+    throw InputError("--alignment-head " + std::to_string(o.head) + ": the model has " +
+                     std::to_string(m.heads) + " heads (0-" + std::to_string(m.heads - 1) +
+                     ", or -1 for their mean)");
   }
 }
 
@@ -78,20 +79,21 @@ std::vector<Link> hard_alignment(const torch::Tensor& cross, const std::vector<s
                                  const std::vector<std::string>& target_pieces, const AlignmentOptions& o) {
   const auto s = static_cast<int64_t>(source_pieces.size()), t = static_cast<int64_t>(target_pieces.size());
   if (s == 0 || t == 0) return {};
-  auto heads = cross[0].to(torch::kCPU, torch::kDouble);                     // [h, T+1, S+1]
-  auto map = o.head >= 0 ? heads[o.head] : heads.mean(0);                  // [T+1, S+1]
+  auto heads = cross[0].to(torch::kCPU, torch::kDouble);   // [h, T+1, S+1]
+  auto map = o.head >= 0 ? heads[o.head] : heads.mean(0);  // [T+1, S+1]
   // Row j is the query that produced target piece j; the last (eos) row and
   // the eos key are not words.
-  map = map.narrow(0, 0, t).narrow(1, 0, s).contiguous();                  // [T, S]
+  map = map.narrow(0, 0, t).narrow(1, 0, s).contiguous();  // [T, S]
   const auto source_word = word_of_pieces(source_pieces);
   const int64_t source_words = source_word.back() + 1;
-  auto by_word = torch::zeros({t, source_words}, torch::kDouble);          // [T, source words]
+  auto by_word = torch::zeros({t, source_words}, torch::kDouble);  // [T, source words]
   by_word.index_add_(1, torch::tensor(source_word, torch::kLong), map);
   // Target units: the pieces of each (word or character) unit, then a mean.
   std::vector<std::vector<int64_t>> unit_pieces;
   if (o.target_characters) {
     for (int64_t j = 0; j < t; ++j) {
-      for (int64_t c = 0; c < characters(target_pieces[static_cast<size_t>(j)]); ++c) unit_pieces.push_back({j});
+      for (int64_t c = 0; c < characters(target_pieces[static_cast<size_t>(j)]); ++c)
+        unit_pieces.push_back({j});
     }
   } else {
     const auto target_word = word_of_pieces(target_pieces);
@@ -100,8 +102,8 @@ std::vector<Link> hard_alignment(const torch::Tensor& cross, const std::vector<s
   }
   std::vector<Link> links;
   for (size_t unit = 0; unit < unit_pieces.size(); ++unit) {
-    auto rows = torch::tensor(unit_pieces[unit], torch::kLong);            // [pieces of the unit]
-    auto weights = by_word.index_select(0, rows).mean(0);                  // [source words]
+    auto rows = torch::tensor(unit_pieces[unit], torch::kLong);  // [pieces of the unit]
+    auto weights = by_word.index_select(0, rows).mean(0);        // [source words]
     links.emplace_back(weights.argmax().item<int64_t>(), static_cast<int64_t>(unit));
   }
   return links;
@@ -109,7 +111,8 @@ std::vector<Link> hard_alignment(const torch::Tensor& cross, const std::vector<s
 
 std::string pharaoh(const std::vector<Link>& links) {
   std::string out;
-  for (const auto& [i, j] : links) out += (out.empty() ? "" : " ") + std::to_string(i) + "-" + std::to_string(j);
+  for (const auto& [i, j] : links)
+    out += (out.empty() ? "" : " ") + std::to_string(i) + "-" + std::to_string(j);
   return out;
 }
 
@@ -133,7 +136,8 @@ GoldAlignment parse_gold_alignment(const std::string& line, const std::string& w
       ok = ok && used_i == cut && used_j == item.size() - cut - 1 && i >= 0 && j >= 0;
     }
     if (!ok) {
-      throw InputError(where + ": \"" + item + "\" is not a link (i-j sure, i?j possible; 0-based source-target)");
+      throw InputError(where + ": \"" + item +
+                       "\" is not a link (i-j sure, i?j possible; 0-based source-target)");
     }
     if (item[cut] == '-') gold.sure.insert({i, j});
     gold.possible.insert({i, j});
@@ -146,7 +150,8 @@ void check_gold_alignment(const GoldAlignment& gold, int64_t source_words, int64
     if (i >= source_words || j >= target_units) {
       throw InputError(gold.where + ": link " + std::to_string(i) + "-" + std::to_string(j) +
                        " lies outside the pair: " + std::to_string(source_words) + " source words and " +
-                       std::to_string(target_units) + " target units (0-based; is the gold file for this source "
+                       std::to_string(target_units) +
+                       " target units (0-based; is the gold file for this source "
                        "and --target, and --alignment-target-chars set as the gold needs?)");
     }
   }
@@ -168,8 +173,9 @@ void AerCounts::add(const std::vector<Link>& links, const GoldAlignment& gold) {
 
 double AerCounts::aer() const {
   const int64_t denominator = predicted + sure;
-  return denominator == 0 ? 0.0
-                          : 1.0 - static_cast<double>(hits_sure + hits_possible) / static_cast<double>(denominator);
+  return denominator == 0
+             ? 0.0
+             : 1.0 - static_cast<double>(hits_sure + hits_possible) / static_cast<double>(denominator);
 }
 
 }  // namespace aiayn

@@ -45,7 +45,8 @@ int64_t alignment_layer(const AlignmentOptions& options, int64_t layers);
 // SentencePiece's word marker; each target unit links to the source word
 // that its pieces' weights, summed over each word's pieces, favour most.
 std::vector<Link> hard_alignment(const torch::Tensor& cross, const std::vector<std::string>& source_pieces,
-                                 const std::vector<std::string>& target_pieces, const AlignmentOptions& options);
+                                 const std::vector<std::string>& target_pieces,
+                                 const AlignmentOptions& options);
 
 // "0-0 1-2 2-1", links in (target, source) order.
 std::string pharaoh(const std::vector<Link>& links);

@@ -54,7 +54,8 @@ class Best {
     std::sort_heap(heap_.begin(), heap_.end(), worse_on_top);  // best first
     std::vector<Candidate> out;
     out.reserve(heap_.size());
-    for (const auto& e : heap_) out.push_back({e.index / vocab, e.index % vocab, static_cast<double>(e.value)});
+    for (const auto& e : heap_)
+      out.push_back({e.index / vocab, e.index % vocab, static_cast<double>(e.value)});
     return out;
   }
 

@@ -30,8 +30,8 @@ Hypothesis ended_hypothesis(std::vector<int64_t> tokens, double log_prob, double
   return h;
 }
 
-bool sentence_done(const std::vector<Hypothesis>& finished, const std::vector<Candidate>& live,
-                   int64_t step, int64_t longest, const SearchOptions& o) {
+bool sentence_done(const std::vector<Hypothesis>& finished, const std::vector<Candidate>& live, int64_t step,
+                   int64_t longest, const SearchOptions& o) {
   if (live.empty()) return true;
   if (static_cast<int64_t>(finished.size()) < o.nbest) return false;
   // No live beam can beat the nbest-th finished one: log-probs only fall, so

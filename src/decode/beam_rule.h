@@ -37,8 +37,8 @@ Hypothesis ended_hypothesis(std::vector<int64_t> tokens, double log_prob, double
 // Whether a sentence is done at step `step` (1 = the first token), given its
 // finished hypotheses sorted best first and this step's live extensions,
 // best first; `longest` is its output length limit.
-bool sentence_done(const std::vector<Hypothesis>& finished, const std::vector<Candidate>& live,
-                   int64_t step, int64_t longest, const SearchOptions& options);
+bool sentence_done(const std::vector<Hypothesis>& finished, const std::vector<Candidate>& live, int64_t step,
+                   int64_t longest, const SearchOptions& options);
 
 // Sorts a sentence's finished hypotheses best first.
 void rank_finished(std::vector<Hypothesis>& finished);

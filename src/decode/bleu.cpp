@@ -30,8 +30,7 @@ char32_t next_code_point(const std::string& s, size_t& i) {
     cp = (cp << 6) | (b(i + k) & 0x3F);
   }
   static const char32_t min_of_len[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < min_of_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return kInvalidByte + b(i++);
+  if (cp < min_of_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return kInvalidByte + b(i++);
   i += len;
   return cp;
 }
@@ -59,9 +58,9 @@ void append_utf8(std::string& out, char32_t cp) {
 // Python's str.isspace(), which str.split() and str.strip() use: sacreBLEU
 // splits on these, so e.g. a no-break space U+00A0 separates tokens.
 bool is_python_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 // Python's str.split() with no argument: runs of whitespace separate, and
@@ -113,7 +112,7 @@ bool is_13a_symbol(char c) {
 char32_t python_lower(char32_t c) {
   if (c < 0x80) return c >= 'A' && c <= 'Z' ? c + 32 : c;
   if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;  // Latin-1
-  if (c == 0x178) return 0xFF;                               // Y with diaeresis
+  if (c == 0x178) return 0xFF;                             // Y with diaeresis
   // Latin Extended-A: upper/lower pairs, upper on even code points before
   // U+0138 and from U+014A, on odd ones in between and from U+0179.
   if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return c | 1;
@@ -121,8 +120,7 @@ char32_t python_lower(char32_t c) {
   // Cyrillic.
   if (c >= 0x400 && c <= 0x40F) return c + 0x50;
   if (c >= 0x410 && c <= 0x42F) return c + 0x20;
-  if ((c >= 0x460 && c <= 0x481) || (c >= 0x48A && c <= 0x4BF) || (c >= 0x4D0 && c <= 0x52F))
-    return c | 1;
+  if ((c >= 0x460 && c <= 0x481) || (c >= 0x48A && c <= 0x4BF) || (c >= 0x4D0 && c <= 0x52F)) return c | 1;
   if (c == 0x4C0) return 0x4CF;
   if (c >= 0x4C1 && c <= 0x4CE) return c + (c & 1);
   return c;
@@ -157,8 +155,8 @@ std::u32string chrf_chars(const std::string& line, bool lowercase) {
 
 void check_sizes(const char* what, size_t hyps, size_t refs) {
   if (hyps != refs)
-    throw std::invalid_argument(std::string(what) + ": " + std::to_string(hyps) +
-                                " hypotheses but " + std::to_string(refs) + " references");
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(hyps) + " hypotheses but " +
+                                std::to_string(refs) + " references");
 }
 
 std::string printf_string(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -237,11 +235,14 @@ std::string tokenize_13a(const std::string& line) {
     return out;
   };
   // (2) period and comma unless preceded by a digit: ([^0-9])([\.,]) -> "\1 \2 "
-  t = substitute(t, [](char a, char b) { return !is_digit(a) && (b == '.' || b == ','); }, false);
+  t = substitute(
+      t, [](char a, char b) { return !is_digit(a) && (b == '.' || b == ','); }, false);
   // (3) period and comma unless followed by a digit: ([\.,])([^0-9]) -> " \1 \2"
-  t = substitute(t, [](char a, char b) { return (a == '.' || a == ',') && !is_digit(b); }, true);
+  t = substitute(
+      t, [](char a, char b) { return (a == '.' || a == ',') && !is_digit(b); }, true);
   // (4) dash when preceded by a digit: ([0-9])(-) -> "\1 \2 "
-  t = substitute(t, [](char a, char b) { return is_digit(a) && b == '-'; }, false);
+  t = substitute(
+      t, [](char a, char b) { return is_digit(a) && b == '-'; }, false);
 
   // ' '.join(line.split())
   std::string out;
@@ -320,8 +321,8 @@ BleuScore corpus_bleu(const std::vector<std::string>& hyps, const std::vector<st
 ChrfScore corpus_chrf(const std::vector<std::string>& hyps, const std::vector<std::string>& refs,
                       bool lowercase) {
   check_sizes("corpus_chrf", hyps.size(), refs.size());
-  constexpr int kOrder = 6;     // character n-gram order (Popović 2015/2016)
-  constexpr double kBeta = 2;   // recall weighted twice as much as precision
+  constexpr int kOrder = 6;    // character n-gram order (Popović 2015/2016)
+  constexpr double kBeta = 2;  // recall weighted twice as much as precision
   std::array<long long, kOrder> n_hyp{}, n_ref{}, n_match{};
 
   for (size_t k = 0; k < hyps.size(); ++k) {
@@ -376,10 +377,10 @@ std::string BleuScore::signature() const {
 }
 
 std::string BleuScore::format() const {
-  return printf_string("BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %lld "
-                       "ref_len = %lld)",
-                       score, precisions[0], precisions[1], precisions[2], precisions[3], bp,
-                       ratio, hyp_len, ref_len);
+  return printf_string(
+      "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %lld "
+      "ref_len = %lld)",
+      score, precisions[0], precisions[1], precisions[2], precisions[3], bp, ratio, hyp_len, ref_len);
 }
 
 std::string ChrfScore::signature() const {

@@ -20,12 +20,12 @@ std::string tokenize_13a(const std::string& line);
 std::string lowercase_utf8(const std::string& text);
 
 struct BleuScore {
-  double score = 0.0;                     // 0..100
-  std::array<double, 4> precisions{};     // percent, after "exp" smoothing
-  std::array<long long, 4> matches{};     // clipped n-gram matches per order
-  std::array<long long, 4> totals{};      // hypothesis n-grams per order
-  double bp = 0.0;                        // brevity penalty
-  double ratio = 0.0;                     // hyp_len / ref_len (0 if ref_len == 0)
+  double score = 0.0;                  // 0..100
+  std::array<double, 4> precisions{};  // percent, after "exp" smoothing
+  std::array<long long, 4> matches{};  // clipped n-gram matches per order
+  std::array<long long, 4> totals{};   // hypothesis n-grams per order
+  double bp = 0.0;                     // brevity penalty
+  double ratio = 0.0;                  // hyp_len / ref_len (0 if ref_len == 0)
   long long hyp_len = 0;
   long long ref_len = 0;
   bool lowercase = false;

@@ -58,7 +58,8 @@ ModelConfig read_checkpoint_model(const std::string& dir) {
 nlohmann::json to_json(const CheckpointVocabulary& v) {
   return {{"tokenizer_hash", hex64(v.tokenizer_hash)},
           {"vocab_size", v.vocab_size},
-          {"src_tokenizer_hash", v.src_tokenizer_hash == 0 ? nlohmann::json() : nlohmann::json(hex64(v.src_tokenizer_hash))},
+          {"src_tokenizer_hash",
+           v.src_tokenizer_hash == 0 ? nlohmann::json() : nlohmann::json(hex64(v.src_tokenizer_hash))},
           {"src_vocab_size", v.src_vocab_size}};
 }
 
@@ -95,7 +96,8 @@ CheckpointVocabulary read_checkpoint_vocabulary(const std::string& dir) {
 void load_weights(TransformerImpl& model, const std::string& dir, bool raw) {
   const fs::path raw_file = fs::path(dir) / "raw_model.pt";
   if (raw && !fs::exists(raw_file)) {
-    throw InputError(raw_file.string() + ": missing: this checkpoint holds one set of weights, "
+    throw InputError(raw_file.string() +
+                     ": missing: this checkpoint holds one set of weights, "
                      "model.pt (trained without train.ema_decay, or an average written by "
                      "aiayn-train --average); drop --raw-weights");
   }
@@ -110,9 +112,8 @@ void load_weights_file(TransformerImpl& model, const std::string& file) {
     auto it = weights.find(p.key());
     if (it == weights.end()) throw InputError(path.string() + ": no tensor " + p.key());
     if (!it->second.sizes().equals(p.value().sizes())) {
-      throw InputError(path.string() + ": " + p.key() + " has shape " +
-                       c10::str(it->second.sizes()) + ", the model needs " +
-                       c10::str(p.value().sizes()));
+      throw InputError(path.string() + ": " + p.key() + " has shape " + c10::str(it->second.sizes()) +
+                       ", the model needs " + c10::str(p.value().sizes()));
     }
     p.value().copy_(it->second);
   }
@@ -122,10 +123,10 @@ Tokenizer load_checkpoint_tokenizer(const std::string& dir) {
   const auto meta = read_checkpoint_vocabulary(dir);
   auto tokenizer = Tokenizer::load((fs::path(dir) / "spm.model").string());
   if (tokenizer.hash() != meta.tokenizer_hash || tokenizer.vocab_size() != meta.vocab_size) {
-    throw InputError(dir + "/spm.model: does not match the checkpoint (hash " +
-                     hex64(tokenizer.hash()) + ", vocabulary " +
-                     std::to_string(tokenizer.vocab_size()) + "; the checkpoint was trained with " +
-                     hex64(meta.tokenizer_hash) + ", " + std::to_string(meta.vocab_size) + ")");
+    throw InputError(dir + "/spm.model: does not match the checkpoint (hash " + hex64(tokenizer.hash()) +
+                     ", vocabulary " + std::to_string(tokenizer.vocab_size()) +
+                     "; the checkpoint was trained with " + hex64(meta.tokenizer_hash) + ", " +
+                     std::to_string(meta.vocab_size) + ")");
   }
   return tokenizer;
 }
@@ -154,8 +155,7 @@ Transformer load_model(const std::string& dir, const torch::Device& device, bool
   return model;
 }
 
-Transformer load_averaged_model(const std::vector<std::string>& dirs,
-                                const torch::Device& device, bool raw) {
+Transformer load_averaged_model(const std::vector<std::string>& dirs, const torch::Device& device, bool raw) {
   if (dirs.empty()) throw InputError("no checkpoint given");
   if (dirs.size() == 1) return load_model(dirs[0], device, raw);
   const auto config = read_checkpoint_model(dirs[0]);
@@ -177,8 +177,10 @@ Transformer load_averaged_model(const std::vector<std::string>& dirs,
     for (const auto& p : model->named_parameters()) {
       auto v = p.value().to(torch::kFloat64);
       auto it = sum.find(p.key());
-      if (it == sum.end()) sum[p.key()] = v.clone();
-      else it->second.add_(v);
+      if (it == sum.end())
+        sum[p.key()] = v.clone();
+      else
+        it->second.add_(v);
     }
   }
   torch::NoGradGuard no_grad;

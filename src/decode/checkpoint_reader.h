@@ -39,7 +39,7 @@ constexpr int kCheckpointFormat = 1;
 // all that decoding reads of that file (the training state is
 // src/train/training_state.h's).
 struct CheckpointVocabulary {
-  uint64_t tokenizer_hash = 0;      // spm.model
+  uint64_t tokenizer_hash = 0;  // spm.model
   int64_t vocab_size = 0;
   uint64_t src_tokenizer_hash = 0;  // spm.src.model; 0 = one joint vocabulary
   int64_t src_vocab_size = 0;       // the source side's (the joint size when joint)

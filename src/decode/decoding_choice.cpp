@@ -40,8 +40,8 @@ DecodingChoice run_tune_job(const TuneJob& tune, std::ostream& log) {
   const auto dir = resolve_checkpoint(job.model.checkpoints[0]);
   auto source = read_lines(job.input), references = read_lines(job.reference);
   if (source.size() != references.size()) {
-    throw InputError(job.reference + ": " + std::to_string(references.size()) +
-                     " lines, but " + job.input + " has " + std::to_string(source.size()));
+    throw InputError(job.reference + ": " + std::to_string(references.size()) + " lines, but " + job.input +
+                     " has " + std::to_string(source.size()));
   }
   // Tuned with the models and arithmetic translation will use (src/decode/model_loader.h).
   auto loaded = load_models(job.model, log);
@@ -51,8 +51,8 @@ DecodingChoice run_tune_job(const TuneJob& tune, std::ostream& log) {
   DecodingChoice best;
   best.bleu = -1;
   nlohmann::json grid = nlohmann::json::array();
-  log << "choosing beam and alpha on " << job.input << " (" << source.size()
-      << " sentences), " << (job.lowercase ? "lowercased" : "cased") << " BLEU\n";
+  log << "choosing beam and alpha on " << job.input << " (" << source.size() << " sentences), "
+      << (job.lowercase ? "lowercased" : "cased") << " BLEU\n";
   log << "  beam  alpha   BLEU\n";
   for (int64_t beam : tune.beams) {
     for (double alpha : tune.alphas) {
@@ -81,9 +81,12 @@ DecodingChoice run_tune_job(const TuneJob& tune, std::ostream& log) {
         << "score higher on this validation set (try --tune-alphas with larger values)\n";
   }
   best.chosen_on = job.input + " -> " + job.reference;
-  nlohmann::json out = {{"beam", best.beam},         {"alpha", best.alpha},
-                        {"bleu", best.bleu},         {"chosen_on", best.chosen_on},
-                        {"lowercase", job.lowercase}, {"raw_weights", job.model.raw_weights},
+  nlohmann::json out = {{"beam", best.beam},
+                        {"alpha", best.alpha},
+                        {"bleu", best.bleu},
+                        {"chosen_on", best.chosen_on},
+                        {"lowercase", job.lowercase},
+                        {"raw_weights", job.model.raw_weights},
                         {"grid", grid}};
   write_file_atomically((fs::path(dir) / "decoding.json").string(), out.dump(2) + "\n");
   char summary[96];

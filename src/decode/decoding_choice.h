@@ -16,7 +16,7 @@ namespace aiayn {
 struct DecodingChoice {
   int64_t beam = 4;
   double alpha = 0.6;
-  double bleu = 0;       // on the data it was chosen on
+  double bleu = 0;        // on the data it was chosen on
   std::string chosen_on;  // "<source file> -> <reference file>"
 };
 

@@ -8,7 +8,7 @@ ForcedPrefixStepModel::ForcedPrefixStepModel(StepModel& inner, std::vector<std::
     : inner_(inner), prefixes_(std::move(prefixes)) {}
 
 torch::Tensor ForcedPrefixStepModel::step(const torch::Tensor& history) {
-  auto lprobs = inner_.step(history);  // [rows, V]
+  auto lprobs = inner_.step(history);                              // [rows, V]
   const auto position = static_cast<size_t>(history.size(1) - 1);  // tokens after bos so far
   std::vector<int64_t> rows, tokens;
   for (size_t r = 0; r < prefixes_.size(); ++r) {
@@ -19,10 +19,10 @@ torch::Tensor ForcedPrefixStepModel::step(const torch::Tensor& history) {
   }
   if (rows.empty()) return lprobs;
   const auto options = torch::dtype(torch::kLong).device(lprobs.device());
-  auto row_index = torch::tensor(rows, options);                     // [n]
-  auto token_index = torch::tensor(tokens, options).unsqueeze(1);    // [n, 1]
-  auto forced = lprobs.index_select(0, row_index);                   // [n, V]
-  auto kept = forced.gather(1, token_index);                         // [n, 1]
+  auto row_index = torch::tensor(rows, options);                   // [n]
+  auto token_index = torch::tensor(tokens, options).unsqueeze(1);  // [n, 1]
+  auto forced = lprobs.index_select(0, row_index);                 // [n, V]
+  auto kept = forced.gather(1, token_index);                       // [n, 1]
   forced.fill_(-std::numeric_limits<float>::infinity()).scatter_(1, token_index, kept);
   lprobs.index_copy_(0, row_index, forced);
   return lprobs;
@@ -32,7 +32,8 @@ void ForcedPrefixStepModel::select(const torch::Tensor& rows, const torch::Tenso
   auto index = rows.cpu().contiguous();  // [rows']
   std::vector<std::vector<int64_t>> kept;
   kept.reserve(static_cast<size_t>(index.numel()));
-  for (int64_t i = 0; i < index.numel(); ++i) kept.push_back(prefixes_[static_cast<size_t>(index.data_ptr<int64_t>()[i])]);
+  for (int64_t i = 0; i < index.numel(); ++i)
+    kept.push_back(prefixes_[static_cast<size_t>(index.data_ptr<int64_t>()[i])]);
   prefixes_ = std::move(kept);
   inner_.select(rows, sentences);
 }

@@ -27,10 +27,12 @@ int64_t parse_index(const std::string& text, bool* ok) {
 }  // namespace
 
 std::string to_string(const HeadRef& head) {
-  return std::string(kind_name(head.kind)) + ":" + std::to_string(head.layer) + ":" + std::to_string(head.head);
+  return std::string(kind_name(head.kind)) + ":" + std::to_string(head.layer) + ":" +
+         std::to_string(head.head);
 }
 
-std::vector<HeadRef> parse_head_mask(const std::string& spec, const ModelConfig& config, const std::string& option) {
+std::vector<HeadRef> parse_head_mask(const std::string& spec, const ModelConfig& config,
+                                     const std::string& option) {
   std::vector<HeadRef> heads;
   std::stringstream items(spec);
   std::string item;
@@ -38,8 +40,10 @@ std::vector<HeadRef> parse_head_mask(const std::string& spec, const ModelConfig&
     auto refuse = [&](const std::string& why) {
       throw InputError(option + " " + spec + ": \"" + item + "\": " + why);
     };
-    const auto first = item.find(':'), second = item.find(':', first == std::string::npos ? first : first + 1);
-    if (first == std::string::npos || second == std::string::npos || item.find(':', second + 1) != std::string::npos) {
+    const auto first = item.find(':'),
+               second = item.find(':', first == std::string::npos ? first : first + 1);
+    if (first == std::string::npos || second == std::string::npos ||
+        item.find(':', second + 1) != std::string::npos) {
       refuse("expected KIND:LAYER:HEAD, e.g. enc:0:1 (kinds enc, dec, cross)");
     }
     const std::string kind = item.substr(0, first);

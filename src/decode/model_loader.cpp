@@ -72,7 +72,8 @@ LoadedModels load_models(const ModelLoadOptions& o, std::ostream& log) {
   if (o.int8) {
     const auto engine = select_int8_engine();
     for (auto& m : out.models) m->quantize_int8();
-    log << "int8: linear layers quantized (per-row int8 weights, dynamic 8-bit inputs; " << engine << " engine)\n";
+    log << "int8: linear layers quantized (per-row int8 weights, dynamic 8-bit inputs; " << engine
+        << " engine)\n";
   } else if (o.packs()) {
     for (auto& m : out.models) m->pack_weights();
   }
@@ -84,7 +85,8 @@ LoadedModels load_models(const ModelLoadOptions& o, std::ostream& log) {
                 : "")
         << "\n";
   }
-  if (out.models.size() > 1) log << "ensemble of " << out.models.size() << " models (log-probabilities averaged)\n";
+  if (out.models.size() > 1)
+    log << "ensemble of " << out.models.size() << " models (log-probabilities averaged)\n";
   return out;
 }
 

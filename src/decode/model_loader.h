@@ -25,9 +25,9 @@ struct ModelLoadOptions {
   std::vector<std::string> checkpoints;  // checkpoint or save directories (their last)
   Combine combine = Combine::one;        // several need ensemble or average_weights
   torch::Device device = torch::kCPU;
-  bool raw_weights = false;              // an EMA run's raw weights instead of the average
-  std::string mask_heads;                // heads to ablate: enc:L:H,dec:L:H,cross:L:H (src/decode/head_mask.h)
-  bool int8 = false;                     // dynamic int8 linear layers (CPU)
+  bool raw_weights = false;  // an EMA run's raw weights instead of the average
+  std::string mask_heads;    // heads to ablate: enc:L:H,dec:L:H,cross:L:H (src/decode/head_mask.h)
+  bool int8 = false;         // dynamic int8 linear layers (CPU)
   // Float weights packed once for the CPU's vector unit (models/packed_linear.h);
   // false: the BLAS at every call, as in training. Only for fp32 on the CPU.
   bool packed_weights = true;
@@ -40,9 +40,9 @@ struct ModelLoadOptions {
 };
 
 struct LoadedModels {
-  std::vector<std::string> dirs;  // the checkpoint directories, resolved
+  std::vector<std::string> dirs;    // the checkpoint directories, resolved
   std::vector<Transformer> models;  // one, or an ensemble's members; eval mode, on the device
-  TokenizerPair tokenizers;       // shared by all of them
+  TokenizerPair tokenizers;         // shared by all of them
 };
 
 // Loads as the options say, writing what was done (masked heads, int8,

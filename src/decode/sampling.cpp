@@ -22,7 +22,9 @@ int64_t draw_token(const float* lprobs, int64_t vocab, const SamplingOptions& o,
     if (std::isfinite(lprobs[v])) ids.push_back(v);
   }
   if (ids.empty()) return 0;
-  auto likelier = [&](int64_t a, int64_t b) { return lprobs[a] > lprobs[b] || (lprobs[a] == lprobs[b] && a < b); };
+  auto likelier = [&](int64_t a, int64_t b) {
+    return lprobs[a] > lprobs[b] || (lprobs[a] == lprobs[b] && a < b);
+  };
   if (o.temperature == 0) return *std::min_element(ids.begin(), ids.end(), likelier);
   // Top-k keeps the k likeliest; top-p then needs them in order.
   if (o.top_k > 0 && o.top_k < static_cast<int64_t>(ids.size())) {

@@ -74,8 +74,7 @@ torch::Tensor source_batch(const std::vector<const std::vector<int64_t>*>& rows)
 
 std::vector<int64_t> source_lengths(const torch::Tensor& src) {
   auto lengths = src.ne(kPadId).sum(1).sub(1).cpu();  // [B] tokens without eos
-  return std::vector<int64_t>(lengths.data_ptr<int64_t>(),
-                              lengths.data_ptr<int64_t>() + lengths.numel());
+  return std::vector<int64_t>(lengths.data_ptr<int64_t>(), lengths.data_ptr<int64_t>() + lengths.numel());
 }
 
 void SearchOptions::validate() const {
@@ -88,7 +87,8 @@ void SearchOptions::validate() const {
   if (nbest < 1) refuse("nbest", nbest, "must be at least 1");
   if (nbest > beam && !sampling.enabled) refuse("nbest", nbest, "exceeds {beam} " + std::to_string(beam));
   if (sampling.top_k < 0) refuse("sampling-topk", sampling.top_k, "must be >= 0 (0: every token)");
-  if (!(sampling.top_p > 0 && sampling.top_p <= 1)) refuse("sampling-topp", sampling.top_p, "must be in (0, 1]");
+  if (!(sampling.top_p > 0 && sampling.top_p <= 1))
+    refuse("sampling-topp", sampling.top_p, "must be in (0, 1]");
   if (!std::isfinite(sampling.temperature) || sampling.temperature < 0) {
     refuse("temperature", sampling.temperature, "must be a finite number >= 0");
   }
@@ -192,7 +192,7 @@ Hypotheses row_search(StepModel& model, const std::vector<int64_t>& lengths, con
     }
     history = torch::cat({history, token.unsqueeze(1)}, 1);  // [rows, t + 1]
     if (keep.size() != active.size() && !keep.empty()) {
-      auto index = long_tensor(keep, device);  // [rows']
+      auto index = long_tensor(keep, device);    // [rows']
       history = history.index_select(0, index);  // [rows', t + 1]
       model.select(index, index);
     }
@@ -203,8 +203,7 @@ Hypotheses row_search(StepModel& model, const std::vector<int64_t>& lengths, con
 
 }  // namespace
 
-Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths,
-                         const SearchOptions& o) {
+Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& lengths, const SearchOptions& o) {
   return row_search(model, lengths, o, nullptr);  // no picker: the likeliest token
 }
 
@@ -212,19 +211,20 @@ Hypotheses sample_search(StepModel& model, const std::vector<int64_t>& lengths,
                          const std::vector<std::pair<int64_t, int64_t>>& draws, const SearchOptions& o) {
   o.validate();
   std::vector<int64_t> scratch;
-  return row_search(model, lengths, o, [&](const torch::Tensor& lprobs, const std::vector<int64_t>& rows, int64_t t) {
-    auto cpu = lprobs.to(torch::kCPU, torch::kFloat).contiguous();  // [rows, V]
-    const int64_t vocab = cpu.size(1);
-    std::vector<int64_t> tokens(rows.size());
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const auto [line, sample] = draws[static_cast<size_t>(rows[r])];
-      tokens[r] = draw_token(cpu.data_ptr<float>() + static_cast<int64_t>(r) * vocab, vocab, o.sampling,
-                             sampling_uniform(o.sampling.seed, line, sample, t), &scratch);
-    }
-    auto token = long_tensor(tokens, lprobs.device());               // [rows]
-    auto picked = lprobs.gather(1, token.unsqueeze(1)).squeeze(1);   // [rows]
-    return std::make_pair(picked, token);
-  });
+  return row_search(
+      model, lengths, o, [&](const torch::Tensor& lprobs, const std::vector<int64_t>& rows, int64_t t) {
+        auto cpu = lprobs.to(torch::kCPU, torch::kFloat).contiguous();  // [rows, V]
+        const int64_t vocab = cpu.size(1);
+        std::vector<int64_t> tokens(rows.size());
+        for (size_t r = 0; r < rows.size(); ++r) {
+          const auto [line, sample] = draws[static_cast<size_t>(rows[r])];
+          tokens[r] = draw_token(cpu.data_ptr<float>() + static_cast<int64_t>(r) * vocab, vocab, o.sampling,
+                                 sampling_uniform(o.sampling.seed, line, sample, t), &scratch);
+        }
+        auto token = long_tensor(tokens, lprobs.device());              // [rows]
+        auto picked = lprobs.gather(1, token.unsqueeze(1)).squeeze(1);  // [rows]
+        return std::make_pair(picked, token);
+      });
 }
 
 namespace {
@@ -234,10 +234,10 @@ namespace {
 std::vector<std::vector<Candidate>> rank_extensions(const torch::Tensor& scores,
                                                     const torch::Tensor& lprobs) {
   const int64_t n = lprobs.size(0), k = lprobs.size(1), vocab = lprobs.size(2);
-  auto extensions = (scores.unsqueeze(2) + lprobs).view({n, k * vocab});  // [n, K*V]
+  auto extensions = (scores.unsqueeze(2) + lprobs).view({n, k * vocab});          // [n, K*V]
   auto [top_scores, top_index] = extensions.topk(std::min(2 * k, k * vocab), 1);  // [n, 2K]
-  auto top_scores_cpu = top_scores.to(torch::kCPU, torch::kDouble);  // [n, 2K]
-  auto top_index_cpu = top_index.cpu();                              // [n, 2K]
+  auto top_scores_cpu = top_scores.to(torch::kCPU, torch::kDouble);               // [n, 2K]
+  auto top_index_cpu = top_index.cpu();                                           // [n, 2K]
   const auto* ts = top_scores_cpu.data_ptr<double>();
   const auto* ti = top_index_cpu.data_ptr<int64_t>();
   const int64_t width = top_index.size(1);
@@ -271,23 +271,22 @@ std::vector<std::vector<Candidate>> rank_step_logits(StepModel& model, const tor
                                                      const std::vector<EndRule>& rules, int64_t vocab) {
   const int64_t n = scores.size(0), k = scores.size(1);
   auto logits = model.step_logits(history);  // [n * K, V]
-  auto beam_scores = scores.contiguous();     // [n, K]
-  return rank_from_logits(logits.data_ptr<float>(), beam_scores.data_ptr<float>(), n, k, vocab, rules,
-                          kEosId, {kPadId, kBosId}, std::min(2 * k, k * vocab));
+  auto beam_scores = scores.contiguous();    // [n, K]
+  return rank_from_logits(logits.data_ptr<float>(), beam_scores.data_ptr<float>(), n, k, vocab, rules, kEosId,
+                          {kPadId, kBosId}, std::min(2 * k, k * vocab));
 }
 
 // The beams that go on to the next step, K per surviving sentence.
 struct NextBeams {
   std::vector<int64_t> rows, tokens;  // row extended, token appended
   std::vector<float> scores;
-  std::vector<int64_t> sentences;     // surviving sentences
-  std::vector<int64_t> slots;         // their positions among this step's live sentences
+  std::vector<int64_t> sentences;  // surviving sentences
+  std::vector<int64_t> slots;      // their positions among this step's live sentences
 };
 
 }  // namespace
 
-Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& lengths,
-                       const SearchOptions& o) {
+Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& lengths, const SearchOptions& o) {
   torch::NoGradGuard no_grad;
   const auto batch = static_cast<int64_t>(lengths.size());
   const int64_t k = o.beam, vocab = model.vocab();
@@ -312,8 +311,7 @@ Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& lengths,
       auto& done = finished[sentence];
       auto beams = split_candidates(ranked[s], k, kEosId);
       for (const auto& c : beams.ended) {
-        done.push_back(ended_hypothesis(row_tokens(history[s * k + c.beam]), c.log_prob,
-                                        o.length_penalty));
+        done.push_back(ended_hypothesis(row_tokens(history[s * k + c.beam]), c.log_prob, o.length_penalty));
       }
       rank_finished(done);
       const int64_t longest = max_output_length(o, lengths[sentence], model.max_positions());
@@ -333,8 +331,8 @@ Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& lengths,
     const bool sentences_left = next.sentences.size() != active.size();
     active = std::move(next.sentences);
     if (active.empty()) break;
-    auto rows = long_tensor(next.rows, device);      // [n' * K]
-    auto tokens = long_tensor(next.tokens, device);  // [n' * K]
+    auto rows = long_tensor(next.rows, device);                                     // [n' * K]
+    auto tokens = long_tensor(next.tokens, device);                                 // [n' * K]
     history = torch::cat({history.index_select(0, rows), tokens.unsqueeze(1)}, 1);  // [n' * K, t + 1]
     scores = torch::tensor(next.scores, torch::dtype(torch::kFloat).device(device))
                  .view({static_cast<int64_t>(active.size()), k});  // [n', K]
@@ -366,9 +364,9 @@ std::vector<double> forced_log_probs(TransformerImpl& model, const torch::Tensor
   tgt_in = tgt_in.to(src.device());
   tgt_out = tgt_out.to(src.device());
   auto padding = padding_mask(src, kPadId);
-  auto hidden = model.decode(tgt_in, model.encode(src, padding), padding);  // [B, T, d_model]
+  auto hidden = model.decode(tgt_in, model.encode(src, padding), padding);         // [B, T, d_model]
   auto lprobs = torch::log_softmax(model.logits(hidden).to(torch::kFloat32), -1);  // [B, T, V]
-  auto picked = lprobs.gather(2, tgt_out.clamp_min(0).unsqueeze(2)).squeeze(2);  // [B, T]
+  auto picked = lprobs.gather(2, tgt_out.clamp_min(0).unsqueeze(2)).squeeze(2);    // [B, T]
   auto sums = picked.masked_fill(tgt_out.eq(kPadId), 0.0).sum(1).to(torch::kCPU, torch::kDouble);
   return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + batch);
 }
@@ -379,7 +377,8 @@ std::vector<double> forced_log_probs(StepModel& model, const std::vector<std::ve
   size_t longest = 0;
   for (const auto& y : targets) longest = std::max(longest, y.size());
   std::vector<double> sums(targets.size(), 0.0);
-  auto history = torch::full({batch, 1}, kBosId, torch::dtype(torch::kLong).device(model.device()));  // [B, 1]
+  auto history =
+      torch::full({batch, 1}, kBosId, torch::dtype(torch::kLong).device(model.device()));  // [B, 1]
   std::vector<int64_t> next(targets.size());
   for (size_t position = 0; position <= longest; ++position) {
     auto lprobs = model.step(history).to(torch::kCPU, torch::kDouble).contiguous();  // [B, V]
@@ -390,8 +389,8 @@ std::vector<double> forced_log_probs(StepModel& model, const std::vector<std::ve
       next[b] = position < y.size() ? y[position] : kEosId;
       if (position <= y.size()) sums[b] += lp[static_cast<int64_t>(b) * lprobs.size(1) + next[b]];
     }
-    auto tokens = long_tensor(next, history.device());            // [B]
-    history = torch::cat({history, tokens.unsqueeze(1)}, 1);      // [B, position + 2]
+    auto tokens = long_tensor(next, history.device());        // [B]
+    history = torch::cat({history, tokens.unsqueeze(1)}, 1);  // [B, position + 2]
   }
   return sums;
 }

@@ -23,8 +23,7 @@ using Hypotheses = std::vector<std::vector<Hypothesis>>;  // per sentence, best 
 // sentence, up to nbest hypotheses, best first. The step model starts with
 // one row per sentence for greedy and `beam` rows for beam search. search()
 // validates the options and runs greedy for beam 1, else beam search.
-Hypotheses search(StepModel& model, const std::vector<int64_t>& source_lengths,
-                  const SearchOptions& options);
+Hypotheses search(StepModel& model, const std::vector<int64_t>& source_lengths, const SearchOptions& options);
 Hypotheses greedy_search(StepModel& model, const std::vector<int64_t>& source_lengths,
                          const SearchOptions& options);
 Hypotheses beam_search(StepModel& model, const std::vector<int64_t>& source_lengths,
@@ -40,8 +39,7 @@ Hypotheses search(TransformerImpl& model, const torch::Tensor& src, const Search
 // Hypotheses hold the model's own log-probabilities (temperature 1, no
 // filtering), so that samples are scored as beam outputs are.
 Hypotheses sample_search(StepModel& model, const std::vector<int64_t>& source_lengths,
-                         const std::vector<std::pair<int64_t, int64_t>>& draws,
-                         const SearchOptions& options);
+                         const std::vector<std::pair<int64_t, int64_t>>& draws, const SearchOptions& options);
 
 // The source format search takes: rows of ids (without eos) -> [B, S] ids +
 // eos, right-padded with kPadId, S = the longest row + 1. On the CPU.

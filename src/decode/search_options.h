@@ -25,9 +25,9 @@ struct SearchOptions {
   double length_penalty = 0.6;  // alpha of GNMT's ((5 + |Y|) / 6)^alpha; 0 = none
   double max_len_a = 1.0;       // outputs stop at a * |x| + b tokens (eos excluded)
   int64_t max_len_b = 50;
-  int64_t nbest = 1;            // hypotheses returned per sentence (<= beam)
-  bool use_cache = true;        // false: recompute the whole prefix each step (for comparison)
-  SamplingOptions sampling;     // enabled: nbest samples per sentence instead of a beam
+  int64_t nbest = 1;         // hypotheses returned per sentence (<= beam)
+  bool use_cache = true;     // false: recompute the whole prefix each step (for comparison)
+  SamplingOptions sampling;  // enabled: nbest samples per sentence instead of a beam
 
   // The one check of these options: OptionError (src/common/error.h) keyed
   // by the option out of range (beam, nbest, alpha, max-len-a, max-len-b,
@@ -46,7 +46,6 @@ double length_penalty(int64_t length, double alpha);
 
 // Output length limit for a source of `source_length` tokens (without eos),
 // under a decoder of `max_positions` positions.
-int64_t max_output_length(const SearchOptions& options, int64_t source_length,
-                          int64_t max_positions);
+int64_t max_output_length(const SearchOptions& options, int64_t source_length, int64_t max_positions);
 
 }  // namespace aiayn

@@ -6,8 +6,7 @@
 
 namespace aiayn {
 
-TransformerStepModel::TransformerStepModel(TransformerImpl& model, const torch::Tensor& src,
-                                           bool use_cache)
+TransformerStepModel::TransformerStepModel(TransformerImpl& model, const torch::Tensor& src, bool use_cache)
     : model_(model), padding_(padding_mask(src, kPadId)), use_cache_(use_cache) {
   memory_ = model_.encode(src, padding_);  // [B, S, d_model]
 }
@@ -24,10 +23,12 @@ torch::Tensor TransformerStepModel::step_logits(const torch::Tensor& history) {
     hidden = model_.decode(history.narrow(1, history.size(1) - 1, 1), memory_, padding_, {},
                            &state_);  // [rows, 1, d_model]
   } else {
-    hidden = model_.decode(history, memory_, padding_)
-                 .narrow(1, history.size(1) - 1, 1);  // [rows, 1, d_model]
+    hidden =
+        model_.decode(history, memory_, padding_).narrow(1, history.size(1) - 1, 1);  // [rows, 1, d_model]
   }
-  return model_.logits(hidden.squeeze(1)).to(torch::kFloat32).contiguous();  // [rows, V]: fp32 under autocast too
+  return model_.logits(hidden.squeeze(1))
+      .to(torch::kFloat32)
+      .contiguous();  // [rows, V]: fp32 under autocast too
 }
 
 bool TransformerStepModel::has_step_logits() const { return memory_.device().is_cpu(); }

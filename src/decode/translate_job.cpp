@@ -33,15 +33,16 @@ std::string render(const Translator& translator, const Hypothesis& h, const std:
   std::string out;
   for (int64_t id : h.tokens) {
     if (!out.empty()) out += ' ';
-    out += format == OutputFormat::ids ? std::to_string(id) : translator.tokenizer().piece(static_cast<int32_t>(id));
+    out += format == OutputFormat::ids ? std::to_string(id)
+                                       : translator.tokenizer().piece(static_cast<int32_t>(id));
   }
   return out;
 }
 
 // Writes one input line's output: its best translation, or with scores every
 // n-best hypothesis as "index ||| text ||| score ||| log-prob".
-void write_translation(std::ostream& out, const Translator& translator, const Translation& t,
-                       int64_t index, const TranslateJob& job) {
+void write_translation(std::ostream& out, const Translator& translator, const Translation& t, int64_t index,
+                       const TranslateJob& job) {
   // With alignments, each line ends in " ||| 0-0 1-2 ..." (Marian's layout).
   auto links = [&](size_t k) {
     return job.options.alignment ? " ||| " + (k < t.alignments.size() ? t.alignments[k] : std::string()) : "";
@@ -56,14 +57,15 @@ void write_translation(std::ostream& out, const Translator& translator, const Tr
   for (size_t k = 0; k < t.hypotheses.size(); ++k) {
     const auto& h = t.hypotheses[k];
     std::snprintf(buf, sizeof buf, " ||| %.6f ||| %.6f", h.score, h.log_prob);
-    out << index << " ||| " << render(translator, h, t.texts[k], job.output_format) << buf << links(k) << '\n';
+    out << index << " ||| " << render(translator, h, t.texts[k], job.output_format) << buf << links(k)
+        << '\n';
   }
 }
 
 // Beam and alpha: the checkpoint's decoding.json unless the user set them.
 // True when they came from there.
-bool apply_recorded_decoding(const TranslateJob& job, const std::vector<std::string>& dirs,
-                             SearchOptions& s, std::ostream& log) {
+bool apply_recorded_decoding(const TranslateJob& job, const std::vector<std::string>& dirs, SearchOptions& s,
+                             std::ostream& log) {
   if (!job.uses_recorded_decoding() || dirs.size() != 1 || s.sampling.enabled) return false;
   auto choice = read_decoding_choice(dirs[0]);
   if (!choice) return false;
@@ -121,7 +123,8 @@ void report_scores(const TranslateJob& job, const std::vector<std::string>& hypo
   }
   log << report.bleu << "\n" << report.chrf << "\n";
   log << "exact match = " << std::fixed << std::setprecision(2)
-      << 100.0 * static_cast<double>(report.exact_matches) / static_cast<double>(std::max<size_t>(hypotheses.size(), 1))
+      << 100.0 * static_cast<double>(report.exact_matches) /
+             static_cast<double>(std::max<size_t>(hypotheses.size(), 1))
       << "% (" << report.exact_matches << " of " << hypotheses.size() << " lines)\n";
   log.unsetf(std::ios::floatfield);
 }
@@ -162,8 +165,9 @@ void TuneJob::validate() const {
   }
   if (translate.input == "-") throw OptionError("tune", ": {input} must be a file (validation source)");
   if (translate.input.empty() || translate.reference.empty()) {
-    throw OptionError("tune", ": give the validation source as {input} and its translation as {reference} "
-                              "(not the test set)");
+    throw OptionError("tune",
+                      ": give the validation source as {input} and its translation as {reference} "
+                      "(not the test set)");
   }
   if (beams.empty() || alphas.empty()) {
     throw OptionError("tune-beams", " and {tune-alphas} need at least one value each");
@@ -179,16 +183,20 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
   if (!job.model.device.is_cpu()) on_device.reset_device(job.model.device);
   job.validate();
-  refuse_output_over_input("--output", job.output, {{"--input", job.input}, {"--reference", job.reference},
-                                                    {"--prefix", job.prefix}, {"--score-targets", job.score_targets}});
+  refuse_output_over_input("--output", job.output,
+                           {{"--input", job.input},
+                            {"--reference", job.reference},
+                            {"--prefix", job.prefix},
+                            {"--score-targets", job.score_targets}});
   std::vector<std::string> dirs;
   for (const auto& c : job.model.checkpoints) dirs.push_back(resolve_checkpoint(c));
   TranslateOptions options = job.options;
   options.precision = job.model.precision;
   auto& s = options.search;
   if (apply_recorded_decoding(job, dirs, s, log) && s.nbest > s.beam) {
-    throw OptionError("nbest", " " + std::to_string(s.nbest) + ": exceeds the beam " + std::to_string(s.beam) +
-                                   " recorded in " + dirs[0] + "/decoding.json; give {beam} as well");
+    throw OptionError("nbest", " " + std::to_string(s.nbest) + ": exceeds the beam " +
+                                   std::to_string(s.beam) + " recorded in " + dirs[0] +
+                                   "/decoding.json; give {beam} as well");
   }
   s.validate();
   auto translator = load_translator(job, options, log);
@@ -267,8 +275,9 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   }
   if (file) file->commit();
   log << (job.score_targets.empty() ? "translated " : "scored ") << report.sentences << " sentences ("
-      << report.output_tokens << " tokens) in " << report.seconds << " s: " << report.sentences / report.seconds
-      << " sentences/s, " << report.output_tokens / report.seconds << " tokens/s\n";
+      << report.output_tokens << " tokens) in " << report.seconds
+      << " s: " << report.sentences / report.seconds << " sentences/s, "
+      << report.output_tokens / report.seconds << " tokens/s\n";
   if (!job.reference.empty()) report_scores(job, hypotheses, references, report, log);
   return report;
 }

@@ -18,16 +18,16 @@ namespace aiayn {
 enum class OutputFormat { text, pieces, ids };
 
 struct TranslateJob {
-  ModelLoadOptions model;                // checkpoints and how to load them (src/decode/model_loader.h)
-  std::string input = "-";               // "-" = stdin, streamed line by line
-  std::string output = "-";              // "-" = stdout
-  TranslateOptions options;              // options.precision is taken from model.precision
+  ModelLoadOptions model;    // checkpoints and how to load them (src/decode/model_loader.h)
+  std::string input = "-";   // "-" = stdin, streamed line by line
+  std::string output = "-";  // "-" = stdout
+  TranslateOptions options;  // options.precision is taken from model.precision
   OutputFormat output_format = OutputFormat::text;
-  bool scores = false;                   // "i ||| text ||| score ||| log-prob" lines
-  std::string reference;                 // score the output against this file
-  std::string prefix;                    // target prefixes, one per input line, forced
-  std::string score_targets;             // instead of translating: score these targets, one per line
-  bool lowercase = false;                // case-insensitive BLEU/chrF
+  bool scores = false;        // "i ||| text ||| score ||| log-prob" lines
+  std::string reference;      // score the output against this file
+  std::string prefix;         // target prefixes, one per input line, forced
+  std::string score_targets;  // instead of translating: score these targets, one per line
+  bool lowercase = false;     // case-insensitive BLEU/chrF
   // The options the user set, by key (the command line's flags without
   // "--"): validate() refuses combinations by them, and beam and alpha
   // given win over the checkpoint's decoding.json.

@@ -17,8 +17,8 @@
 namespace aiayn {
 
 struct Translator::Plan {
-  std::vector<std::vector<int64_t>> ids;  // per line; empty: skipped
-  std::vector<int64_t> order;             // non-empty lines, longest first
+  std::vector<std::vector<int64_t>> ids;           // per line; empty: skipped
+  std::vector<int64_t> order;                      // non-empty lines, longest first
   std::vector<std::pair<size_t, size_t>> batches;  // [begin, end) ranges of `order`
 };
 
@@ -103,7 +103,8 @@ void Translator::for_each_batch(size_t batches, int64_t workers_wanted,
 std::unique_ptr<StepModel> Translator::step_model(const torch::Tensor& src, bool use_cache) const {
   if (models_.size() == 1) return std::make_unique<TransformerStepModel>(*models_[0].ptr(), src, use_cache);
   std::vector<std::unique_ptr<StepModel>> members;
-  for (const auto& m : models_) members.push_back(std::make_unique<TransformerStepModel>(*m.ptr(), src, use_cache));
+  for (const auto& m : models_)
+    members.push_back(std::make_unique<TransformerStepModel>(*m.ptr(), src, use_cache));
   return std::make_unique<EnsembleStepModel>(std::move(members));
 }
 
@@ -123,7 +124,8 @@ Hypotheses Translator::decode(const torch::Tensor& src, const std::vector<int64_
     const int64_t rows_per_line = sampling ? samples : o.beam;
     std::vector<std::vector<int64_t>> row_prefixes;
     for (int64_t line : lines) {
-      for (int64_t k = 0; k < rows_per_line; ++k) row_prefixes.push_back((*prefixes)[static_cast<size_t>(line)]);
+      for (int64_t k = 0; k < rows_per_line; ++k)
+        row_prefixes.push_back((*prefixes)[static_cast<size_t>(line)]);
     }
     forced.emplace(*model, std::move(row_prefixes));
     top = &*forced;
@@ -154,17 +156,18 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
     for (size_t i = 0; i < lines.size() && i < prefixes->size(); ++i) {
       if (p.ids[i].empty()) continue;
       // A prefix must leave the output room to end within its length limit.
-      const int64_t limit = max_output_length(options.search, static_cast<int64_t>(p.ids[i].size()), positions);
-      (*prefix_ids)[i] = encode_for_model(tokenizers_.target, (*prefixes)[i], limit,
-                                          "prefix of line " + std::to_string(first_line + static_cast<int64_t>(i)),
-                                          "no prefix", warn);
+      const int64_t limit =
+          max_output_length(options.search, static_cast<int64_t>(p.ids[i].size()), positions);
+      (*prefix_ids)[i] = encode_for_model(
+          tokenizers_.target, (*prefixes)[i], limit,
+          "prefix of line " + std::to_string(first_line + static_cast<int64_t>(i)), "no prefix", warn);
     }
   }
   std::vector<Translation> out(lines.size());
   for_each_batch(p.batches.size(), options.workers, [&](size_t b) {
-    torch::NoGradGuard no_grad;  // per thread
+    torch::NoGradGuard no_grad;                          // per thread
     AutocastScope autocast(options.precision, device_);  // thread-local too
-    c10::OptionalDeviceGuard on_device;  // and so is the current device
+    c10::OptionalDeviceGuard on_device;                  // and so is the current device
     if (!device_.is_cpu()) on_device.reset_device(device_);
     const auto [at, end] = p.batches[b];
     std::vector<const std::vector<int64_t>*> rows;
@@ -184,7 +187,8 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
 
 std::vector<Translation> Translator::score(const std::vector<std::string>& lines,
                                            const std::vector<std::string>& targets,
-                                           const TranslateOptions& options, int64_t first_line, const Warn& warn) {
+                                           const TranslateOptions& options, int64_t first_line,
+                                           const Warn& warn) {
   const auto p = plan(lines, options, first_line, warn);
   const int64_t longest = shortest_positions(models_) - 1;  // bos takes one position
   std::vector<std::vector<int64_t>> target_ids(lines.size());
@@ -209,8 +213,8 @@ std::vector<Translation> Translator::score(const std::vector<std::string>& lines
     auto model = step_model(source_batch(rows).to(device_), options.search.use_cache);  // [B, S] inside
     const auto sums = forced_log_probs(*model, batch_targets);
     for (size_t r = at; r < end; ++r) {
-      out[p.order[r]].hypotheses = {ended_hypothesis(batch_targets[r - at], sums[r - at],
-                                                     options.search.length_penalty)};
+      out[p.order[r]].hypotheses = {
+          ended_hypothesis(batch_targets[r - at], sums[r - at], options.search.length_penalty)};
     }
   });
   detokenize(out);
@@ -231,8 +235,8 @@ void Translator::align(const Plan& p, const AlignmentOptions& o, std::vector<Tra
     const auto source_pieces = pieces(tokenizers_.source, p.ids[i]);
     for (const auto& h : out[i].hypotheses) {
       const auto maps = capture_attention(model, p.ids[i], h.tokens);
-      out[i].alignments.push_back(pharaoh(hard_alignment(maps.cross[static_cast<size_t>(layer)], source_pieces,
-                                                         pieces(tokenizers_.target, h.tokens), o)));
+      out[i].alignments.push_back(pharaoh(hard_alignment(
+          maps.cross[static_cast<size_t>(layer)], source_pieces, pieces(tokenizers_.target, h.tokens), o)));
     }
   }
 }

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "models/transformer.h"
+#include "src/common/precision.h"
 #include "src/data/tokenizer.h"
 #include "src/decode/alignment.h"
-#include "src/common/precision.h"
 #include "src/decode/search.h"
 
 namespace aiayn {
@@ -38,8 +38,8 @@ struct TranslateOptions {
 };
 
 struct Translation {
-  std::vector<Hypothesis> hypotheses;  // best first; empty for an empty or skipped line
-  std::vector<std::string> texts;      // detokenized, one per hypothesis
+  std::vector<Hypothesis> hypotheses;   // best first; empty for an empty or skipped line
+  std::vector<std::string> texts;       // detokenized, one per hypothesis
   std::vector<std::string> alignments;  // with options.alignment: Pharaoh links, one per hypothesis
 };
 
@@ -67,8 +67,9 @@ class Translator {
   // Forced decoding: each target's log-probability given its line (eos
   // included) and its score under options.search.length_penalty, as one
   // hypothesis. An empty or invalid source line gives no hypothesis.
-  std::vector<Translation> score(const std::vector<std::string>& lines, const std::vector<std::string>& targets,
-                                 const TranslateOptions& options, int64_t first_line = 1, const Warn& warn = {});
+  std::vector<Translation> score(const std::vector<std::string>& lines,
+                                 const std::vector<std::string>& targets, const TranslateOptions& options,
+                                 int64_t first_line = 1, const Warn& warn = {});
 
   // The target side's (which renders outputs as pieces or ids).
   const Tokenizer& tokenizer() const { return tokenizers_.target; }

@@ -52,8 +52,9 @@ std::vector<std::string> last_checkpoints(const std::string& save_dir, int64_t c
 std::vector<std::string> best_checkpoints(const std::string& save_dir, int64_t count) {
   auto dirs = best_validated(checkpoint_dirs(save_dir), count);
   if (dirs.empty()) {
-    throw InputError(save_dir + ": holds no validated checkpoint (best:K needs a validation set; "
-                                "use last:K)");
+    throw InputError(save_dir +
+                     ": holds no validated checkpoint (best:K needs a validation set; "
+                     "use last:K)");
   }
   return dirs;
 }

@@ -60,8 +60,8 @@ std::string pickle(const std::map<std::string, torch::Tensor>& tensors) {
 // one (a step saved again) is moved aside first and removed only once the
 // new one is in place.
 void install_directory(const fs::path& tmp, const fs::path& final_dir) {
-  const fs::path old = final_dir.parent_path() /
-                       (".old-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
+  const fs::path old =
+      final_dir.parent_path() / (".old-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
   if (fs::exists(final_dir)) fs::rename(final_dir, old);
   fs::rename(tmp, final_dir);
   sync_dir(final_dir.parent_path());
@@ -82,8 +82,8 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
                             const TokenizerPair& tokenizers, const ExponentialMovingAverage* ema) {
   const Tokenizer& tokenizer = tokenizers.target;
   const fs::path final_dir = fs::path(save_dir) / step_name(state.step);
-  const fs::path tmp = fs::path(save_dir) / (".tmp-" + step_name(state.step) + "-" +
-                                             std::to_string(getpid()));
+  const fs::path tmp =
+      fs::path(save_dir) / (".tmp-" + step_name(state.step) + "-" + std::to_string(getpid()));
   std::error_code ec;
   fs::remove_all(tmp, ec);
   if (!fs::create_directories(tmp, ec)) {
@@ -99,15 +99,15 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
       write_synced(tmp / "model.pt", pickle(weights));
     }
     if (adam != nullptr) write_synced(tmp / "optimizer.pt", pickle(adam->state()));
-    write_synced(tmp / "rng.pt",
-                 pickle({{"cpu", at::detail::getDefaultCPUGenerator().get_state()}}));
+    write_synced(tmp / "rng.pt", pickle({{"cpu", at::detail::getDefaultCPUGenerator().get_state()}}));
     write_synced(tmp / "spm.model", read_checkpoint_file(tokenizer.path()));
-    if (!tokenizers.joint()) write_synced(tmp / "spm.src.model", read_checkpoint_file(tokenizers.source.path()));
+    if (!tokenizers.joint())
+      write_synced(tmp / "spm.src.model", read_checkpoint_file(tokenizers.source.path()));
     write_synced(tmp / "config.json", config.to_json().dump(2) + "\n");
     CheckpointMeta meta;
     meta.state = state;
-    meta.vocabulary = {tokenizer.hash(), tokenizer.vocab_size(), tokenizers.joint() ? 0 : tokenizers.source.hash(),
-                       tokenizers.source.vocab_size()};
+    meta.vocabulary = {tokenizer.hash(), tokenizer.vocab_size(),
+                       tokenizers.joint() ? 0 : tokenizers.source.hash(), tokenizers.source.vocab_size()};
     meta.optimizer_steps = adam ? adam->steps() : 0;
     meta.parameters = model.parameter_count();
     meta.weights = ema != nullptr ? "ema" : "raw";
@@ -126,8 +126,7 @@ std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model,
   return final_dir.string();
 }
 
-void link_checkpoint(const std::string& save_dir, const std::string& link,
-                     const std::string& target) {
+void link_checkpoint(const std::string& save_dir, const std::string& link, const std::string& target) {
   const fs::path tmp = fs::path(save_dir) / ("." + link + ".tmp-" + std::to_string(getpid()));
   std::error_code ec;
   fs::remove(tmp, ec);
@@ -185,8 +184,8 @@ void load_rng(const std::string& dir) {
   generator.set_state(state["cpu"]);
 }
 
-std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
-                                      const std::string& save_dir, const std::string& name) {
+std::string write_averaged_checkpoint(const std::vector<std::string>& dirs, const std::string& save_dir,
+                                      const std::string& name) {
   auto model = load_averaged_model(dirs, torch::kCPU);
   const std::string& newest = dirs.back();
   const fs::path final_dir = fs::path(save_dir) / name;

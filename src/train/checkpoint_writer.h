@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "models/transformer.h"
-#include "src/train/train_config.h"
 #include "src/data/tokenizer.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/train/ema.h"
 #include "src/train/optimizer.h"
+#include "src/train/train_config.h"
 #include "src/train/training_state.h"
 
 namespace aiayn {
@@ -27,12 +27,10 @@ namespace aiayn {
 // Returns the checkpoint's directory.
 std::string save_checkpoint(const std::string& save_dir, TransformerImpl& model, const Adam* adam,
                             const ExperimentConfig& config, const TrainingState& state,
-                            const TokenizerPair& tokenizers,
-                            const ExponentialMovingAverage* ema = nullptr);
+                            const TokenizerPair& tokenizers, const ExponentialMovingAverage* ema = nullptr);
 
 // Points save_dir/<link> (e.g. "best") at checkpoint directory `target`.
-void link_checkpoint(const std::string& save_dir, const std::string& link,
-                     const std::string& target);
+void link_checkpoint(const std::string& save_dir, const std::string& link, const std::string& target);
 
 // Deletes all but the newest `keep_last` checkpoint_<step> directories and
 // the `keep_best` with the best validation results, sparing those `last`
@@ -41,8 +39,8 @@ void prune_checkpoints(const std::string& save_dir, int64_t keep_last, int64_t k
 
 // Writes the average of `dirs` as save_dir/<name> (config, tokenizer and
 // metadata of the newest, no optimizer state). Returns its path.
-std::string write_averaged_checkpoint(const std::vector<std::string>& dirs,
-                                      const std::string& save_dir, const std::string& name);
+std::string write_averaged_checkpoint(const std::vector<std::string>& dirs, const std::string& save_dir,
+                                      const std::string& name);
 
 // `aiayn-train --average SPEC`: averages the checkpoints of save_dir that
 // SPEC picks (checkpoints_to_average) into save_dir/averaged. Returns what

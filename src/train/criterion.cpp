@@ -19,8 +19,8 @@ LossSums batch_criterion(TransformerImpl& model, const Batch& batch, double labe
                          const torch::Device& device) {
   auto src = to_device(batch.src, device), tgt_in = to_device(batch.tgt_in, device);
   auto src_padding = to_device(batch.src_padding, device);
-  auto memory = model.encode(src, src_padding);            // [B, S, d_model]
-  auto hidden = model.decode(tgt_in, memory, src_padding);  // [B, T, d_model]
+  auto memory = model.encode(src, src_padding);                                        // [B, S, d_model]
+  auto hidden = model.decode(tgt_in, memory, src_padding);                             // [B, T, d_model]
   auto real = to_device((~batch.tgt_padding).flatten().nonzero().squeeze(1), device);  // [N]
   auto h = hidden.reshape({-1, hidden.size(-1)}).index_select(0, real);                // [N, d_model]
   auto targets = to_device(batch.tgt_out.flatten(), device).index_select(0, real);     // [N]

@@ -170,8 +170,8 @@ Communicator::Communicator(const DistributedOptions& options)
     }
     // Each group gets its own key space in the one store.
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(
-        c10::make_intrusive<c10d::PrefixStore>("gloo", impl_->store), options_.rank,
-        options_.world_size, group_options);
+        c10::make_intrusive<c10d::PrefixStore>("gloo", impl_->store), options_.rank, options_.world_size,
+        group_options);
 #ifdef AIAYN_WITH_NCCL
     if (options_.device.is_cuda()) {
       // This rank's GPU is the current device while the group is made, so
@@ -184,14 +184,14 @@ Communicator::Communicator(const DistributedOptions& options)
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = options_.timeout;
       impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
-          c10::make_intrusive<c10d::PrefixStore>("nccl", impl_->store), options_.rank,
-          options_.world_size, nccl_options);
+          c10::make_intrusive<c10d::PrefixStore>("nccl", impl_->store), options_.rank, options_.world_size,
+          nccl_options);
     }
 #endif
   } catch (const std::exception& e) {
     throw DistributedError("rendezvous of rank " + std::to_string(options_.rank) + " of " +
-                           std::to_string(options_.world_size) + " at " + options_.master_addr +
-                           ":" + std::to_string(options_.master_port) + " failed: " + e.what());
+                           std::to_string(options_.world_size) + " at " + options_.master_addr + ":" +
+                           std::to_string(options_.master_port) + " failed: " + e.what());
   }
   impl_->heartbeat = std::thread([this] { impl_->beat(options_); });
 }
@@ -223,17 +223,17 @@ void Communicator::fail(const std::string& what, const std::string& cause) {
   std::string message = "rank " + std::to_string(options_.rank) + " of " +
                         std::to_string(options_.world_size) + ": " + what + " failed";
   if (!silent.empty()) {
-    message += ": lost rank " + who + (silent == std::vector<int>{0} && options_.rank != 0
-                                           ? " (the rendezvous store is unreachable)"
-                                           : " (its heartbeat stopped)");
+    message += ": lost rank " + who +
+               (silent == std::vector<int>{0} && options_.rank != 0 ? " (the rendezvous store is unreachable)"
+                                                                    : " (its heartbeat stopped)");
   }
   // Gloo's own message can span lines; one line is what the apps print.
   std::string first_line = cause.substr(0, cause.find('\n'));
   throw DistributedError(message + " [" + first_line + "]");
 }
 
-void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors,
-                                  const std::string& what, int64_t bucket_bytes) {
+void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors, const std::string& what,
+                                  int64_t bucket_bytes) {
   size_t begin = 0;
   while (begin < tensors.size()) {
     // A bucket: consecutive tensors of one dtype, up to bucket_bytes.

@@ -3,8 +3,8 @@
 // of hanging. CPU tensors go through Gloo; CUDA tensors through NCCL when the
 // LibTorch build has it (official CUDA builds), else through Gloo via the CPU.
 #pragma once
-#include "src/common/error.h"
 #include <torch/torch.h>
+#include "src/common/error.h"
 
 #include <chrono>
 #include <memory>
@@ -39,7 +39,6 @@ DistributedOptions distributed_from_environment();
 bool distributed_available();
 // True when CUDA tensors are reduced with NCCL (a CUDA LibTorch with c10d's NCCL).
 bool nccl_available();
-
 
 // The process group of one training job. Constructing it is the rendezvous:
 // rank 0 hosts the TCP store at MASTER_ADDR:MASTER_PORT and every rank joins

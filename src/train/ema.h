@@ -17,8 +17,7 @@ namespace aiayn {
 class ExponentialMovingAverage {
  public:
   // Starts as a copy of `params` (a module's named_parameters()).
-  ExponentialMovingAverage(const torch::OrderedDict<std::string, torch::Tensor>& params,
-                           double decay);
+  ExponentialMovingAverage(const torch::OrderedDict<std::string, torch::Tensor>& params, double decay);
   // Folds the parameters in after update number `step` (1-based).
   void update(int64_t step);
   // The decay used after update `step`.

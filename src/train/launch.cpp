@@ -92,8 +92,7 @@ int spawn_local_workers(int nproc, char** argv) {
     if (pid <= 0) {
       // A failed rank makes the others fail at their next collective; give
       // them time to say so, then stop them.
-      if (first_failure != 0 &&
-          std::chrono::steady_clock::now() - failed_at > std::chrono::seconds(30)) {
+      if (first_failure != 0 && std::chrono::steady_clock::now() - failed_at > std::chrono::seconds(30)) {
         for (pid_t p : pids) {
           if (p > 0) kill(p, SIGKILL);
         }

@@ -18,8 +18,7 @@ struct LossSums {
 // elsewhere (a GPU, other dtypes) from LibTorch ops that keep only the
 // log-sum-exp per row for the backward pass, not the [N, V] log-softmax of
 // label_smoothed_nll_composed. Both return double sums.
-LossSums label_smoothed_nll(const torch::Tensor& logits, const torch::Tensor& targets,
-                            double epsilon);
+LossSums label_smoothed_nll(const torch::Tensor& logits, const torch::Tensor& targets, double epsilon);
 
 // The same from LibTorch ops (log_softmax, gather, mean): any device and
 // dtype, and the definition the fused kernel is tested against.

@@ -14,7 +14,7 @@ namespace aiayn {
 
 class DynamicLossScale {
  public:
-  static constexpr double kInitial = 32768.0;      // 2^15, also the ceiling
+  static constexpr double kInitial = 32768.0;  // 2^15, also the ceiling
   static constexpr int64_t kGrowthInterval = 2000;
 
   // A scale saved in a checkpoint, or the initial one.

@@ -22,16 +22,16 @@ double learning_rate(const TrainConfig& c, int64_t d_model, int64_t step) {
          std::min(std::pow(s, -0.5), s * std::pow(w, -1.5));
 }
 
-Adam::Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1,
-           double beta2, double eps, double weight_decay, AdamKernel kernel)
+Adam::Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1, double beta2,
+           double eps, double weight_decay, AdamKernel kernel)
     : beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay), kernel_(kernel) {
   if (kernel_ == AdamKernel::libtorch_fused && !libtorch_fused_adam_available()) {
     throw std::invalid_argument("Adam: LibTorch " TORCH_VERSION " has no fused AdamW (2.4 and later have)");
   }
   for (const auto& item : params) {
     if (!item.value().requires_grad()) continue;
-    slots_.push_back({item.key(), item.value(), torch::zeros_like(item.value()),
-                      torch::zeros_like(item.value())});
+    slots_.push_back(
+        {item.key(), item.value(), torch::zeros_like(item.value()), torch::zeros_like(item.value())});
   }
 }
 
@@ -56,8 +56,7 @@ struct AdamStep {
 //   p = p (1 - lr wd) + (-lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),
 // where wd (AdamW's decoupled weight decay) scales p before the step.
 AIAYN_VECTOR_CLONES
-void adam_range(float* p, const float* g, float* m, float* v, const AdamStep& a, int64_t begin,
-                int64_t end) {
+void adam_range(float* p, const float* g, float* m, float* v, const AdamStep& a, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     m[i] = m[i] * a.beta1 + a.one_minus_beta1 * g[i];
     v[i] = v[i] * a.beta2 + a.one_minus_beta2 * g[i] * g[i];
@@ -120,10 +119,10 @@ void Adam::step(double lr) {
   // The arithmetic of torch.optim.Adam, so both agree step for step.
   const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
   const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
-  const AdamStep a{static_cast<float>(beta1_), static_cast<float>(1.0 - beta1_),
-                   static_cast<float>(beta2_), static_cast<float>(1.0 - beta2_),
+  const AdamStep a{static_cast<float>(beta1_),           static_cast<float>(1.0 - beta1_),
+                   static_cast<float>(beta2_),           static_cast<float>(1.0 - beta2_),
                    static_cast<float>(std::sqrt(bias2)), static_cast<float>(eps_),
-                   static_cast<float>(-lr / bias1), static_cast<float>(1.0 - lr * weight_decay_)};
+                   static_cast<float>(-lr / bias1),      static_cast<float>(1.0 - lr * weight_decay_)};
   std::vector<Slot*> for_libtorch;
   for (auto& s : slots_) {
     const auto& g = s.param.grad();

@@ -31,8 +31,8 @@ class Adam {
   // makes it AdamW (Loshchilov & Hutter, 2019): every parameter shrinks by
   // lr * weight_decay before the Adam step, apart from the gradient's
   // moments, as torch.optim.AdamW does.
-  Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1, double beta2,
-       double eps, double weight_decay = 0.0, AdamKernel kernel = AdamKernel::automatic);
+  Adam(const torch::OrderedDict<std::string, torch::Tensor>& params, double beta1, double beta2, double eps,
+       double weight_decay = 0.0, AdamKernel kernel = AdamKernel::automatic);
   // One update with learning rate lr using the parameters' .grad().
   void step(double lr);
   void zero_grad();

@@ -32,8 +32,8 @@ void ProgressReporter::draw(int64_t step, double elapsed) const {
   if (max_minutes_ > 0) done = std::max(done, elapsed / (max_minutes_ * 60));
   const int width = 30, filled = static_cast<int>(std::min(1.0, done) * width);
   std::printf("\r\033[K[%s%s] %3.0f%% step %lld | loss %.3f | %s", std::string(filled, '#').c_str(),
-              std::string(width - filled, '.').c_str(), 100 * std::min(1.0, done), static_cast<long long>(step),
-              last_loss_, clock_string(elapsed).c_str());
+              std::string(width - filled, '.').c_str(), 100 * std::min(1.0, done),
+              static_cast<long long>(step), last_loss_, clock_string(elapsed).c_str());
   std::fflush(stdout);
 }
 
@@ -45,12 +45,19 @@ std::string ProgressReporter::line(const ProgressInterval& t, nlohmann::json* re
   std::snprintf(text, sizeof text,
                 "step %lld/%lld | epoch %lld | loss %.3f | ppl %.2f | lr %.3g | src tok/s %.0f | "
                 "tgt tok/s %.0f | gnorm %.3f | %s elapsed | ETA %s",
-                static_cast<long long>(t.step), static_cast<long long>(max_steps_), static_cast<long long>(t.epoch),
-                loss, std::exp(nll), t.lr, t.src_tokens / t.seconds, t.tgt_tokens / t.seconds, t.grad_norm,
-                clock_string(t.elapsed).c_str(), clock_string(t.eta).c_str());
-  *record = {{"kind", "train"}, {"step", t.step},   {"epoch", t.epoch},
-             {"loss", loss},    {"nll", nll},       {"ppl", std::exp(nll)},
-             {"lr", t.lr},      {"src_tok_s", t.src_tokens / t.seconds}, {"tgt_tok_s", t.tgt_tokens / t.seconds},
+                static_cast<long long>(t.step), static_cast<long long>(max_steps_),
+                static_cast<long long>(t.epoch), loss, std::exp(nll), t.lr, t.src_tokens / t.seconds,
+                t.tgt_tokens / t.seconds, t.grad_norm, clock_string(t.elapsed).c_str(),
+                clock_string(t.eta).c_str());
+  *record = {{"kind", "train"},
+             {"step", t.step},
+             {"epoch", t.epoch},
+             {"loss", loss},
+             {"nll", nll},
+             {"ppl", std::exp(nll)},
+             {"lr", t.lr},
+             {"src_tok_s", t.src_tokens / t.seconds},
+             {"tgt_tok_s", t.tgt_tokens / t.seconds},
              {"gnorm", t.grad_norm}};
   return text;
 }

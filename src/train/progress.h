@@ -14,15 +14,15 @@ std::string clock_string(double seconds);
 
 // One log interval's figures: sums over its updates and where the run stands.
 struct ProgressInterval {
-  int64_t step = 0;        // updates done
-  int64_t epoch = 0;       // 1-based
+  int64_t step = 0;                  // updates done
+  int64_t epoch = 0;                 // 1-based
   double loss_sum = 0, nll_sum = 0;  // over the interval's target tokens
   int64_t src_tokens = 0, tgt_tokens = 0;
-  double seconds = 0;      // the interval's wall time
-  double grad_norm = 0;    // the last update's
-  double lr = 0;           // the last update's learning rate
-  double elapsed = 0;      // the run's training seconds, resumed runs' included
-  double eta = 0;          // seconds to the first limit
+  double seconds = 0;    // the interval's wall time
+  double grad_norm = 0;  // the last update's
+  double lr = 0;         // the last update's learning rate
+  double elapsed = 0;    // the run's training seconds, resumed runs' included
+  double eta = 0;        // seconds to the first limit
 };
 
 // Seconds left to whichever limit comes first, at this process's pace:

@@ -29,8 +29,9 @@ void RunDirectory::prepare(const std::string& dir, bool resume) {
   if (!fs::exists(probe)) throw io_error(dir, "checkpoint directory is not writable");
   fs::remove(probe, ec);
   if (!resume && fs::exists(fs::path(dir) / "last")) {
-    throw InputError(dir + ": already holds checkpoints; continue them with --resume, or choose "
-                           "another --save-dir");
+    throw InputError(dir +
+                     ": already holds checkpoints; continue them with --resume, or choose "
+                     "another --save-dir");
   }
   if (resume && !fs::exists(fs::path(dir) / "last")) {
     throw InputError(dir + ": --resume, but there is no checkpoint (no " + dir + "/last)");

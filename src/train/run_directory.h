@@ -2,8 +2,8 @@
 // token caches): made ready for a fresh start or a resume, and the log and
 // metrics that go into it besides checkpoints.
 #pragma once
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <memory>

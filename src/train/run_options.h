@@ -15,16 +15,16 @@ namespace aiayn {
 class Communicator;
 
 struct RunOptions {
-  std::string save_dir;           // checkpoints, logs, metrics, tokenizer, token caches
-  bool resume = false;            // continue from save_dir/last
+  std::string save_dir;  // checkpoints, logs, metrics, tokenizer, token caches
+  bool resume = false;   // continue from save_dir/last
   // Start from these weights (fine-tuning, or a benchmark from given weights):
   // a checkpoint or save directory, or a model.pt-style file. Optimizer,
   // schedule and data position start fresh. Not with resume.
   std::string init;
   torch::Device device = torch::kCPU;
-  int threads = 1;                // already applied to LibTorch; also for encoding
-  std::string config_path;        // for the "how to resume" message
-  bool progress_bar = false;      // redraw a status line (stdout is a terminal)
+  int threads = 1;            // already applied to LibTorch; also for encoding
+  std::string config_path;    // for the "how to resume" message
+  bool progress_bar = false;  // redraw a status line (stdout is a terminal)
   // Append every batch an update draws to save_dir/batches.jsonl, for a
   // reference implementation to replay the same batch order (bench/).
   bool record_batches = false;

@@ -17,11 +17,13 @@ OptionTable<DataConfig> make_data_table() {
       .string("train_tgt", &D::train_tgt, "training target text, line-parallel to train_src")
       .string("valid_src", &D::valid_src, "validation source text (optional)")
       .string("valid_tgt", &D::valid_tgt, "validation target text, with valid_src")
-      .string("spm_model", &D::spm_model, "an existing SentencePiece model (the target side's when "
-                                          "separate); empty: train one in the save directory")
+      .string("spm_model", &D::spm_model,
+              "an existing SentencePiece model (the target side's when "
+              "separate); empty: train one in the save directory")
       .boolean("joint_vocabulary", &D::joint_vocabulary,
                "one SentencePiece model for both sides; false: one per side, untied embeddings")
-      .string("spm_src_model", &D::spm_src_model, "with separate vocabularies and spm_model: the source side's")
+      .string("spm_src_model", &D::spm_src_model,
+              "with separate vocabularies and spm_model: the source side's")
       .integer("vocab_size", &D::vocab_size, 8, int64_t{1} << 24,
                "pieces of a SentencePiece model the toolkit trains (each, when separate)")
       .choice("spm_type", &D::spm_type, {SpmType::bpe, SpmType::unigram}, "the model it trains")
@@ -29,10 +31,12 @@ OptionTable<DataConfig> make_data_table() {
       .boolean("split_digits", &D::split_digits, "split numbers into single digits")
       .integer("max_length", &D::max_length, 1, 1 << 20, "pieces per side; longer training pairs are dropped")
       .number("max_ratio", &D::max_ratio, 0.0, 1e6, "drop pairs whose length ratio exceeds this; 0 = off")
-      .boolean("skip_invalid_utf8", &D::skip_invalid_utf8, "skip lines that are not UTF-8 instead of refusing")
+      .boolean("skip_invalid_utf8", &D::skip_invalid_utf8,
+               "skip lines that are not UTF-8 instead of refusing")
       .number("bpe_dropout", &D::bpe_dropout, 0.0, 1.0,
               "BPE-dropout's merge-skip probability for the training pairs, drawn afresh each epoch; "
-              "0 = off", true)
+              "0 = off",
+              true)
       .rule([](const D& d, const Fail& fail) {
         if (d.bpe_dropout > 0 && d.spm_type != SpmType::bpe) {
           fail("bpe_dropout", "BPE-dropout needs a BPE model (data.spm_type \"bpe\")");
@@ -59,13 +63,15 @@ OptionTable<TrainConfig> make_train_table() {
       .integer("update_freq", &T::update_freq, 1, 4096, "batches accumulated per update (8 GPUs -> 8)")
       .choice("lr_schedule", &T::lr_schedule, {LrSchedule::noam, LrSchedule::inverse_sqrt},
               "noam: the paper's (5.3); inverse_sqrt: fairseq's, peaking at lr")
-      .number("lr_scale", &T::lr_scale, 1e-9, 1e6, "noam: factor on d_model^-0.5 min(step^-0.5, step warmup^-1.5)")
+      .number("lr_scale", &T::lr_scale, 1e-9, 1e6,
+              "noam: factor on d_model^-0.5 min(step^-0.5, step warmup^-1.5)")
       .number("lr", &T::lr, 1e-12, 10.0, "inverse_sqrt: the peak learning rate")
       .integer("warmup_steps", &T::warmup_steps, 1, kMaxInt, "warm-up updates (paper: 4000)")
       .number("adam_beta1", &T::adam_beta1, 0.0, 1.0, "Adam's beta1 (paper: 0.9)", true)
       .number("adam_beta2", &T::adam_beta2, 0.0, 1.0, "Adam's beta2 (paper: 0.98)", true)
       .number("adam_eps", &T::adam_eps, 1e-20, 1.0, "Adam's epsilon (paper: 1e-9)")
-      .number("weight_decay", &T::weight_decay, 0.0, 1.0, "decoupled weight decay (AdamW); 0 = the paper's Adam")
+      .number("weight_decay", &T::weight_decay, 0.0, 1.0,
+              "decoupled weight decay (AdamW); 0 = the paper's Adam")
       .number("label_smoothing", &T::label_smoothing, 0.0, 1.0, "epsilon_ls (5.4; paper: 0.1)", true)
       .number("clip_norm", &T::clip_norm, 0.0, 1e9, "clip the gradient norm to this; 0 = no clipping")
       .number("ema_decay", &T::ema_decay, 0.0, 1.0,
@@ -76,14 +82,16 @@ OptionTable<TrainConfig> make_train_table() {
       .integer("seed", &T::seed, 0, kMaxInt, "seeds weights, batch order, dropout and BPE-dropout")
       .integer("log_every", &T::log_every, 1, kMaxInt, "updates between progress lines")
       .integer("valid_every", &T::valid_every, 1, kMaxInt, "updates between validations")
-      .boolean("valid_bleu", &T::valid_bleu, "also translate the validation set and score BLEU (it then ranks checkpoints)")
+      .boolean("valid_bleu", &T::valid_bleu,
+               "also translate the validation set and score BLEU (it then ranks checkpoints)")
       .integer("valid_beam", &T::valid_beam, 1, 64, "beam for that (1 = greedy)")
       .number("valid_alpha", &T::valid_alpha, 0.0, 10.0, "and its length penalty")
       .integer("save_every", &T::save_every, 1, kMaxInt, "updates between checkpoints")
       .integer("keep_last", &T::keep_last, 1, kMaxInt, "checkpoints kept, newest first")
       .integer("keep_best", &T::keep_best, 0, kMaxInt,
                "also keep the K best-validated checkpoints (every validation then saves)")
-      .integer("patience", &T::patience, 0, kMaxInt, "validations without improvement before stopping; 0 = off")
+      .integer("patience", &T::patience, 0, kMaxInt,
+               "validations without improvement before stopping; 0 = off")
       .integer("max_bad_steps", &T::max_bad_steps, 1, kMaxInt, "non-finite losses in a row before giving up")
       .choice("precision", &T::precision, {Precision::fp32, Precision::bf16, Precision::fp16},
               "matrix products in bf16 or fp16 under autocast, weights and loss fp32; fp16 scales the loss "
@@ -96,8 +104,7 @@ OptionTable<TrainConfig> make_train_table() {
 void apply_override(nlohmann::json& j, const std::string& text) {
   auto eq = text.find('=');
   auto dot = text.find('.');
-  if (eq == std::string::npos || dot == std::string::npos || dot > eq || dot == 0 ||
-      dot + 1 == eq) {
+  if (eq == std::string::npos || dot == std::string::npos || dot > eq || dot == 0 || dot + 1 == eq) {
     throw InputError("--set " + text + ": expected section.key=value, e.g. train.max_steps=100");
   }
   std::string section = text.substr(0, dot), key = text.substr(dot + 1, eq - dot - 1);
@@ -144,15 +151,15 @@ ExperimentConfig parse_experiment_config(const nlohmann::json& j, const std::str
   train_options().read(train, c.train);
   top.reject_unknown();
   if (!c.data.joint_vocabulary && c.model.share_embeddings) {
-    throw InputError(origin + ": key \"model.share_embeddings\": source and target embeddings can "
+    throw InputError(origin +
+                     ": key \"model.share_embeddings\": source and target embeddings can "
                      "be one matrix only with one joint vocabulary; set it false with "
                      "data.joint_vocabulary false");
   }
   return c;
 }
 
-ExperimentConfig load_experiment_config(const std::string& path,
-                                        const std::vector<std::string>& overrides) {
+ExperimentConfig load_experiment_config(const std::string& path, const std::vector<std::string>& overrides) {
   nlohmann::json j = read_json_file(path);
   if (!j.is_object()) throw InputError(path + ": the top level must be a JSON object");
   for (const auto& o : overrides) apply_override(j, o);

@@ -30,8 +30,8 @@ std::optional<std::string> reason_to_stop(const TrainConfig& c, const RunPositio
   return std::nullopt;
 }
 
-bool final_validation_due(const TrainConfig& c, int64_t step, int64_t steps_at_start,
-                          bool have_validation, bool interrupted) {
+bool final_validation_due(const TrainConfig& c, int64_t step, int64_t steps_at_start, bool have_validation,
+                          bool interrupted) {
   return have_validation && !interrupted && step > steps_at_start && step % c.valid_every != 0;
 }
 

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "src/train/train_config.h"
 #include "src/data/batch_position.h"
+#include "src/train/train_config.h"
 
 namespace aiayn {
 

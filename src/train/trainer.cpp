@@ -156,8 +156,8 @@ Trainer::Trainer(const ExperimentConfig& config, const RunOptions& options)
       config_(with_vocabulary(config, setup_.data.tokenizers)),
       model_(make_model(config_, options_.device)),
       params_(model_->parameters()),
-      adam_(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2, config_.train.adam_eps,
-            config_.train.weight_decay),
+      adam_(model_->named_parameters(), config_.train.adam_beta1, config_.train.adam_beta2,
+            config_.train.adam_eps, config_.train.weight_decay),
       state_(options_.resume ? restore(resolve_checkpoint(options_.save_dir)) : TrainingState{}),
       update_step_(params_, adam_, config_.train, config_.model.d_model, comm_,
                    resumed_loss_scale(config_.train, state_)),
@@ -201,13 +201,14 @@ TrainingState Trainer::restore(const std::string& dir) {
   if (model_config_to_json(saved.model) != model_config_to_json(config_.model)) {
     throw InputError(dir + "/config.json: the checkpoint's model differs from the config's (" +
                      model_config_to_json(saved.model).dump() + " vs " +
-                     model_config_to_json(config_.model).dump() +
-                     "); resume with the same model");
+                     model_config_to_json(config_.model).dump() + "); resume with the same model");
   }
   auto meta = read_checkpoint_meta(dir);
   if (!meta.state.batching.is_null() && meta.state.batching != batching_key()) {
-    throw InputError(dir + "/meta.json: the checkpoint was trained with other data or batching "
-                     "settings (" + meta.state.batching.dump() + ", now " + batching_key().dump() +
+    throw InputError(dir +
+                     "/meta.json: the checkpoint was trained with other data or batching "
+                     "settings (" +
+                     meta.state.batching.dump() + ", now " + batching_key().dump() +
                      "); resume with the same ones so the data position stays meaningful");
   }
   load_training_weights(*model_, dir);
@@ -232,30 +233,41 @@ void Trainer::log_run_header() {
   log().info("{}", model_->summary());
   log().info("threads: {} on {}", describe_threads(), options_.device.str());
   if (const auto p = config_.train.precision; p != Precision::fp32) {
-    log().info("precision: {} matrix products under autocast; weights, Adam and the loss fp32{}{}", to_string(p),
-               p == Precision::fp16 ? "; dynamic loss scale from " + std::to_string(update_step_.loss_multiplier()) : "",
-               options_.device.is_cpu() && !cpu_has_native_bf16() ? " (this CPU has no native bf16: expect it slower)" : "");
+    log().info(
+        "precision: {} matrix products under autocast; weights, Adam and the loss fp32{}{}", to_string(p),
+        p == Precision::fp16 ? "; dynamic loss scale from " + std::to_string(update_step_.loss_multiplier())
+                             : "",
+        options_.device.is_cpu() && !cpu_has_native_bf16()
+            ? " (this CPU has no native bf16: expect it slower)"
+            : "");
   }
-  if (options_.device.is_cuda()) log().info("TF32 for fp32 CUDA products: {}", config_.train.tf32 ? "on" : "off");
+  if (options_.device.is_cuda())
+    log().info("TF32 for fp32 CUDA products: {}", config_.train.tf32 ? "on" : "off");
   const auto build = build_info();
   log().info("{}", describe_build(build));
   log().info("BLAS: {}", build.blas);
   if (ema_) {
-    log().info("weights: moving average, decay {} (validation scores it; checkpoints hold it as "
-               "model.pt, the raw weights as raw_model.pt)", ema_->decay());
+    log().info(
+        "weights: moving average, decay {} (validation scores it; checkpoints hold it as "
+        "model.pt, the raw weights as raw_model.pt)",
+        ema_->decay());
   }
   // What this run ran on, first in metrics.jsonl, so figures from different
   // machines are told apart.
-  metric({{"kind", "run"}, {"version", AIAYN_VERSION}, {"libtorch", TORCH_VERSION},
+  metric({{"kind", "run"},
+          {"version", AIAYN_VERSION},
+          {"libtorch", TORCH_VERSION},
           {"build", build_json(build)},
-          {"blas", build.blas}, {"blas_kernel", openblas_kernel()}, {"cpu", describe_cpu()},
-          {"threads", describe_threads()}, {"device", options_.device.str()},
+          {"blas", build.blas},
+          {"blas_kernel", openblas_kernel()},
+          {"cpu", describe_cpu()},
+          {"threads", describe_threads()},
+          {"device", options_.device.str()},
           {"resumed_at", state_.step}});
   log().info("config: {}", config_.to_json().dump());
   if (comm_ != nullptr) {
-    log().info("data-parallel over {} ranks: an update is {} batches of up to {} tokens",
-               comm_->world_size(), comm_->world_size() * config_.train.update_freq,
-               config_.train.max_tokens);
+    log().info("data-parallel over {} ranks: an update is {} batches of up to {} tokens", comm_->world_size(),
+               comm_->world_size() * config_.train.update_freq, config_.train.max_tokens);
   }
 }
 
@@ -274,15 +286,14 @@ double Trainer::elapsed() const {
 }
 
 std::optional<std::string> Trainer::stop_reason(bool* interrupted) {
-  auto reason = reason_to_stop(config_.train,
-                               {state_.step, stream_.position(), elapsed(), state_.stale_validations});
+  auto reason =
+      reason_to_stop(config_.train, {state_.step, stream_.position(), elapsed(), state_.stale_validations});
   *interrupted = options_.stop_requested && options_.stop_requested->load();
   if (!reason && *interrupted) reason = "interrupted";
   return agree_on_stop(reason, interrupted);
 }
 
-std::optional<std::string> Trainer::agree_on_stop(std::optional<std::string> reason,
-                                                  bool* interrupted) {
+std::optional<std::string> Trainer::agree_on_stop(std::optional<std::string> reason, bool* interrupted) {
   if (comm_ == nullptr) return reason;
   auto flags = torch::tensor({reason ? 1.0 : 0.0, *interrupted ? 1.0 : 0.0}, torch::kDouble);  // [2]
   comm_->all_reduce_sum({flags}, "stop agreement before step " + std::to_string(state_.step + 1));
@@ -298,8 +309,11 @@ Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch
   Resampling resampling;
   if (data.target_dropout) {
     const BpeDropout* target = &*data.target_dropout;
-    resampling = {data.source_dropout ? &*data.source_dropout : target, target, config_.data.bpe_dropout,
-                  config_.train.seed, epoch,
+    resampling = {data.source_dropout ? &*data.source_dropout : target,
+                  target,
+                  config_.data.bpe_dropout,
+                  config_.train.seed,
+                  epoch,
                   std::min(config_.data.max_length, config_.model.max_positions - 1)};
   }
   auto batch = make_batch(data.train.cache, pairs, resampling);
@@ -382,7 +396,8 @@ void Trainer::after_update(Tally& since_log, Clock::time_point& log_start) {
 void Trainer::validate_and_track() {
   ExponentialMovingAverage::Scope averaged(ema_ ? &*ema_ : nullptr);
   const auto v = validator_->run(model_);
-  nlohmann::json record = {{"kind", "valid"}, {"step", state_.step}, {"loss", v.loss}, {"ppl", std::exp(v.loss)}};
+  nlohmann::json record = {
+      {"kind", "valid"}, {"step", state_.step}, {"loss", v.loss}, {"ppl", std::exp(v.loss)}};
   if (v.bleu) record["bleu"] = *v.bleu;
   log().info("validation at step {}: loss {:.4f}, perplexity {:.2f}{} ({} sentences)", state_.step, v.loss,
              std::exp(v.loss), v.bleu ? ", " + v.bleu_text : std::string(), v.sentences);
@@ -409,7 +424,8 @@ void Trainer::log_progress(const Tally::Values& t, double seconds) {
   interval.grad_norm = update_step_.grad_norm();
   interval.lr = learning_rate(c, config_.model.d_model, std::max<int64_t>(state_.step, 1));
   interval.elapsed = elapsed();
-  interval.eta = eta_seconds(state_.step, c.max_steps, c.max_minutes, steps_at_start_, interval.elapsed, seconds_before_);
+  interval.eta = eta_seconds(state_.step, c.max_steps, c.max_minutes, steps_at_start_, interval.elapsed,
+                             seconds_before_);
   nlohmann::json record;
   log().info("{}", progress_.line(interval, &record));
   metric(record);
@@ -439,8 +455,8 @@ void Trainer::checkpoint(bool validated) {
 // so (src/train/train_schedule.h).
 void Trainer::finish(bool interrupted) {
   const bool saved = saved_step_ == state_.step;
-  const bool validate_now = final_validation_due(config_.train, state_.step, steps_at_start_,
-                                                 validator_.has_value(), interrupted);
+  const bool validate_now =
+      final_validation_due(config_.train, state_.step, steps_at_start_, validator_.has_value(), interrupted);
   if (validate_now) validate_and_track();
   // Saved again after a validation, so that the checkpoint's state has seen it.
   if (!saved || validate_now) checkpoint(validate_now);

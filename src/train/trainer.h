@@ -4,9 +4,9 @@
 
 #include <string>
 
+#include "src/train/run_options.h"
 #include "src/train/train_config.h"
 #include "src/train/training_state.h"
-#include "src/train/run_options.h"
 
 namespace aiayn {
 

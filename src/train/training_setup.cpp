@@ -18,8 +18,8 @@ namespace {
 // The tokenizers, in order of precedence: a resumed run's, an --init
 // checkpoint's, data.spm_model, or trained here (rank 0; the other ranks
 // load what it trained). Given models must be the ones a checkpoint used.
-TokenizerPair choose_tokenizers(const ExperimentConfig& config, const RunOptions& options,
-                                bool leader, spdlog::logger& log) {
+TokenizerPair choose_tokenizers(const ExperimentConfig& config, const RunOptions& options, bool leader,
+                                spdlog::logger& log) {
   const auto& d = config.data;
   auto check_given = [&](const TokenizerPair& saved, const std::string& what, const std::string& fix) {
     for (auto [path, tokenizer] : {std::pair{d.spm_model, &saved.target}, {d.spm_src_model, &saved.source}}) {
@@ -35,7 +35,8 @@ TokenizerPair choose_tokenizers(const ExperimentConfig& config, const RunOptions
   };
   if (options.resume) {
     auto saved = load_checkpoint_tokenizers(resolve_checkpoint(options.save_dir));
-    check_given(saved, "the checkpoints in " + options.save_dir + " were trained with", "resume with the same one");
+    check_given(saved, "the checkpoints in " + options.save_dir + " were trained with",
+                "resume with the same one");
     return saved;
   }
   if (const auto dir = init_checkpoint(options); !dir.empty()) {
@@ -46,7 +47,8 @@ TokenizerPair choose_tokenizers(const ExperimentConfig& config, const RunOptions
   }
   if (!d.spm_model.empty()) return pair_of(d.spm_model, d.spm_src_model);
   if (!options.init.empty()) {
-    throw InputError("--init " + options.init + ": a weights file needs the tokenizer it was "
+    throw InputError("--init " + options.init +
+                     ": a weights file needs the tokenizer it was "
                      "trained with: set data.spm_model");
   }
   const auto prefix = (fs::path(options.save_dir) / "spm").string();
@@ -100,7 +102,8 @@ void set_up_bpe_dropout(double p, TrainingData& data, spdlog::logger& log) {
   if (!data.tokenizers.joint()) data.source_dropout.emplace(data.tokenizers.source);
   std::vector<int64_t> again;
   for (int side = 0; side < 2; ++side) {
-    const BpeDropout& dropout = side == 0 && data.source_dropout ? *data.source_dropout : *data.target_dropout;
+    const BpeDropout& dropout =
+        side == 0 && data.source_dropout ? *data.source_dropout : *data.target_dropout;
     int64_t differ = 0, first = -1;
     for (int64_t pair : data.train.pairs) {
       auto ids = side == 0 ? data.train.cache.src_ids(pair) : data.train.cache.tgt_ids(pair);
@@ -109,13 +112,17 @@ void set_up_bpe_dropout(double p, TrainingData& data, spdlog::logger& log) {
     }
     if (differ > 0) {
       const auto& t = side == 0 ? data.tokenizers.source : data.tokenizers.target;
-      throw InputError(t.path() + ": data.bpe_dropout: re-merging does not reproduce this model's "
-                       "segmentation (" + std::to_string(differ) + " lines, the first line " +
-                       std::to_string(first + 1) + "); BPE-dropout needs a BPE SentencePiece model");
+      throw InputError(t.path() +
+                       ": data.bpe_dropout: re-merging does not reproduce this model's "
+                       "segmentation (" +
+                       std::to_string(differ) + " lines, the first line " + std::to_string(first + 1) +
+                       "); BPE-dropout needs a BPE SentencePiece model");
     }
   }
-  log.info("subword regularisation: BPE-dropout p={}, drawn afresh each epoch for every training "
-           "pair (seeded by seed, epoch, pair); validation keeps the cached segmentation", p);
+  log.info(
+      "subword regularisation: BPE-dropout p={}, drawn afresh each epoch for every training "
+      "pair (seeded by seed, epoch, pair); validation keeps the cached segmentation",
+      p);
 }
 
 TrainingData load_data(const ExperimentConfig& config, const RunOptions& options, bool leader,
@@ -126,15 +133,18 @@ TrainingData load_data(const ExperimentConfig& config, const RunOptions& options
     throw InputError(origin + ": key \"data.train_src\" and \"data.train_tgt\" must name the training files");
   }
   if (config.train.keep_best > 0 && d.valid_src.empty()) {
-    throw InputError(origin + ": key \"train.keep_best\" needs a validation set (data.valid_src and "
-                              "data.valid_tgt) to rank checkpoints by");
+    throw InputError(origin +
+                     ": key \"train.keep_best\" needs a validation set (data.valid_src and "
+                     "data.valid_tgt) to rank checkpoints by");
   }
   auto tokenizers = choose_tokenizers(config, options, leader, log);
   auto train = load_corpus(config, options, tokenizers, d.train_src, d.train_tgt, "training data", log);
-  TrainingData data{std::move(tokenizers), std::move(train), std::nullopt, {}, {}, std::nullopt, std::nullopt};
+  TrainingData data{std::move(tokenizers), std::move(train), std::nullopt, {}, {},
+                    std::nullopt,          std::nullopt};
   set_up_bpe_dropout(d.bpe_dropout, data, log);
   if (!d.valid_src.empty() && leader) {
-    data.valid = load_corpus(config, options, data.tokenizers, d.valid_src, d.valid_tgt, "validation data", log);
+    data.valid =
+        load_corpus(config, options, data.tokenizers, d.valid_src, d.valid_tgt, "validation data", log);
     if (config.train.valid_bleu) {
       data.valid_src_text = read_lines(d.valid_src);
       data.valid_tgt_text = read_lines(d.valid_tgt);

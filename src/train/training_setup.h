@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "src/train/train_config.h"
 #include "src/data/bpe_dropout.h"
 #include "src/data/token_cache.h"
 #include "src/data/tokenizer.h"
 #include "src/train/run_directory.h"
 #include "src/train/run_options.h"
+#include "src/train/train_config.h"
 
 namespace aiayn {
 
@@ -27,7 +27,7 @@ struct Corpus {
 struct TrainingData {
   TokenizerPair tokenizers;
   Corpus train;
-  std::optional<Corpus> valid;  // rank 0 alone validates
+  std::optional<Corpus> valid;                              // rank 0 alone validates
   std::vector<std::string> valid_src_text, valid_tgt_text;  // for validation BLEU
   // data.bpe_dropout: the target side's resampler, and the source side's
   // when the vocabularies are separate.

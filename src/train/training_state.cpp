@@ -31,7 +31,8 @@ nlohmann::json to_json(const CheckpointMeta& meta) {
       {"valid_criterion", finite_or_null(s.valid_criterion)},
       {"train_seconds", s.train_seconds},
       {"batching", s.batching},
-      {"loss_scale", s.loss_scale > 0 ? nlohmann::json({{"scale", s.loss_scale}, {"good_updates", s.loss_scale_good_updates}})
+      {"loss_scale", s.loss_scale > 0 ? nlohmann::json({{"scale", s.loss_scale},
+                                                        {"good_updates", s.loss_scale_good_updates}})
                                       : nlohmann::json()},
       {"optimizer_steps", meta.optimizer_steps},
       {"parameters", meta.parameters},

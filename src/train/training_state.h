@@ -41,7 +41,7 @@ struct CheckpointMeta {
   // For the reader of the file; training does not need them back.
   int64_t optimizer_steps = 0;  // Adam's step count (bias correction)
   int64_t parameters = 0;
-  std::string weights = "raw";  // model.pt holds: raw, ema (the moving average) or averaged
+  std::string weights = "raw";   // model.pt holds: raw, ema (the moving average) or averaged
   std::string averaged_weights;  // "averaged": what each averaged model.pt held; else ""
   double ema_decay = 0;          // 0: no moving average
 };

@@ -8,8 +8,7 @@
 
 namespace aiayn {
 
-Tally Tally::of(const torch::Tensor& loss, const torch::Tensor& nll, int64_t src_tokens,
-                int64_t tgt_tokens) {
+Tally Tally::of(const torch::Tensor& loss, const torch::Tensor& nll, int64_t src_tokens, int64_t tgt_tokens) {
   auto l = loss.detach().to(torch::kDouble);
   // new_full fills on the device: no host-to-device copy to wait for.
   return {torch::stack({l, nll.detach().to(torch::kDouble), l.new_full({}, static_cast<double>(src_tokens)),
@@ -19,7 +18,8 @@ Tally Tally::of(const torch::Tensor& loss, const torch::Tensor& nll, int64_t src
 Tally Tally::of(double loss, double nll, int64_t src_tokens, int64_t tgt_tokens,
                 const torch::Device& device) {
   return {torch::tensor({loss, nll, static_cast<double>(src_tokens), static_cast<double>(tgt_tokens)},
-                        torch::TensorOptions().dtype(torch::kDouble)).to(device)};  // [4]
+                        torch::TensorOptions().dtype(torch::kDouble))
+              .to(device)};  // [4]
 }
 
 void Tally::add(const Tally& o) {
@@ -36,7 +36,11 @@ Tally::Values Tally::read() const {
 
 UpdateStep::UpdateStep(std::vector<torch::Tensor> params, Adam& adam, const TrainConfig& config,
                        int64_t d_model, Communicator* comm, std::optional<DynamicLossScale> loss_scale)
-    : params_(std::move(params)), adam_(adam), config_(config), d_model_(d_model), comm_(comm),
+    : params_(std::move(params)),
+      adam_(adam),
+      config_(config),
+      d_model_(d_model),
+      comm_(comm),
       scale_(std::move(loss_scale)) {
   if (config_.precision == Precision::fp16 && !scale_) scale_.emplace();
 }
@@ -50,8 +54,8 @@ namespace {
 // The update's one read from the device: 0 when the loss and the gradient
 // norm are finite, 1 when the loss is not, 2 when only the gradient is not.
 int64_t outcome_flag(const torch::Tensor& loss, const torch::Tensor& grad_norm) {
-  auto bad_loss = torch::isfinite(loss).logical_not().to(torch::kLong);                  // []
-  auto bad_grad = torch::isfinite(grad_norm).logical_not().to(torch::kLong);             // []
+  auto bad_loss = torch::isfinite(loss).logical_not().to(torch::kLong);       // []
+  auto bad_grad = torch::isfinite(grad_norm).logical_not().to(torch::kLong);  // []
   return torch::where(bad_loss > 0, bad_loss, bad_grad * 2).item<int64_t>();
 }
 
@@ -85,8 +89,8 @@ UpdateStep::Outcome UpdateStep::apply(Tally& tally, int64_t step) {
     adam_.zero_grad();
     if (++bad_in_a_row_ >= config_.max_bad_steps) {
       throw DivergenceError("training diverged: " + std::to_string(bad_in_a_row_) +
-                            " non-finite losses in a row, the last at step " +
-                            std::to_string(step) + " (lower train.lr_scale or set train.clip_norm)");
+                            " non-finite losses in a row, the last at step " + std::to_string(step) +
+                            " (lower train.lr_scale or set train.clip_norm)");
     }
     return Outcome::skipped_loss;
   }

@@ -17,9 +17,9 @@
 #include <optional>
 #include <vector>
 
-#include "src/train/train_config.h"
 #include "src/train/loss_scale.h"
 #include "src/train/optimizer.h"
+#include "src/train/train_config.h"
 
 namespace aiayn {
 
@@ -54,9 +54,8 @@ class UpdateStep {
   // process group of data-parallel training, or null. With
   // config.precision fp16 it keeps a dynamic loss scale, `loss_scale` if
   // resumed.
-  UpdateStep(std::vector<torch::Tensor> params, Adam& adam, const TrainConfig& config,
-             int64_t d_model, Communicator* comm = nullptr,
-             std::optional<DynamicLossScale> loss_scale = std::nullopt);
+  UpdateStep(std::vector<torch::Tensor> params, Adam& adam, const TrainConfig& config, int64_t d_model,
+             Communicator* comm = nullptr, std::optional<DynamicLossScale> loss_scale = std::nullopt);
 
   // What the batches' losses are multiplied by before their backward pass
   // (1 unless fp16).

@@ -15,9 +15,9 @@
 namespace aiayn {
 
 struct Validation {
-  double loss = 0;               // nats per target token
-  std::optional<double> bleu;    // cased sacreBLEU-compatible, with valid_bleu
-  std::string bleu_text;         // its formatted score and signature
+  double loss = 0;             // nats per target token
+  std::optional<double> bleu;  // cased sacreBLEU-compatible, with valid_bleu
+  std::string bleu_text;       // its formatted score and signature
   int64_t sentences = 0;
   // What ranks checkpoints and counts patience: -BLEU when scored, else the loss.
   double criterion() const { return bleu ? -*bleu : loss; }

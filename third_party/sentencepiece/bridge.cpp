@@ -19,9 +19,7 @@ struct Processor {
 };
 
 Processor* as_proc(aiayn_spm_processor* p) { return reinterpret_cast<Processor*>(p); }
-const Processor* as_proc(const aiayn_spm_processor* p) {
-  return reinterpret_cast<const Processor*>(p);
-}
+const Processor* as_proc(const aiayn_spm_processor* p) { return reinterpret_cast<const Processor*>(p); }
 
 long copy_out(const std::string& s, char* out, size_t cap) {
   if (out != nullptr) std::memcpy(out, s.data(), std::min(cap, s.size()));
@@ -105,8 +103,9 @@ int piece_type(const aiayn_spm_processor* p, int id) {
 }
 
 const aiayn_spm_api kApi = {
-    AIAYN_SPM_API_VERSION, last_error, load, free_processor, vocab_size, piece_to_id,
-    id_to_piece, encode, decode, train, set_random_seed, score, piece_type,
+    AIAYN_SPM_API_VERSION, last_error,  load,       free_processor, vocab_size,
+    piece_to_id,           id_to_piece, encode,     decode,         train,
+    set_random_seed,       score,       piece_type,
 };
 
 }  // namespace

@@ -60,8 +60,7 @@ Loaded load_bridge() {
     using GetApi = const aiayn_spm_api* (*)();
     auto get = reinterpret_cast<GetApi>(dlsym(handle, "aiayn_spm_get_api"));
     if (get == nullptr || get()->version != AIAYN_SPM_API_VERSION) {
-      tried += "\n  " + path + ": not a bridge of API version " +
-               std::to_string(AIAYN_SPM_API_VERSION);
+      tried += "\n  " + path + ": not a bridge of API version " + std::to_string(AIAYN_SPM_API_VERSION);
       continue;
     }
     out.api = get();
