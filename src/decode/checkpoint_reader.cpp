@@ -83,22 +83,34 @@ ExperimentConfig read_checkpoint_config(const std::string& dir) {
   return parse_experiment_config(read_json_file(path), path);
 }
 
+namespace {
+
+// nlohmann's get<int64_t> casts a float, which is undefined past int64's
+// range ({"format": 1.5e300}, fuzz/fuzz_meta.cpp): integers must be integers.
+int64_t meta_integer(const nlohmann::json& j, const char* key, const std::string& path) {
+  const auto& v = j.at(key);
+  if (!v.is_number_integer()) throw InputError(path + ": key \"" + key + "\" must be an integer, got " + v.dump());
+  return v.get<int64_t>();
+}
+
+}  // namespace
+
 CheckpointMeta read_checkpoint_meta(const std::string& dir) {
   auto path = (fs::path(dir) / "meta.json").string();
   if (!fs::exists(path)) throw InputError(path + ": missing from the checkpoint");
   auto j = read_json_file(path);
   CheckpointMeta m;
   try {
-    if (j.at("format").get<int>() != kCheckpointFormat) {
+    if (meta_integer(j, "format", path) != kCheckpointFormat) {
       throw InputError(path + ": checkpoint format " + j.at("format").dump() + " is not " +
                        std::to_string(kCheckpointFormat));
     }
-    m.state.step = j.at("step").get<int64_t>();
-    m.state.position.epoch = j.at("epoch").get<int64_t>();
-    m.state.position.index = j.at("batch_index").get<int64_t>();
-    m.state.skipped_updates = j.at("skipped_updates").get<int64_t>();
+    m.state.step = meta_integer(j, "step", path);
+    m.state.position.epoch = meta_integer(j, "epoch", path);
+    m.state.position.index = meta_integer(j, "batch_index", path);
+    m.state.skipped_updates = meta_integer(j, "skipped_updates", path);
     if (!j.at("best_valid").is_null()) m.state.best_valid = j.at("best_valid").get<double>();
-    m.state.stale_validations = j.at("stale_validations").get<int64_t>();
+    m.state.stale_validations = meta_integer(j, "stale_validations", path);
     m.state.train_seconds = j.at("train_seconds").get<double>();
     // Absent in checkpoints written before it existed: not validated.
     if (j.contains("valid_criterion") && !j["valid_criterion"].is_null()) {
@@ -107,14 +119,14 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir) {
     if (j.contains("batching")) m.state.batching = j["batching"];
     if (j.contains("loss_scale") && !j["loss_scale"].is_null()) {
       m.state.loss_scale = j["loss_scale"].at("scale").get<double>();
-      m.state.loss_scale_good_updates = j["loss_scale"].at("good_updates").get<int64_t>();
+      m.state.loss_scale_good_updates = meta_integer(j["loss_scale"], "good_updates", path);
     }
     m.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
-    m.vocab_size = j.at("vocab_size").get<int64_t>();
+    m.vocab_size = meta_integer(j, "vocab_size", path);
     // Absent or null: one joint vocabulary.
     if (j.contains("src_tokenizer_hash") && !j["src_tokenizer_hash"].is_null()) {
       m.src_tokenizer_hash = std::stoull(j["src_tokenizer_hash"].get<std::string>(), nullptr, 16);
-      m.src_vocab_size = j.at("src_vocab_size").get<int64_t>();
+      m.src_vocab_size = meta_integer(j, "src_vocab_size", path);
     }
   } catch (const nlohmann::json::exception& e) {
     throw InputError(path + ": damaged checkpoint metadata: " + e.what());
