@@ -16,12 +16,14 @@ seconds=${1:-60}
 shift || true
 case "$seconds" in ''|*[!0-9]*) echo "fuzz.sh: usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;; esac
 command -v clang++ > /dev/null || { echo "fuzz.sh: needs clang++ (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
+dir=build-fuzz
+mkdir -p "$dir"
 if [ -f build/CMakeCache.txt ]; then
-  cmake --build build -j "${JOBS:-2}" --target aiayn_attention > /dev/null
+  cmake --build build -j "${JOBS:-2}" --target aiayn_attention > "$dir/build.log" 2>&1 \
+    || { tail -20 "$dir/build.log"; echo "fuzz.sh: building build/ failed ($dir/build.log)" >&2; exit 1; }
 else
   bash scripts/build.sh
 fi
-dir=build-fuzz
 cmake -S fuzz -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DAIAYN_BUILD="$PWD/build" > "$dir.configure.log" 2>&1 \
   || { cat "$dir.configure.log"; exit 1; }
 cmake --build "$dir" -j "${JOBS:-2}"
