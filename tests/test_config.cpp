@@ -102,6 +102,40 @@ TEST_CASE("a wrong type is named", "[config][bad-input]") {
   CHECK_THAT(error_for(R"({"model": 3})"), Catch::Contains("\"model\""));
 }
 
+TEST_CASE("an integer past int64 is refused naming the key", "[config][bad-input][fuzz]") {
+  // fuzz/fuzz_config.cpp: 2^63 for a key whose maximum is INT64_MAX overflowed
+  // a signed integer (UBSan) on its way to the range check.
+  test::TempDir dir;
+  const auto path = dir.file("big.json");
+  for (const char* value : {"9223372036854775808", "18446744073709551615"}) {
+    test::write_file(path, std::string(R"({"model": {}, "train": {"max_steps": )") + value + "}}");
+    CHECK_THROWS_WITH(load_experiment_config(path), Catch::StartsWith(path) &&
+                                                        Catch::Contains("\"train.max_steps\"") &&
+                                                        Catch::Contains(std::string("got ") + value));
+  }
+  CHECK_THAT(error_for(R"({"model": {"heads": 18446744073709551615}})"),
+             Catch::Contains("\"model.heads\"") && Catch::Contains("in [1, 1024]"));
+}
+
+TEST_CASE("a number past double's range is malformed JSON naming the file", "[config][bad-input][fuzz]") {
+  // fuzz/fuzz_config.cpp, fuzz_decoding_choice.cpp, fuzz_meta.cpp: nlohmann
+  // throws out_of_range, not parse_error, for it; the apps said "[json.exception
+  // .out_of_range.406] ..." without the file and exited 1.
+  CHECK_THAT(error_for(R"({"model": {"p_drop": 1.5e340}})"),
+             Catch::Contains("malformed JSON: number overflow parsing '1.5e340'"));
+}
+
+TEST_CASE("a --set value of invalid UTF-8 is refused naming the key", "[config][bad-input][fuzz]") {
+  // fuzz/fuzz_config.cpp: the value is kept as a string, and describing it
+  // in the error threw nlohmann's type_error 316 (exit 1, no key named).
+  test::TempDir dir;
+  const auto path = dir.file("ok.json");
+  test::write_file(path, R"({"model": {}})");
+  CHECK_THROWS_WITH(
+      load_experiment_config(path, {"train.max_steps=\xff\xfe"}),
+      Catch::Contains("\"train.max_steps\"") && Catch::Contains("must be an integer, got string"));
+}
+
 TEST_CASE("d_model not divisible by heads is refused", "[config][bad-input]") {
   CHECK_THAT(error_for(R"({"model": {"d_model": 500, "heads": 8}})"),
              Catch::Contains("\"model.heads\"") && Catch::Contains("not divisible"));

@@ -1,5 +1,6 @@
 // The process around the model: which BLAS kernel runs, output files that
-// never cost the user data, and the build's layering check.
+// never cost the user data, the build's layering check, and checkpoint
+// metadata a reader must refuse rather than misread.
 #include <ATen/Version.h>
 #include <catch2/catch.hpp>
 
@@ -13,6 +14,8 @@
 #include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/common/output_file.h"
+#include "src/decode/checkpoint_reader.h"
+#include "src/train/training_state.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -339,4 +342,27 @@ TEST_CASE("an NCCL header of another NCCL than the loaded one is refused, naming
                                     "process loaded NCCL 2.29.7") &&
                       Catch::Contains("-DNCCL_INCLUDE_DIR=<include of NCCL 2.29.7>"));
   CHECK(why.find('\n') == std::string::npos);
+}
+
+TEST_CASE("meta.json with a float where an integer belongs is refused naming the key",
+          "[runtime][bad-input][fuzz]") {
+  // fuzz/fuzz_meta.cpp: nlohmann's get<int> cast 1.5e300 to int, which is
+  // undefined behaviour (UBSan); a float in range was silently truncated.
+  test::TempDir dir;
+  const auto meta = dir.file("meta.json");
+  test::write_file(meta, R"({"format": 1.5e300})");
+  CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
+                    Catch::StartsWith(meta) && Catch::Contains("\"format\" must be an integer"));
+  test::write_file(meta, R"({"format": 1, "step": 2.5, "epoch": 0, "batch_index": 0, "skipped_updates": 0,
+    "best_valid": null, "stale_validations": 0, "train_seconds": 1.0, "tokenizer_hash": "ab", "vocab_size": 9})");
+  CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
+                    Catch::StartsWith(meta) && Catch::Contains("\"step\" must be an integer, got 2.5"));
+  test::write_file(meta, R"({"format": 1, "step": 2, "epoch": 0, "batch_index": 0, "skipped_updates": 0,
+    "best_valid": null, "stale_validations": 0, "train_seconds": 1.0, "tokenizer_hash": "ab", "vocab_size": 9,
+    "loss_scale": {"scale": 8.0, "good_updates": -1e300}})");
+  CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
+                    Catch::Contains("\"good_updates\" must be an integer"));
+  test::write_file(meta, R"({"format": 1.5e340})");  // past double's range: nlohmann's out_of_range
+  CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
+                    Catch::StartsWith(meta) && Catch::Contains("number overflow"));
 }

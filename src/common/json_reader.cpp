@@ -31,8 +31,14 @@ std::pair<size_t, size_t> line_column(const std::string& text, size_t offset) {
   return {line, column};
 }
 
+// A string holding invalid UTF-8 (a --set value is taken as it comes) makes
+// a plain dump() throw nlohmann's type_error: replace such bytes instead.
+std::string dump(const nlohmann::json& v) {
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string describe(const nlohmann::json& v) {
-  std::string s = v.dump();
+  std::string s = dump(v);
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return std::string(v.type_name()) + " " + s;
 }
@@ -51,6 +57,13 @@ std::string number_range(double min, double max, bool max_exclusive) {
   return range.str();
 }
 
+int64_t integer_at(const nlohmann::json& object, const std::string& key, const std::string& path) {
+  const auto& v = object.at(key);
+  if (!v.is_number_integer())
+    throw InputError(path + ": key \"" + key + "\" must be an integer, got " + v.dump());
+  return v.get<int64_t>();
+}
+
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open: " + std::strerror(errno));
@@ -66,6 +79,11 @@ nlohmann::json read_json_file(const std::string& path) {
     if (colon != std::string::npos) what = what.substr(colon + 2);
     throw InputError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
                      ": malformed JSON: " + what);
+  } catch (const nlohmann::json::exception& e) {  // a number past double's range
+    std::string what = e.what();
+    auto bracket = what.find("] ");
+    if (bracket != std::string::npos) what = what.substr(bracket + 2);
+    throw InputError(path + ": malformed JSON: " + what);
   }
 }
 
@@ -97,9 +115,12 @@ int64_t JsonObjectReader::integer(const std::string& key, int64_t fallback, int6
   const auto* v = value(key);
   if (v == nullptr) return fallback;
   if (!v->is_number_integer()) fail(key, "must be an integer, got " + describe(*v));
-  int64_t x = v->get<int64_t>();
-  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max)) x = max + 1;
-  if (x < min || x > max) fail(key, "must be an integer " + integer_range(min, max) + ", got " + v->dump());
+  // Compared as unsigned: past int64's range no signed value can stand for
+  // it (max + 1 overflowed for max = INT64_MAX; fuzz/fuzz_config.cpp).
+  const bool above = v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max);
+  const int64_t x = above ? max : v->get<int64_t>();
+  if (above || x < min || x > max)
+    fail(key, "must be an integer " + integer_range(min, max) + ", got " + dump(*v));
   return x;
 }
 
@@ -111,7 +132,7 @@ double JsonObjectReader::number(const std::string& key, double fallback, double 
   double x = v->get<double>();
   bool above = max_exclusive ? x >= max : x > max;
   if (!std::isfinite(x) || x < min || above) {
-    fail(key, "must be a number in " + number_range(min, max, max_exclusive) + ", got " + v->dump());
+    fail(key, "must be a number in " + number_range(min, max, max_exclusive) + ", got " + dump(*v));
   }
   return x;
 }

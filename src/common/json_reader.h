@@ -17,6 +17,10 @@ std::string number_range(double min, double max, bool max_exclusive);
 
 // Parses a JSON file; throws InputError naming the file (and line, column).
 nlohmann::json read_json_file(const std::string& path);
+// object[key] as an integer: InputError naming `path` and the key when it is
+// anything else (nlohmann would cast a float, undefined past int64's range:
+// fuzz/fuzz_meta.cpp found {"format": 1.5e300}).
+int64_t integer_at(const nlohmann::json& object, const std::string& key, const std::string& path);
 
 // Reads one JSON object. Typed getters return a fallback for absent keys and
 // throw InputError for a wrong type or value; reject_unknown() then throws

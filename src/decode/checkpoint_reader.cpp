@@ -66,18 +66,18 @@ nlohmann::json to_json(const CheckpointVocabulary& v) {
 CheckpointVocabulary checkpoint_vocabulary_from_json(const nlohmann::json& j, const std::string& path) {
   CheckpointVocabulary v;
   try {
-    if (j.at("format").get<int>() != kCheckpointFormat) {
+    if (integer_at(j, "format", path) != kCheckpointFormat) {
       throw InputError(path + ": checkpoint format " + j.at("format").dump() + " is not " +
                        std::to_string(kCheckpointFormat));
     }
     v.tokenizer_hash = std::stoull(j.at("tokenizer_hash").get<std::string>(), nullptr, 16);
-    v.vocab_size = j.at("vocab_size").get<int64_t>();
+    v.vocab_size = integer_at(j, "vocab_size", path);
     // Absent or null: one joint vocabulary.
     if (j.contains("src_tokenizer_hash") && !j["src_tokenizer_hash"].is_null()) {
       v.src_tokenizer_hash = std::stoull(j["src_tokenizer_hash"].get<std::string>(), nullptr, 16);
-      v.src_vocab_size = j.at("src_vocab_size").get<int64_t>();
+      v.src_vocab_size = integer_at(j, "src_vocab_size", path);
     } else if (j.contains("src_vocab_size")) {
-      v.src_vocab_size = j["src_vocab_size"].get<int64_t>();
+      v.src_vocab_size = integer_at(j, "src_vocab_size", path);
     }
   } catch (const nlohmann::json::exception& e) {
     throw InputError(path + ": damaged checkpoint metadata: " + e.what());

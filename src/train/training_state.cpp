@@ -48,12 +48,12 @@ CheckpointMeta checkpoint_meta_from_json(const nlohmann::json& j, const std::str
   m.vocabulary = checkpoint_vocabulary_from_json(j, path);  // checks the format too
   auto& s = m.state;
   try {
-    s.step = j.at("step").get<int64_t>();
-    s.position.epoch = j.at("epoch").get<int64_t>();
-    s.position.index = j.at("batch_index").get<int64_t>();
-    s.skipped_updates = j.at("skipped_updates").get<int64_t>();
+    s.step = integer_at(j, "step", path);
+    s.position.epoch = integer_at(j, "epoch", path);
+    s.position.index = integer_at(j, "batch_index", path);
+    s.skipped_updates = integer_at(j, "skipped_updates", path);
     if (!j.at("best_valid").is_null()) s.best_valid = j.at("best_valid").get<double>();
-    s.stale_validations = j.at("stale_validations").get<int64_t>();
+    s.stale_validations = integer_at(j, "stale_validations", path);
     s.train_seconds = j.at("train_seconds").get<double>();
     // Keys absent from checkpoints written before they existed.
     if (j.contains("valid_criterion") && !j["valid_criterion"].is_null()) {
@@ -62,10 +62,10 @@ CheckpointMeta checkpoint_meta_from_json(const nlohmann::json& j, const std::str
     if (j.contains("batching")) s.batching = j["batching"];
     if (j.contains("loss_scale") && !j["loss_scale"].is_null()) {
       s.loss_scale = j["loss_scale"].at("scale").get<double>();
-      s.loss_scale_good_updates = j["loss_scale"].at("good_updates").get<int64_t>();
+      s.loss_scale_good_updates = integer_at(j["loss_scale"], "good_updates", path);
     }
-    m.optimizer_steps = j.value("optimizer_steps", int64_t{0});
-    m.parameters = j.value("parameters", int64_t{0});
+    if (j.contains("optimizer_steps")) m.optimizer_steps = integer_at(j, "optimizer_steps", path);
+    if (j.contains("parameters")) m.parameters = integer_at(j, "parameters", path);
     m.weights = j.value("weights", std::string("raw"));
     m.averaged_weights = j.value("averaged_weights", std::string());
     if (j.contains("ema_decay") && !j["ema_decay"].is_null()) m.ema_decay = j["ema_decay"].get<double>();
