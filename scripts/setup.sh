@@ -19,6 +19,7 @@ packages=(
   python3 python3-torch python3-sentencepiece python3-nltk python3-matplotlib python3-venv
   python3-numpy python3-yaml
   chromium
+  clang-format-14
 )
 
 missing=()

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/decode/bleu.h"
+#include "tests/multi30k_data.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -39,24 +40,8 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-std::string multi30k_dir() {
-  if (const char* env = std::getenv("AIAYN_MULTI30K")) return env;
-  return std::string(AIAYN_SOURCE_DIR) + "/../shared/data/multi30k";
-}
-
-std::string multi30k(const std::string& file) {
-  std::string path = multi30k_dir() + "/" + file;
-  if (!fs::exists(path)) FAIL("Multi30k not found at " << path << " (set AIAYN_MULTI30K)");
-  return path;
-}
-
-// The cases on real data skip, saying so, where Multi30k is absent (a
-// machine without ../shared); a present but incomplete copy still fails.
-bool multi30k_present() {
-  if (fs::exists(multi30k_dir() + "/val.en")) return true;
-  WARN("skipped: Multi30k not found at " << multi30k_dir() << " (set AIAYN_MULTI30K)");
-  return false;
-}
+using test::multi30k;
+using test::multi30k_present;
 
 std::vector<std::string> words_of(const std::string& line) {
   std::vector<std::string> w;

@@ -12,6 +12,7 @@
 #include "src/data/bpe_dropout.h"
 #include "src/data/token_cache.h"
 #include "src/data/tokenizer.h"
+#include "tests/multi30k_data.h"
 #include "tests/test_util.h"
 
 using namespace aiayn;
@@ -19,24 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string multi30k_dir() {
-  if (const char* env = std::getenv("AIAYN_MULTI30K")) return env;
-  return std::string(AIAYN_SOURCE_DIR) + "/../shared/data/multi30k";
-}
-
-std::string multi30k(const std::string& file) {
-  std::string path = multi30k_dir() + "/" + file;
-  if (!fs::exists(path)) FAIL("Multi30k not found at " << path << " (set AIAYN_MULTI30K)");
-  return path;
-}
-
-// The cases on real data skip, saying so, where Multi30k is absent (a
-// machine without ../shared); a present but incomplete copy still fails.
-bool multi30k_present() {
-  if (fs::exists(multi30k_dir() + "/val.en")) return true;
-  WARN("skipped: Multi30k not found at " << multi30k_dir() << " (set AIAYN_MULTI30K)");
-  return false;
-}
+using test::multi30k;
+using test::multi30k_present;
 
 // A small synthetic corpus and a tokenizer trained on it, shared by the
 // cache and batching tests (trained once per process).
