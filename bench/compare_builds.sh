@@ -36,7 +36,7 @@ train() {  # BIN -> target tokens/s over updates 21-40
 }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-echo "compare_builds: $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), A=$a B=$b, $runs runs each, interleaved"
+echo "compare_builds: $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ') model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), A=$a B=$b, $runs runs each, interleaved"
 printf '%-22s %12s %12s %7s\n' case A B B/A
 for case in greedy beam4 train; do
   : > "$work/a" ; : > "$work/b"

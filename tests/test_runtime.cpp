@@ -355,13 +355,19 @@ TEST_CASE("meta.json with a float where an integer belongs is refused naming the
                     Catch::StartsWith(meta) && Catch::Contains("\"format\" must be an integer"));
   test::write_file(meta, R"({"format": 1, "step": 2.5, "epoch": 0, "batch_index": 0, "skipped_updates": 0,
     "best_valid": null, "stale_validations": 0, "train_seconds": 1.0, "tokenizer_hash": "ab", "vocab_size": 9})");
-  CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
-                    Catch::StartsWith(meta) && Catch::Contains("\"step\" must be an integer, got 2.5"));
+  CHECK_THROWS_WITH(
+      read_checkpoint_meta(dir.path().string()),
+      Catch::StartsWith(meta) && Catch::Contains("\"step\" must be an integer (int64), got 2.5"));
   test::write_file(meta, R"({"format": 1, "step": 2, "epoch": 0, "batch_index": 0, "skipped_updates": 0,
     "best_valid": null, "stale_validations": 0, "train_seconds": 1.0, "tokenizer_hash": "ab", "vocab_size": 9,
     "loss_scale": {"scale": 8.0, "good_updates": -1e300}})");
   CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
                     Catch::Contains("\"good_updates\" must be an integer"));
+  test::write_file(meta, R"({"format": 1, "step": 18446744073709551615, "epoch": 0, "batch_index": 0,
+    "skipped_updates": 0, "best_valid": null, "stale_validations": 0, "train_seconds": 1.0,
+    "tokenizer_hash": "ab", "vocab_size": 9})");  // past INT64_MAX: nlohmann keeps it unsigned
+  CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
+                    Catch::Contains("\"step\" must be an integer"));
   test::write_file(meta, R"({"format": 1.5e340})");  // past double's range: nlohmann's out_of_range
   CHECK_THROWS_WITH(read_checkpoint_meta(dir.path().string()),
                     Catch::StartsWith(meta) && Catch::Contains("number overflow"));

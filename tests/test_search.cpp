@@ -284,6 +284,10 @@ TEST_CASE("search refuses out-of-range options, naming the option", "[search][ba
   } catch (const OptionError& e) {
     CHECK(e.render([](const std::string& k) { return "--" + k; }) == "--nbest 3: exceeds --beam 2");
   }
+  // A path's braces stay as written when doubled: only {key} names an option.
+  const OptionError in_path("nbest", " 3: exceeds the beam in runs/{{exp}/decoding.json; give {beam}");
+  CHECK(in_path.render([](const std::string& k) { return "--" + k; }) ==
+        "--nbest 3: exceeds the beam in runs/{exp}/decoding.json; give --beam");
   // The defaults (the paper's beam 4, alpha 0.6) pass.
   SearchOptions fine;
   CHECK_NOTHROW(fine.validate());

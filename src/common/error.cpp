@@ -8,12 +8,20 @@ namespace aiayn {
 
 namespace {
 
-// `message` with each {name} (letters, digits, '-', '_') replaced by flag(name).
+// `message` with each {name} (letters, digits, '-', '_') replaced by
+// flag(name), and each "{{" by "{".
 std::string fill_option_names(const std::string& message,
                               const std::function<std::string(const std::string&)>& flag) {
   std::string out;
   for (size_t at = 0; at < message.size();) {
     const size_t open = message.find('{', at);
+    // "{{" is a literal brace: how a path or value inside the text is kept
+    // from reading as an option's name.
+    if (open != std::string::npos && open + 1 < message.size() && message[open + 1] == '{') {
+      out += message.substr(at, open - at) + "{";
+      at = open + 2;
+      continue;
+    }
     const size_t close = open == std::string::npos ? open : message.find('}', open);
     const std::string name = close == std::string::npos ? "" : message.substr(open + 1, close - open - 1);
     const bool is_name = !name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") ==

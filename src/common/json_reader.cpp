@@ -59,8 +59,10 @@ std::string number_range(double min, double max, bool max_exclusive) {
 
 int64_t integer_at(const nlohmann::json& object, const std::string& key, const std::string& path) {
   const auto& v = object.at(key);
-  if (!v.is_number_integer())
-    throw InputError(path + ": key \"" + key + "\" must be an integer, got " + v.dump());
+  // nlohmann keeps a number past INT64_MAX as unsigned: it would wrap.
+  const bool fits = v.is_number_integer() &&
+                    !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
+  if (!fits) throw InputError(path + ": key \"" + key + "\" must be an integer (int64), got " + v.dump());
   return v.get<int64_t>();
 }
 

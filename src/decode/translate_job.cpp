@@ -62,6 +62,13 @@ void write_translation(std::ostream& out, const Translator& translator, const Tr
   }
 }
 
+// A path inside an OptionError's text, its braces kept literal.
+std::string literal(const std::string& text) {
+  std::string out;
+  for (char c : text) out += c == '{' ? std::string("{{") : std::string(1, c);
+  return out;
+}
+
 // Beam and alpha: the checkpoint's decoding.json unless the user set them.
 // True when they came from there.
 bool apply_recorded_decoding(const TranslateJob& job, const std::vector<std::string>& dirs, SearchOptions& s,
@@ -195,7 +202,7 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
   auto& s = options.search;
   if (apply_recorded_decoding(job, dirs, s, log) && s.nbest > s.beam) {
     throw OptionError("nbest", " " + std::to_string(s.nbest) + ": exceeds the beam " +
-                                   std::to_string(s.beam) + " recorded in " + dirs[0] +
+                                   std::to_string(s.beam) + " recorded in " + literal(dirs[0]) +
                                    "/decoding.json; give {beam} as well");
   }
   s.validate();

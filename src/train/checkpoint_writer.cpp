@@ -13,6 +13,7 @@
 
 #include "src/common/error.h"
 #include "src/common/hash.h"
+#include "src/common/json_reader.h"
 #include "src/train/checkpoint_list.h"
 
 namespace aiayn {
@@ -202,7 +203,10 @@ std::string write_averaged_checkpoint(const std::vector<std::string>& dirs, cons
     auto meta = read_checkpoint_meta(newest);
     meta.averaged_weights = meta.weights;
     meta.weights = "averaged";
-    write_synced(tmp / "meta.json", to_json(meta).dump(2) + "\n");
+    // Keys this version does not know (a newer trainer's) are kept.
+    auto json = read_json_file((fs::path(newest) / "meta.json").string());
+    json.update(to_json(meta));
+    write_synced(tmp / "meta.json", json.dump(2) + "\n");
     for (const char* file : {"config.json", "spm.model", "spm.src.model"}) {
       if (std::string(file) == "spm.src.model" && !fs::exists(fs::path(newest) / file)) continue;
       write_synced(tmp / file, read_checkpoint_file(fs::path(newest) / file));
