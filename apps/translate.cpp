@@ -154,6 +154,11 @@ int main(int argc, char** argv) {
         ->delimiter(',')
         ->check(CLI::Range(0.0, 10.0))
         ->capture_default_str();
+    app.add_option("--tune-alpha-limit", tune.alpha_limit,
+                   "while the best alpha is the largest tried, --tune tries larger ones (by the "
+                   "grid's last step) up to this; at most the largest of --tune-alphas: no growth")
+        ->check(CLI::Range(0.0, 10.0))
+        ->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
     const int total = aiayn::set_threads(threads);

@@ -44,11 +44,13 @@ fi
 # The Python tools beside the toolkit (tools/export_ctranslate2.py, the
 # CTranslate2 and sacreBLEU sides of bench/ and their tests): a venv over
 # Debian's python3, which keeps its torch and sentencepiece, with pinned
-# ctranslate2 and sacrebleu from the package index.
+# ctranslate2, sacrebleu and sacremoses (tools/moses_text.py: the Multi30k
+# recipe's literature setting) from the package index.
 tools_venv=.venv-tools
-tools_pins=(ctranslate2==4.8.5 sacrebleu==2.6.0)
-if "$tools_venv/bin/python" -c 'import ctranslate2, sacrebleu, sys
-sys.exit(ctranslate2.__version__ != "4.8.5" or sacrebleu.__version__ != "2.6.0")' 2>/dev/null; then
+tools_pins=(ctranslate2==4.8.5 sacrebleu==2.6.0 sacremoses==0.2.0)
+if "$tools_venv/bin/python" -c 'import ctranslate2, sacrebleu, sacremoses, sys
+sys.exit(ctranslate2.__version__ != "4.8.5" or sacrebleu.__version__ != "2.6.0"
+         or sacremoses.__version__ != "0.2.0")' 2>/dev/null; then
   echo "setup: ${tools_pins[*]} present in $tools_venv"
 elif [ -n "${AIAYN_OFFLINE:-}" ]; then
   echo "setup: AIAYN_OFFLINE: not installing ${tools_pins[*]} into $tools_venv" >&2

@@ -9,11 +9,15 @@
 #               whose directory already holds a finished run is not retrained,
 #               one that failed (diverged, a bad --set) is marked and the sweep
 #               goes on.
-#   Then:       OUT_DIR/sweep.md (config, updates, valid ppl, valid BLEU, ...)
-#               and OUT_DIR/sweep.png (validation curves), by tools/sweep_table.py.
-# Example (12 minutes each on Multi30k en-de):
-#   scripts/sweep.sh configs/sweeps/multi30k.txt runs/sweep -- --config configs/multi30k.json \
-#     --set train.max_minutes=12 --set data.train_src=../shared/data/multi30k/train.en ...
+#   Then:       OUT_DIR/sweep.md (rank, updates against the warm-up, valid ppl,
+#               valid BLEU, ...) and OUT_DIR/sweep.png (validation curves), by
+#               tools/sweep_table.py. Only finished variants that ended past their
+#               warm-up are ranked: choose a budget (or warm-up) that gets there.
+#   SEEDS=N     trains every variant N times (train.seed 1..N) and adds each
+#               variant's mean and standard deviation to the table.
+# Example (30 minutes each on Multi30k en-de; docs/multi30k-sweep.md):
+#   scripts/sweep.sh configs/sweeps/multi30k-hour.txt runs/sweep -- --config configs/multi30k.json \
+#     --set train.max_minutes=30 --set train.precision=bf16 --set data.train_src=../shared/data/multi30k/train.en ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { echo "usage: scripts/sweep.sh SWEEP_FILE OUT_DIR -- AIAYN_TRAIN_ARGS..." >&2; exit 2; }
@@ -39,6 +43,19 @@ while IFS= read -r line || [ -n "$line" ]; do
   names+=("$name") args+=("${rest:-}")
 done < "$sweep"
 [ ${#names[@]} -gt 0 ] || { echo "sweep.sh: $sweep: no variants" >&2; exit 2; }
+# SEEDS=N: every variant N times (train.seed 1..N, named NAME.seedK); the
+# table then gives each variant's mean and spread over its seeds.
+seeds=${SEEDS:-1}
+[[ $seeds =~ ^[1-9][0-9]*$ ]] || { echo "sweep.sh: SEEDS=$seeds: use a whole number from 1" >&2; exit 2; }
+if [ "$seeds" -gt 1 ]; then
+  expanded_names=() expanded_args=()
+  for i in "${!names[@]}"; do
+    for k in $(seq 1 "$seeds"); do
+      expanded_names+=("${names[$i]}.seed$k") expanded_args+=("${args[$i]} --set train.seed=$k")
+    done
+  done
+  names=("${expanded_names[@]}") args=("${expanded_args[@]}")
+fi
 
 train=${AIAYN_TRAIN:-build/bin/aiayn-train}
 [ -x "$train" ] || bash scripts/build.sh

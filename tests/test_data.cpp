@@ -8,6 +8,7 @@
 #include "models/config.h"
 #include "src/common/error.h"
 #include "src/common/text_reader.h"
+#include "src/data/batch_prefetch.h"
 #include "src/data/batching.h"
 #include "src/data/bpe_dropout.h"
 #include "src/data/token_cache.h"
@@ -374,6 +375,50 @@ TEST_CASE("a stream resumed at a position continues exactly", "[data][batching][
     BatchStream resumed(planner, positions[start]);
     for (int i = start; i < 100; ++i) REQUIRE(resumed.next() == expected[i]);
   }
+}
+
+TEST_CASE("the prefetcher hands over what the stream and make_batch give, for every rank",
+          "[data][batching][bpe-dropout]") {
+  auto& t = toy();
+  test::TempDir dir;
+  auto cache =
+      TokenCache::open_or_build(spec_for(t.src, t.tgt, dir.path().string()), t.tokenizer, t.tokenizer);
+  BatchingOptions o;
+  o.max_tokens = 150;
+  BatchPlanner planner(cache, filter_pairs(cache, {}, nullptr, "toy"), o);
+  BpeDropout dropout(t.tokenizer);
+  const Resampling resampling{&dropout, &dropout, 0.3, 11, 0, 256};
+  // Two ranks, two batches each per update (update_freq 2), from mid-epoch.
+  BatchStream skip(planner);
+  for (int i = 0; i < 5; ++i) skip.next();
+  const BatchPosition start = skip.position();
+  for (int64_t rank : {0, 1}) {
+    BatchPrefetcher prefetcher(cache, planner, resampling, {start, 4, 2, rank, 3});
+    BatchStream stream(planner, start);
+    int64_t resampled = 0;
+    for (int64_t k = 0; k < 60; ++k) {  // crosses epochs
+      const int64_t epoch = stream.position().epoch;
+      auto pairs = stream.next();
+      if ((k % 4) % 2 != rank) continue;
+      Resampling r = resampling;
+      r.epoch = epoch;
+      const Batch expected = make_batch(cache, pairs, r), got = prefetcher.take(pairs);
+      REQUIRE(got.pairs == expected.pairs);
+      CHECK(torch::equal(got.src, expected.src));
+      CHECK(torch::equal(got.tgt_in, expected.tgt_in));
+      CHECK(torch::equal(got.tgt_out, expected.tgt_out));
+      CHECK(torch::equal(got.tgt_padding, expected.tgt_padding));
+      resampled += !torch::equal(got.src, make_batch(cache, pairs).src);
+    }
+    CHECK(stream.position().epoch >= 2);
+    CHECK(resampled > 0);  // BPE-dropout did change segmentations
+  }
+  // A trainer that asks out of step is told so, not handed another batch.
+  BatchPrefetcher prefetcher(cache, planner, resampling, {start, 1, 1, 0, 2});
+  BatchStream stream(planner, start);
+  stream.next();
+  CHECK_THROWS_WITH(prefetcher.take(stream.next()), Catch::Contains("out of step"));
+  // Destroyed with batches waiting and its thread blocked on a full queue: no hang.
 }
 
 TEST_CASE("BPE-dropout at p=0 gives SentencePiece's segmentation back, and at p>0 the same text",

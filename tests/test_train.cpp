@@ -659,20 +659,23 @@ TEST_CASE("the sweep runner trains each variant and tabulates updates, ppl and B
   Workspace ws;
   const std::string sweep = std::string(AIAYN_SOURCE_DIR) + "/scripts/sweep.sh";
   test::write_file(ws.file("sweep.txt"),
-                   "# two variants\nbase\nwarm10  --set train.warmup_steps=10  # shorter\n\n");
+                   "# two variants\nbase\nwarm5  --set train.warmup_steps=5  # shorter\n\n");
   const std::string env = "AIAYN_TRAIN=" + kTrain + " ";
   const std::string tail = " -- " + ws.arguments("--set train.max_steps=10");
   auto r = test::run(env + "bash " + sweep + " " + ws.file("sweep.txt") + " " + ws.file("out") + tail);
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   const auto table = test::read_file(ws.file("out/sweep.md"));
-  CHECK_THAT(table, Catch::Contains("| base | (base) | finished | 10 |") &&
-                        Catch::Contains("| warm10 | `--set train.warmup_steps=10` | finished | 10 |"));
-  CHECK(test::count_lines(table) == 4);  // header, rule, two rows
+  // 10 updates end inside base's 50-update warm-up: not ranked; warm5 ends past its own.
+  CHECK_THAT(table,
+             Catch::Contains("| – | base | (base) | finished | 10 | 0.2× |") &&
+                 Catch::Contains("| 1 | warm5 | `--set train.warmup_steps=5` | finished | 10 | 2.0× |") &&
+                 Catch::Contains("inside the warm-up"));
+  CHECK(test::count_lines(table) == 6);  // header, rule, two rows, a blank line, the note
   CHECK(test::read_file(ws.file("out/sweep.png")).substr(0, 4) == "\x89PNG");
   // The two differ only in warm-up: their validation losses differ.
   CHECK(test::read_file(ws.file("out/base/metrics.jsonl")) !=
-        test::read_file(ws.file("out/warm10/metrics.jsonl")));
+        test::read_file(ws.file("out/warm5/metrics.jsonl")));
   // Run again: finished variants are kept, not retrained.
   const auto before = test::read_file(ws.file("out/base/metrics.jsonl"));
   r = test::run(env + "bash " + sweep + " " + ws.file("sweep.txt") + " " + ws.file("out") + tail);
@@ -686,6 +689,22 @@ TEST_CASE("the sweep runner trains each variant and tabulates updates, ppl and B
   CHECK_THAT(test::read_file(ws.file("out2/sweep.md")),
              Catch::Contains("| broken |") && Catch::Contains("failed (exit 2)") &&
                  Catch::Contains("| ok | (base) | finished | 10 |"));
+  // SEEDS=2: each variant twice, other seeds, and its mean and spread.
+  test::write_file(ws.file("seeds.txt"), "warm5 --set train.warmup_steps=5\n");
+  r = test::run("SEEDS=2 " + env + "bash " + sweep + " " + ws.file("seeds.txt") + " " + ws.file("out3") +
+                tail);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(test::read_file(ws.file("out3/warm5.seed2/arguments")), Catch::Contains("--set train.seed=2"));
+  CHECK(test::read_file(ws.file("out3/warm5.seed1/metrics.jsonl")) !=
+        test::read_file(ws.file("out3/warm5.seed2/metrics.jsonl")));
+  CHECK_THAT(test::read_file(ws.file("out3/sweep.md")),
+             Catch::Contains("| warm5.seed1 |") && Catch::Contains("| warm5 | 2 | "));
+  r = test::run("SEEDS=x " + env + "bash " + sweep + " " + ws.file("seeds.txt") + " " + ws.file("out4") +
+                tail);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("SEEDS=x: use a whole number from 1"));
+  CHECK_FALSE(fs::exists(ws.file("out4")));
 }
 
 TEST_CASE("sweep files with bad lines are refused before anything trains", "[train][sweep][bad-input]") {
@@ -713,6 +732,96 @@ TEST_CASE("sweep files with bad lines are refused before anything trains", "[tra
   CHECK_THAT(r.err, Catch::Contains("usage: scripts/sweep.sh"));
 }
 
+TEST_CASE("the Multi30k recipe's tools: Moses text, both settings' scores, the seeds' spread, bad input",
+          "[train][recipe][bad-input]") {
+  const std::string source = AIAYN_SOURCE_DIR, python = source + "/.venv-tools/bin/python";
+  if (!fs::exists(python)) {
+    WARN("no .venv-tools (bash scripts/setup.sh makes it): the recipe's tools not tested");
+    return;
+  }
+  test::TempDir dir;
+  fs::create_directories(dir.file("raw"));
+  test::write_file(dir.file("raw/train.en"),
+                   "A dog's ball is \"red\".\nTwo MEN \xE2\x80\x94 on a bike\xE2\x80\xA6\n");
+  const std::string moses = python + " " + source + "/tools/moses_text.py ";
+  auto r = test::run(moses + "prepare " + dir.file("raw") + " " + dir.file("lit") + " en");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // task1-tokenize.sh's order: lowercase, normalise (a final period moves inside quotes
+  // in English), then tokenize with Moses' escapes.
+  CHECK(test::read_file(dir.file("lit/train.en")) ==
+        "a dog &apos;s ball is &quot; red . &quot;\ntwo men - on a bike ...\n");
+
+  const std::string scores = python + " " + source + "/tools/recipe_scores.py ";
+  fs::create_directories(dir.file("run/seed1"));
+  fs::create_directories(dir.file("run/seed2"));
+  test::write_file(dir.file("ref.de"), "Ein Hund läuft im Park.\nZwei Männer fahren Rad.\n");
+  test::write_file(dir.file("hyp.de"), "ein Hund rennt im Park .\nZwei Männer fahren Rad.\n");
+  r = test::run(scores + "score " + dir.file("ref.de") + " " + dir.file("ref.de") +
+                " --setting ours --lang de --label greedy --tsv " + dir.file("run/seed1/scores.tsv"));
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("greedy: bleu = 100.00  nrefs:1|case:mixed|eff:no|tok:13a") &&
+                        Catch::Contains("greedy: bleu_lc = 100.00") &&
+                        Catch::Contains("greedy: chrf2 = 100.00") &&
+                        Catch::Contains("greedy: bleu_tok = 100.00  nrefs:1|case:lc|eff:no|tok:none"));
+  r = test::run(scores + "score " + dir.file("hyp.de") + " " + dir.file("ref.de") +
+                " --setting ours --lang de --label greedy --tsv " + dir.file("run/seed2/scores.tsv"));
+  REQUIRE(r.exit_code == 0);
+  // Lowercasing and Moses tokenization forgive the case and the detached period.
+  auto value = [&](const std::string& metric) {
+    auto at = r.out.find("greedy: " + metric + " = ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(r.out.substr(at + metric.size() + 11));
+  };
+  CHECK(value("bleu") < value("bleu_lc"));
+  CHECK(value("bleu_lc") <= value("bleu_tok"));
+  r = test::run(scores + "summary " + dir.file("run"));
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("over 2 seeds (seed1, seed2)") && Catch::Contains("greedy bleu: ") &&
+                        Catch::Contains(" +- "));
+
+  // Bad input: one line, exit 2, naming the file.
+  for (const auto& [command, message] : std::vector<std::pair<std::string, std::string>>{
+           {scores + "score " + dir.file("missing.de") + " " + dir.file("ref.de") +
+                " --setting ours --lang de --label x --tsv " + dir.file("x.tsv"),
+            "missing.de: no such file"},
+           {scores + "score " + dir.file("raw/train.en") + " " + dir.file("ref.de") + "x" +
+                " --setting literature --lang de --label x --tsv " + dir.file("x.tsv"),
+            "ref.dex: no such file"},
+           {scores + "summary " + dir.file("raw"), "no seed*/scores.tsv"},
+           {moses + "prepare " + dir.file("nowhere") + " " + dir.file("out") + " en",
+            "nowhere: no such directory"},
+           {moses + "prepare " + dir.file("raw") + " " + dir.file("out") + " fr", "no *.fr files"}}) {
+    INFO(command);
+    r = test::run(command);
+    CHECK(r.exit_code == 2);
+    CHECK(test::count_lines(r.err) == 1);
+    CHECK_THAT(r.err, Catch::Contains(message));
+  }
+  test::write_file(dir.file("short.de"), "Ein Hund.\n");
+  r = test::run(scores + "score " + dir.file("short.de") + " " + dir.file("ref.de") +
+                " --setting ours --lang de --label x --tsv " + dir.file("x.tsv"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("short.de: 1 lines, but ") && Catch::Contains("ref.de has 2"));
+  CHECK_FALSE(fs::exists(dir.file("x.tsv")));
+
+  // The recipe's own settings are checked before anything trains or is written.
+  const std::string recipe = "bash " + source + "/scripts/multi30k.sh ";
+  for (const auto& [env, message] : std::vector<std::pair<std::string, std::string>>{
+           {"SETTING=moses", "SETTING=moses: use ours or literature"},
+           {"SEEDS=0", "SEEDS=0: use a whole number from 1"},
+           {"PRECISION=fp16", "PRECISION=fp16: use auto, fp32 or bf16"}}) {
+    r = test::run(env + " " + recipe + dir.file("raw") + " en de " + dir.file("recipe"));
+    CHECK(r.exit_code == 2);
+    CHECK(test::count_lines(r.err) == 1);
+    CHECK_THAT(r.err, Catch::Contains(message));
+  }
+  r = test::run(recipe + dir.file("raw") + " en de " + dir.file("recipe"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("missing " + dir.file("raw") + "/train.de"));
+  CHECK_FALSE(fs::exists(dir.file("recipe")));
+}
+
 TEST_CASE("BPE-dropout changes the training pairs each epoch, and resume stays exact",
           "[train][bpe-dropout]") {
   Workspace ws;
@@ -733,6 +842,24 @@ TEST_CASE("BPE-dropout changes the training pairs each epoch, and resume stays e
   r = test::run(ws.command(ws.file("uni"), "--set data.bpe_dropout=1"));
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("\"data.bpe_dropout\""));
+}
+
+TEST_CASE("R-Drop trains, resumes exactly, and is refused for a model without dropout", "[train][rdrop]") {
+  Workspace ws;
+  expect_exact_resume(ws, "--set train.rdrop_alpha=2");  // the workspace's model.p_drop is 0.1
+  auto plain = test::run(ws.command(ws.file("plain"), "--set train.max_steps=12"));
+  REQUIRE(plain.exit_code == 0);
+  // The same batches and seeds: the KL term moves the loss from the first update on.
+  auto a = losses(ws.file("whole")), b = losses(ws.file("plain"));
+  REQUIRE(a.size() == 12);
+  CHECK(std::abs(a[1] - b[1]) > 1e-4);
+  for (const auto& [step, loss] : a) CHECK(std::isfinite(loss));
+  auto r = test::run(ws.command(ws.file("nodrop"),
+                                "--set train.rdrop_alpha=1 --set model.p_drop=0 --set train.max_steps=2"));
+  CHECK(r.exit_code == 2);
+  CHECK(test::count_lines(r.err) == 1);
+  CHECK_THAT(r.err, Catch::Contains("\"train.rdrop_alpha\"") && Catch::Contains("no dropout"));
+  CHECK_FALSE(fs::exists(ws.file("nodrop/last")));
 }
 
 TEST_CASE("separate source and target vocabularies: two models, untied embeddings, translate",

@@ -15,6 +15,7 @@
 #include "src/train/ema.h"
 #include "src/train/loss.h"
 #include "src/train/optimizer.h"
+#include "src/train/rdrop.h"
 #include "src/train/train_schedule.h"
 #include "src/train/update_step.h"
 
@@ -350,6 +351,52 @@ TEST_CASE("the criterion scores a batch's real target positions only", "[train][
   other.tgt_in[1][3] = 17;
   CHECK(aiayn::batch_criterion(*model, other, 0.1, torch::kCPU).loss.item<double>() ==
         Approx(aiayn::batch_criterion(*model, batch, 0.1, torch::kCPU).loss.item<double>()).epsilon(1e-6));
+}
+
+TEST_CASE("R-Drop: two passes' cross-entropy plus their symmetric KL and nothing without dropout",
+          "[train][criterion][rdrop]") {
+  torch::manual_seed(4);
+  const int64_t n = 6, vocab = 11;
+  auto logits = torch::randn({2 * n, vocab}) * 3;  // [2N, V]
+  auto targets = torch::randint(vocab, {n}, torch::kLong);
+  for (double alpha : {0.0, 1.0, 5.0}) {
+    auto sums = aiayn::rdrop_loss(logits, targets, 0.1, alpha);
+    // The paper's loss, halved: CE1 + CE2 + alpha/2 (KL(P1||P2) + KL(P2||P1)).
+    auto ce1 = aiayn::label_smoothed_nll_composed(logits.narrow(0, 0, n), targets, 0.1);
+    auto ce2 = aiayn::label_smoothed_nll_composed(logits.narrow(0, n, n), targets, 0.1);
+    auto l1 = torch::log_softmax(logits.narrow(0, 0, n), -1),
+         l2 = torch::log_softmax(logits.narrow(0, n, n), -1);
+    auto kl12 = (l1.exp() * (l1 - l2)).sum().item<double>(),
+         kl21 = (l2.exp() * (l2 - l1)).sum().item<double>();
+    const double paper = ce1.loss.item<double>() + ce2.loss.item<double>() + alpha / 2 * (kl12 + kl21);
+    CHECK(sums.loss.item<double>() == Approx(paper / 2).epsilon(1e-5));
+    CHECK(sums.nll.item<double>() ==
+          Approx((ce1.nll.item<double>() + ce2.nll.item<double>()) / 2).epsilon(1e-5));
+  }
+  CHECK_THROWS(aiayn::rdrop_loss(logits, targets.narrow(0, 0, n - 1), 0.1, 1.0));
+
+  auto c = aiayn::load_model_config(std::string(AIAYN_SOURCE_DIR) + "/configs/tiny.json");
+  c.src_vocab = c.tgt_vocab = 20;
+  c.p_drop = 0.3;
+  aiayn::Transformer model(c);
+  aiayn::Batch batch;
+  batch.src = torch::tensor({{5, 6, 7, 3}, {8, 9, 3, 0}}, torch::kLong);           // [2, 4]
+  batch.tgt_in = torch::tensor({{2, 10, 11, 12}, {2, 13, 14, 0}}, torch::kLong);   // [2, 4]
+  batch.tgt_out = torch::tensor({{10, 11, 12, 3}, {13, 14, 3, 0}}, torch::kLong);  // [2, 4]
+  batch.src_padding = batch.src.eq(0);
+  batch.tgt_padding = batch.tgt_out.eq(0);
+  torch::NoGradGuard no_grad;
+  // Without dropout both passes agree: the KL is 0 and the loss the plain criterion's.
+  model->eval();
+  CHECK(aiayn::rdrop_criterion(*model, batch, 0.1, 5.0, torch::kCPU).loss.item<double>() ==
+        Approx(aiayn::batch_criterion(*model, batch, 0.1, torch::kCPU).loss.item<double>()).epsilon(1e-5));
+  // With dropout the passes differ (the same masks for both calls: the same seed).
+  model->train();
+  torch::manual_seed(9);
+  const double with_kl = aiayn::rdrop_criterion(*model, batch, 0.1, 5.0, torch::kCPU).loss.item<double>();
+  torch::manual_seed(9);
+  const double without = aiayn::rdrop_criterion(*model, batch, 0.1, 0.0, torch::kCPU).loss.item<double>();
+  CHECK(with_kl > without + 1e-4);
 }
 
 TEST_CASE("the update step: non-finite losses skip, K in a row end training, gradients per token",

@@ -14,6 +14,7 @@
 #include "models/int8_linear.h"
 #include "models/packed_linear.h"
 #include "src/decode/checkpoint_reader.h"
+#include "src/decode/decoding_choice.h"
 #include "src/train/checkpoint_list.h"
 #include "src/train/training_state.h"
 #include "tests/test_util.h"
@@ -457,7 +458,8 @@ TEST_CASE("translate --tune picks beam and alpha on validation data, and transla
   const auto ck = t.ws.file("tuned");
   fs::copy(resolve_checkpoint(t.save), ck);  // --tune writes into the checkpoint: not the shared one
   const std::string valid = " -i " + t.ws.file("valid.src") + " -r " + t.ws.file("valid.tgt");
-  auto r = test::run(kTranslate + " -c " + ck + " --tune --tune-beams 1,3 --tune-alphas 0,1.5" + valid);
+  auto r = test::run(kTranslate + " -c " + ck +
+                     " --tune --tune-beams 1,3 --tune-alphas 0,1.5 --tune-alpha-limit 1.5" + valid);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.empty());  // a table on stderr, no translations
@@ -474,7 +476,9 @@ TEST_CASE("translate --tune picks beam and alpha on validation data, and transla
   CHECK_THAT(r.err, Catch::Contains("chose beam " + beam));
   // A choice at the grid's largest alpha is flagged; any other is not.
   const bool on_edge = choice["beam"].get<int64_t>() > 1 && choice["alpha"].get<double>() == 1.5;
-  CHECK(on_edge == (r.err.find("note: alpha 1.5 is the largest of --tune-alphas") != std::string::npos));
+  CHECK(on_edge ==
+        (r.err.find("note: alpha 1.5 is the largest tried (--tune-alpha-limit 1.5) and still the best") !=
+         std::string::npos));
 
   // Without --beam/--alpha the recorded ones are used: the same output as giving them.
   test::write_file(t.ws.file("in.txt"), "red cat sun\nblue dog\nsea sky hill moon\n");
@@ -489,6 +493,45 @@ TEST_CASE("translate --tune picks beam and alpha on validation data, and transla
   CHECK_THAT(given.err, !Catch::Contains("decoding: beam"));
   auto greedy = test::run(kTranslate + " -c " + ck + " -i " + t.ws.file("in.txt") + " --greedy");
   CHECK_THAT(greedy.err, !Catch::Contains("decoding: beam"));
+}
+
+TEST_CASE("the tuning grid grows its alphas while the largest wins and stops at the limit",
+          "[translate][tune]") {
+  std::ostringstream log;
+  // A validation BLEU that peaks at alpha 2.6 for beam 4 and is flat for beam 1.
+  auto peaked = [](int64_t beam, double alpha) {
+    return beam == 1 ? 30.0 : 40.0 - (alpha - 2.6) * (alpha - 2.6);
+  };
+  auto s = search_decoding_grid({1, 4}, {0.0, 1.0, 1.5, 2.0}, 4.0, peaked, log);
+  // 2.0 wins on the edge: 2.5 is tried (the last step, 0.5), wins, 3.0 is tried and loses.
+  CHECK(s.added == std::vector<double>{2.5, 3.0});
+  CHECK(s.best.beam == 4);
+  CHECK(s.best.alpha == 2.5);
+  CHECK_FALSE(s.edge_at_limit);
+  CHECK(s.grid.size() == 1 + 4 + 2);
+  CHECK_THAT(log.str(), Catch::Contains("alpha 2, the grid's largest, scores best: trying 2.5") &&
+                            Catch::Contains("alpha 2.5, the grid's largest, scores best: trying 3") &&
+                            !Catch::Contains("note:"));
+
+  // Rising without end: the grid stops at the limit (3.2, not 3.5) and says so.
+  std::ostringstream log2;
+  auto rising = [](int64_t, double alpha) { return alpha; };
+  s = search_decoding_grid({1, 3, 5}, {0.0, 1.0, 2.0}, 3.2, rising, log2);
+  CHECK(s.added == std::vector<double>{3.0, 3.2});
+  CHECK(s.best.alpha == 3.2);
+  CHECK(s.best.beam == 3);  // ties go to the point tried first
+  CHECK(s.edge_at_limit);
+  CHECK(s.grid.size() == 1 + 2 * 3 + 2 * 2);
+  CHECK_THAT(log2.str(), Catch::Contains("note: alpha 3.2 is the largest tried (--tune-alpha-limit 3.2)"));
+
+  // A limit at the grid's edge adds nothing; greedy alone has no alpha to grow.
+  std::ostringstream log3;
+  s = search_decoding_grid({1, 4}, {0.0, 2.0}, 2.0, rising, log3);
+  CHECK(s.added.empty());
+  CHECK(s.edge_at_limit);
+  s = search_decoding_grid({1}, {0.0, 2.0}, 4.0, rising, log3);
+  CHECK(s.added.empty());
+  CHECK(s.grid.size() == 1);
 }
 
 TEST_CASE("translate --tune and decoding.json bad input: one-line errors, exit 2",

@@ -3,11 +3,14 @@
 
     /usr/bin/python3 tools/sweep_table.py OUT_DIR NAME...
 
-Reads OUT_DIR/NAME/metrics.jsonl (and NAME/arguments, NAME/finished and
-NAME/failed) and writes OUT_DIR/sweep.md, a Markdown table with updates,
-minutes, target tokens/s, the best validation perplexity and BLEU with the
-update they came at, and the last validation BLEU, and OUT_DIR/sweep.png,
-every variant's validation perplexity and BLEU against updates.
+Reads OUT_DIR/NAME/metrics.jsonl (and NAME/arguments, NAME/finished,
+NAME/failed and NAME/last/config.json) and writes OUT_DIR/sweep.md, a
+Markdown table with each variant's rank, updates (also as a multiple of its
+warm-up), minutes, target tokens/s, the best validation perplexity and BLEU
+with the update they came at, and the last validation BLEU, then, for
+variants run with several seeds (NAME.seedK), their mean and spread; and
+OUT_DIR/sweep.png, every variant's validation perplexity and BLEU against
+updates. Only finished variants past their warm-up are ranked.
 Uses Debian's python3-matplotlib.
 """
 import json
@@ -54,24 +57,65 @@ def read_run(out, name):
     if os.path.exists(meta):
         with open(meta, encoding="utf-8") as f:
             r["minutes"] = json.load(f).get("train_seconds", 0) / 60
+    config = os.path.join(run, "last", "config.json")
+    r["warmup"] = None
+    if os.path.exists(config):
+        with open(config, encoding="utf-8") as f:
+            r["warmup"] = json.load(f).get("train", {}).get("warmup_steps")
     return r
+
+
+def updates_of(r):
+    return max((v["step"] for v in r["train"] + r["valid"]), default=None)
+
+
+def rankable(r):
+    """Finished and past its warm-up: before its end the learning rate still
+    rises and validation wobbles, so such a run ranks nothing."""
+    updates = updates_of(r)
+    return r["status"] == "finished" and r["valid"] and r["warmup"] and updates and updates > r["warmup"]
+
+
+def merit(r):
+    """Best validation BLEU when there is one, else minus the best perplexity."""
+    bleus = [v["bleu"] for v in r["valid"] if "bleu" in v]
+    return max(bleus) if bleus else -min(v["ppl"] for v in r["valid"])
 
 
 def cell(value, fmt):
     return "–" if value is None else fmt.format(*value) if isinstance(value, tuple) else fmt.format(value)
 
 
-def row(r):
-    updates = max((v["step"] for v in r["train"] + r["valid"]), default=None)
+def row(r, ranks):
+    updates = updates_of(r)
+    warmup = (f"{updates / r['warmup']:.1f}×" if updates and r["warmup"] else "–")
     toks = statistics.median(t["tgt_tok_s"] for t in r["train"]) if r["train"] else None
     best_ppl = min(((v["ppl"], v["step"]) for v in r["valid"]), default=None)
     bleus = [(v["bleu"], v["step"]) for v in r["valid"] if "bleu" in v]
     best_bleu = max(bleus, key=lambda b: (b[0], -b[1]), default=None)
     last_bleu = bleus[-1][0] if bleus else None
-    return (f"| {r['name']} | {('`' + r['args'] + '`') if r['args'] else '(base)'} | {r['status']} "
-            f"| {cell(updates, '{}')} | {cell(r.get('minutes'), '{:.1f}')} | {cell(toks, '{:.0f}')} "
+    return (f"| {ranks.get(r['name'], '–')} | {r['name']} | {('`' + r['args'] + '`') if r['args'] else '(base)'} "
+            f"| {r['status']} | {cell(updates, '{}')} | {warmup} | {cell(r.get('minutes'), '{:.1f}')} | {cell(toks, '{:.0f}')} "
             f"| {cell(best_ppl, '{:.2f} ({})')} | {cell(best_bleu, '{:.2f} ({})')} "
             f"| {cell(last_bleu, '{:.2f}')} |")
+
+
+def seed_summary(runs):
+    """Variants trained with SEEDS=N (named NAME.seedK): each one's mean and
+    standard deviation (n - 1) over its seeds."""
+    groups = {}
+    for r in runs:
+        base, dot, seed = r["name"].rpartition(".seed")
+        if dot and seed.isdigit() and rankable(r):
+            groups.setdefault(base, []).append(merit(r))
+    if not groups:
+        return []
+    lines = ["", "| variant | seeds | best valid BLEU (or −ppl): mean ± sd | values |", "|---|---:|---|---|"]
+    for base, values in sorted(groups.items(), key=lambda g: -statistics.mean(g[1])):
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        lines.append(f"| {base} | {len(values)} | {statistics.mean(values):.2f} ± {sd:.2f} "
+                     f"| {', '.join(f'{v:.2f}' for v in values)} |")
+    return lines
 
 
 def main():
@@ -79,10 +123,16 @@ def main():
         sys.exit(__doc__)
     out, names = sys.argv[1], sys.argv[2:]
     runs = [read_run(out, n) for n in names]
-    lines = ["| variant | arguments | status | updates | minutes | tgt tok/s (median) "
+    ranked = sorted((r for r in runs if rankable(r)), key=merit, reverse=True)
+    ranks = {r["name"]: str(i + 1) for i, r in enumerate(ranked)}
+    lines = ["| rank | variant | arguments | status | updates | updates / warm-up | minutes | tgt tok/s (median) "
              "| best valid ppl (update) | best valid BLEU (update) | last valid BLEU |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [row(r) for r in runs]
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [row(r, ranks) for r in runs]
+    lines += ["", "Ranked by best validation BLEU (perplexity without BLEU) among finished variants "
+              "that ended past their warm-up; '–': not ranked (failed, unfinished, or inside the warm-up, "
+              "where the learning rate still rises and validation cannot tell settings apart)."]
+    lines += seed_summary(runs)
     table = os.path.join(out, "sweep.md")
     with open(table + ".tmp", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

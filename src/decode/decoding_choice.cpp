@@ -32,6 +32,62 @@ std::optional<DecodingChoice> read_decoding_choice(const std::string& dir) {
   return c;
 }
 
+namespace {
+
+std::string grid_row(const TunedPoint& p) {
+  char row[64];
+  std::snprintf(row, sizeof row, "  %4lld  %5.2f  %5.2f\n", static_cast<long long>(p.beam), p.alpha, p.bleu);
+  return row;
+}
+
+}  // namespace
+
+TuneSearch search_decoding_grid(const std::vector<int64_t>& beams, const std::vector<double>& alphas,
+                                double alpha_limit,
+                                const std::function<double(int64_t beam, double alpha)>& bleu,
+                                std::ostream& log) {
+  TuneSearch s;
+  s.best.bleu = -1;
+  auto score = [&](int64_t beam, double alpha) {
+    TunedPoint p{beam, beam == 1 ? 0.0 : alpha, 0};
+    p.bleu = bleu(p.beam, p.alpha);
+    log << grid_row(p);
+    s.grid.push_back(p);
+    if (p.bleu > s.best.bleu) s.best = p;
+  };
+  log << "  beam  alpha   BLEU\n";
+  for (int64_t beam : beams) {
+    for (double alpha : alphas) {
+      // Greedy search ranks nothing, so alpha cannot change its output.
+      if (beam == 1 && alpha != alphas.front()) continue;
+      score(beam, alpha);
+    }
+  }
+  std::vector<double> sorted = alphas;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  const double step = sorted.size() > 1 ? sorted.back() - sorted[sorted.size() - 2] : 0.5;
+  const bool any_beam = std::any_of(beams.begin(), beams.end(), [](int64_t b) { return b > 1; });
+  double largest = sorted.back();
+  while (any_beam && s.best.beam > 1 && s.best.alpha == largest && largest < alpha_limit) {
+    const double next = std::min(largest + step, alpha_limit);
+    log << "alpha " << largest << ", the grid's largest, scores best: trying " << next
+        << " (the grid grows by " << step << " while its edge wins, up to --tune-alpha-limit " << alpha_limit
+        << ")\n";
+    for (int64_t beam : beams) {
+      if (beam > 1) score(beam, next);
+    }
+    s.added.push_back(next);
+    largest = next;
+  }
+  if (s.best.beam > 1 && s.best.alpha == largest && sorted.size() + s.added.size() > 1) {
+    s.edge_at_limit = true;
+    log << "note: alpha " << largest << " is the largest tried (--tune-alpha-limit " << alpha_limit
+        << ") and still the best: a larger one may score higher on this validation set\n";
+  }
+  return s;
+}
+
 DecodingChoice run_tune_job(const TuneJob& tune, std::ostream& log) {
   tune.validate();
   const TranslateJob& job = tune.translate;
@@ -48,38 +104,22 @@ DecodingChoice run_tune_job(const TuneJob& tune, std::ostream& log) {
   Translator translator(std::move(loaded.models), loaded.tokenizers, job.model.device);
   TranslateOptions options = job.options;
   options.precision = job.model.precision;
-  DecodingChoice best;
-  best.bleu = -1;
-  nlohmann::json grid = nlohmann::json::array();
   log << "choosing beam and alpha on " << job.input << " (" << source.size() << " sentences), "
       << (job.lowercase ? "lowercased" : "cased") << " BLEU\n";
-  log << "  beam  alpha   BLEU\n";
-  for (int64_t beam : tune.beams) {
-    for (double alpha : tune.alphas) {
-      // Greedy search ranks nothing, so alpha cannot change its output.
-      if (beam == 1 && alpha != tune.alphas.front()) continue;
-      TranslateOptions o = options;
-      o.search.beam = beam;
-      o.search.length_penalty = alpha;
-      o.search.nbest = 1;
-      std::vector<std::string> hyps;
-      for (const auto& t : translator.translate(source, o)) {
-        hyps.push_back(t.texts.empty() ? "" : t.texts[0]);
-      }
-      const double bleu = corpus_bleu(hyps, references, job.lowercase).score;
-      char row[64];
-      std::snprintf(row, sizeof row, "  %4lld  %5.2f  %5.2f\n", static_cast<long long>(beam),
-                    beam == 1 ? 0.0 : alpha, bleu);
-      log << row;
-      grid.push_back({{"beam", beam}, {"alpha", beam == 1 ? 0.0 : alpha}, {"bleu", bleu}});
-      if (bleu > best.bleu) best = {beam, beam == 1 ? 0.0 : alpha, bleu, ""};
-    }
-  }
-  const double widest = *std::max_element(tune.alphas.begin(), tune.alphas.end());
-  if (best.beam > 1 && tune.alphas.size() > 1 && best.alpha == widest) {
-    log << "note: alpha " << widest << " is the largest of --tune-alphas; a larger one may "
-        << "score higher on this validation set (try --tune-alphas with larger values)\n";
-  }
+  auto validation_bleu = [&](int64_t beam, double alpha) {
+    TranslateOptions o = options;
+    o.search.beam = beam;
+    o.search.length_penalty = alpha;
+    o.search.nbest = 1;
+    std::vector<std::string> hyps;
+    for (const auto& t : translator.translate(source, o)) hyps.push_back(t.texts.empty() ? "" : t.texts[0]);
+    return corpus_bleu(hyps, references, job.lowercase).score;
+  };
+  const TuneSearch search =
+      search_decoding_grid(tune.beams, tune.alphas, tune.alpha_limit, validation_bleu, log);
+  DecodingChoice best{search.best.beam, search.best.alpha, search.best.bleu, ""};
+  nlohmann::json grid = nlohmann::json::array();
+  for (const auto& p : search.grid) grid.push_back({{"beam", p.beam}, {"alpha", p.alpha}, {"bleu", p.bleu}});
   best.chosen_on = job.input + " -> " + job.reference;
   nlohmann::json out = {{"beam", best.beam},
                         {"alpha", best.alpha},

@@ -5,9 +5,11 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "src/decode/translate_job.h"
 
@@ -24,11 +26,34 @@ struct DecodingChoice {
 // naming the file when it is damaged.
 std::optional<DecodingChoice> read_decoding_choice(const std::string& dir);
 
-// Translates the input with every beam x alpha (alpha only for beams > 1),
-// prints a table of BLEU to `log`, writes the best as <checkpoint>/decoding.json
-// (atomically) and returns it. Ties go to the smaller beam, then smaller alpha.
-// A choice on the edge of the alpha grid is reported as such: a wider grid
-// may score higher.
+// One point of the tuning grid and its validation BLEU.
+struct TunedPoint {
+  int64_t beam = 1;
+  double alpha = 0;  // 0 for beam 1
+  double bleu = 0;
+};
+
+struct TuneSearch {
+  std::vector<TunedPoint> grid;  // every point tried, in order
+  TunedPoint best;               // ties go to the point tried first
+  std::vector<double> added;     // alphas tried beyond the given grid
+  bool edge_at_limit = false;    // the best alpha is the largest tried, and that is the limit
+};
+
+// Scores every beam x alpha (alpha only for beams > 1, where it ranks
+// hypotheses), printing a table to `log`. While the best alpha is the
+// grid's largest, the grid grows by its last step (0.5 for a one-value grid)
+// for every beam > 1, up to `alpha_limit`, and the log says so: a length
+// penalty that still wins at the edge may win further out. `bleu` scores
+// one (beam, alpha).
+TuneSearch search_decoding_grid(const std::vector<int64_t>& beams, const std::vector<double>& alphas,
+                                double alpha_limit,
+                                const std::function<double(int64_t beam, double alpha)>& bleu,
+                                std::ostream& log);
+
+// Translates the input with the grid of search_decoding_grid, writes the best
+// as <checkpoint>/decoding.json (atomically, with every point tried) and
+// returns it.
 DecodingChoice run_tune_job(const TuneJob& job, std::ostream& log);
 
 }  // namespace aiayn

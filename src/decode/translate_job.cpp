@@ -150,7 +150,7 @@ void TranslateJob::validate() const {
                                                  : ""));
     }
   }
-  for (const char* key : {"tune-beams", "tune-alphas"}) {
+  for (const char* key : {"tune-beams", "tune-alphas", "tune-alpha-limit"}) {
     if (given.count(key) > 0 && given.count("tune") == 0) throw OptionError(key, ": only with {tune}");
   }
   if (model.checkpoints.empty()) throw OptionError("checkpoint", ": at least one is needed");

@@ -46,6 +46,9 @@ struct TuneJob {
   TranslateJob translate;  // input and reference are the validation data
   std::vector<int64_t> beams = {1, 4, 5, 8};
   std::vector<double> alphas = {0.0, 0.3, 0.6, 1.0, 1.5, 2.0};
+  // While the best alpha is the grid's largest, larger ones are tried, up to
+  // this (search_decoding_grid in src/decode/decoding_choice.h).
+  double alpha_limit = 4.0;
 
   // translate.validate() and tuning's own needs: OptionError naming the key.
   void validate() const;

@@ -15,8 +15,7 @@ torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
 
 }  // namespace
 
-LossSums batch_criterion(TransformerImpl& model, const Batch& batch, double label_smoothing,
-                         const torch::Device& device) {
+PositionLogits batch_logits(TransformerImpl& model, const Batch& batch, const torch::Device& device) {
   auto src = to_device(batch.src, device), tgt_in = to_device(batch.tgt_in, device);
   auto src_padding = to_device(batch.src_padding, device);
   auto memory = model.encode(src, src_padding);                                        // [B, S, d_model]
@@ -25,7 +24,13 @@ LossSums batch_criterion(TransformerImpl& model, const Batch& batch, double labe
   auto h = hidden.reshape({-1, hidden.size(-1)}).index_select(0, real);                // [N, d_model]
   auto targets = to_device(batch.tgt_out.flatten(), device).index_select(0, real);     // [N]
   // The loss in fp32 whatever the precision of the products before it.
-  return label_smoothed_nll(model.logits(h).to(torch::kFloat32), targets, label_smoothing);
+  return {model.logits(h).to(torch::kFloat32), targets};  // [N, V], [N]
+}
+
+LossSums batch_criterion(TransformerImpl& model, const Batch& batch, double label_smoothing,
+                         const torch::Device& device) {
+  auto p = batch_logits(model, batch, device);
+  return label_smoothed_nll(p.logits, p.targets, label_smoothing);
 }
 
 }  // namespace aiayn

@@ -16,4 +16,12 @@ namespace aiayn {
 LossSums batch_criterion(TransformerImpl& model, const Batch& batch, double label_smoothing,
                          const torch::Device& device);
 
+// The model's fp32 logits at the batch's real target positions, row by row
+// ([N, V]), and their targets ([N]): what a criterion is computed over.
+struct PositionLogits {
+  torch::Tensor logits;   // [N, V] float32
+  torch::Tensor targets;  // [N]
+};
+PositionLogits batch_logits(TransformerImpl& model, const Batch& batch, const torch::Device& device);
+
 }  // namespace aiayn

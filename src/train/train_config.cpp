@@ -76,6 +76,9 @@ OptionTable<TrainConfig> make_train_table() {
       .number("clip_norm", &T::clip_norm, 0.0, 1e9, "clip the gradient norm to this; 0 = no clipping")
       .number("ema_decay", &T::ema_decay, 0.0, 1.0,
               "moving average of the weights, which validation scores and checkpoints hold; 0 = off", true)
+      .number("rdrop_alpha", &T::rdrop_alpha, 0.0, 1000.0,
+              "R-Drop (Liang et al., 2021): each batch runs twice with independent dropout, plus this "
+              "weight on the symmetric KL between the two passes; twice the compute per update; 0 = off")
       .integer("max_steps", &T::max_steps, 1, kMaxInt, "stop after this many updates")
       .integer("max_epochs", &T::max_epochs, 0, kMaxInt, "stop after this many epochs; 0 = no limit")
       .number("max_minutes", &T::max_minutes, 0.0, 1e9, "wall-clock budget; 0 = no limit")
@@ -155,6 +158,12 @@ ExperimentConfig parse_experiment_config(const nlohmann::json& j, const std::str
                      ": key \"model.share_embeddings\": source and target embeddings can "
                      "be one matrix only with one joint vocabulary; set it false with "
                      "data.joint_vocabulary false");
+  }
+  const auto& m = c.model;
+  if (c.train.rdrop_alpha > 0 && m.p_drop == 0 && m.attention_dropout == 0 && m.activation_dropout == 0) {
+    throw InputError(origin +
+                     ": key \"train.rdrop_alpha\": R-Drop compares two dropout passes, and this model "
+                     "has no dropout (model.p_drop, attention_dropout and activation_dropout are 0)");
   }
   return c;
 }

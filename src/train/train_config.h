@@ -54,6 +54,7 @@ struct TrainConfig {
   double label_smoothing = 0.1;  // epsilon_ls, section 5.4
   double clip_norm = 0.0;        // 0 = no clipping
   double ema_decay = 0.0;        // moving average of the weights (src/train/ema.h); 0 = off
+  double rdrop_alpha = 0.0;      // R-Drop's KL weight (src/train/rdrop.h); 0 = off
   int64_t max_steps = 100000;
   int64_t max_epochs = 0;    // 0 = no limit
   double max_minutes = 0.0;  // wall-clock budget; 0 = no limit

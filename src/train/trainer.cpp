@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <optional>
 
 #include "aiayn_version.h"
@@ -15,6 +16,7 @@
 #include "src/common/error.h"
 #include "src/common/hash.h"
 #include "src/common/precision.h"
+#include "src/data/batch_prefetch.h"
 #include "src/data/batching.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/train/checkpoint_writer.h"
@@ -23,6 +25,7 @@
 #include "src/train/ema.h"
 #include "src/train/optimizer.h"
 #include "src/train/progress.h"
+#include "src/train/rdrop.h"
 #include "src/train/train_schedule.h"
 #include "src/train/training_setup.h"
 #include "src/train/update_step.h"
@@ -111,6 +114,9 @@ class Trainer {
   bool update();
   // `epoch`: the batch's, for BPE-dropout's draw.
   Tally forward_backward(const std::vector<int64_t>& pairs, int64_t epoch);
+  // data.bpe_dropout's resamplers for `epoch`; none without it.
+  Resampling resampling(int64_t epoch) const;
+  std::unique_ptr<BatchPrefetcher> make_prefetcher() const;
   void after_update(Tally& since_log, Clock::time_point& log_start);
   void log_skip(UpdateStep::Outcome outcome);
   void validate_and_track();
@@ -146,6 +152,8 @@ class Trainer {
   std::optional<ExponentialMovingAverage> ema_;  // only with train.ema_decay (rank 0)
   BatchPlanner planner_;
   BatchStream stream_;
+  // With data.bpe_dropout only: its draw runs ahead on another thread.
+  std::unique_ptr<BatchPrefetcher> prefetcher_ = make_prefetcher();
   ProgressReporter progress_;
   Tally update_tally_;  // the current update's sums, on the device
 };
@@ -304,25 +312,40 @@ std::optional<std::string> Trainer::agree_on_stop(std::optional<std::string> rea
   return reason;
 }
 
-Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch) {
+Resampling Trainer::resampling(int64_t epoch) const {
   const auto& data = setup_.data;
-  Resampling resampling;
-  if (data.target_dropout) {
-    const BpeDropout* target = &*data.target_dropout;
-    resampling = {data.source_dropout ? &*data.source_dropout : target,
-                  target,
-                  config_.data.bpe_dropout,
-                  config_.train.seed,
-                  epoch,
-                  std::min(config_.data.max_length, config_.model.max_positions - 1)};
-  }
-  auto batch = make_batch(data.train.cache, pairs, resampling);
+  if (!data.target_dropout) return {};
+  const BpeDropout* target = &*data.target_dropout;
+  return {data.source_dropout ? &*data.source_dropout : target,
+          target,
+          config_.data.bpe_dropout,
+          config_.train.seed,
+          epoch,
+          std::min(config_.data.max_length, config_.model.max_positions - 1)};
+}
+
+std::unique_ptr<BatchPrefetcher> Trainer::make_prefetcher() const {
+  if (!setup_.data.target_dropout) return nullptr;
+  PrefetchPlan plan;
+  plan.start = state_.position;
+  plan.world = comm_ ? comm_->world_size() : 1;
+  plan.rank = comm_ ? comm_->rank() : 0;
+  plan.group = config_.train.update_freq * plan.world;
+  return std::make_unique<BatchPrefetcher>(setup_.data.train.cache, planner_, resampling(0), plan);
+}
+
+Tally Trainer::forward_backward(const std::vector<int64_t>& pairs, int64_t epoch) {
+  auto batch =
+      prefetcher_ ? prefetcher_->take(pairs) : make_batch(setup_.data.train.cache, pairs, resampling(epoch));
   LossSums sums;
   {
     // Autocast for the forward pass only; the backward pass follows the
     // forward's types, as torch.autocast prescribes.
     AutocastScope autocast(config_.train.precision, options_.device);
-    sums = batch_criterion(*model_, batch, config_.train.label_smoothing, options_.device);
+    const auto& t = config_.train;
+    sums = t.rdrop_alpha > 0
+               ? rdrop_criterion(*model_, batch, t.label_smoothing, t.rdrop_alpha, options_.device)
+               : batch_criterion(*model_, batch, t.label_smoothing, options_.device);
   }
   const double multiplier = update_step_.loss_multiplier();  // fp16's loss scale, else 1
   (multiplier == 1.0 ? sums.loss : sums.loss * multiplier).backward();
