@@ -1,22 +1,18 @@
 #!/usr/bin/env python3
-"""The Multi30k literature setting: Moses-processed text and BLEU over tokens.
+"""The Multi30k literature setting's text: lowercased, normalised, Moses-tokenized.
 
 Wu et al. (ACL 2021) train and score on the multi30k repository's
 `*.lc.norm.tok` files, made by its task1-tokenize.sh with the Moses scripts:
 lowercase, then normalise punctuation, then tokenize (default options, so
-'&apos;'-style escapes on, no aggressive hyphen splitting). They report BLEU
-over those tokens (multi-bleu), which is sacreBLEU with `--tokenize none`.
-This tool does both steps with sacremoses, the Moses scripts' Python port.
+'&apos;'-style escapes on, no aggressive hyphen splitting). This tool makes
+the same with sacremoses, the Moses scripts' Python port; they report BLEU
+over those tokens, which tools/recipe_scores.py computes.
 
   moses_text.py prepare DATA_DIR OUT_DIR LANG...
       writes OUT_DIR/<name>.<lang> for every DATA_DIR/<name>.<lang>
       (lowercased, normalised, tokenized); an output newer than its input is kept.
-  moses_text.py score HYP REF [--prepare LANG]
-      BLEU over whitespace tokens, lowercase, with sacreBLEU's signature;
-      --prepare LANG first puts raw HYP and REF through the same processing
-      (to score a model trained on raw text in the literature's convention).
 
-Bad input (a missing file, unequal line counts) is one line on stderr, exit 2.
+Bad input (a missing directory, no file of a language) is one line on stderr, exit 2.
 """
 import argparse
 import os
@@ -76,21 +72,6 @@ def prepare(data_dir, out_dir, langs):
     print(f"moses_text: {out_dir}: {written} files written, the rest up to date", file=sys.stderr)
 
 
-def score(hyp_path, ref_path, lang):
-    import sacrebleu
-    hyps, refs = read_lines(hyp_path), read_lines(ref_path)
-    if len(hyps) != len(refs):
-        raise InputError(f"{hyp_path}: {len(hyps)} lines, but {ref_path} has {len(refs)}")
-    if lang:
-        pipeline = MosesPipeline(lang)
-        hyps, refs = [pipeline(h) for h in hyps], [pipeline(r) for r in refs]
-    bleu = sacrebleu.metrics.BLEU(tokenize="none", lowercase=True, force=True)
-    result = bleu.corpus_score(hyps, [refs])
-    how = f"Moses-processed ({lang}) then " if lang else ""
-    print(f"{result} ({how}BLEU over tokens, Wu et al.'s convention)")
-    print(f"signature: {bleu.get_signature()}")
-
-
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,16 +79,9 @@ def main(argv):
     p.add_argument("data_dir")
     p.add_argument("out_dir")
     p.add_argument("langs", nargs="+")
-    s = commands.add_parser("score", help="BLEU over tokens, as Wu et al. (2021)")
-    s.add_argument("hyp")
-    s.add_argument("ref")
-    s.add_argument("--prepare", metavar="LANG", help="Moses-process raw HYP and REF first")
     args = parser.parse_args(argv)
     try:
-        if args.command == "prepare":
-            prepare(args.data_dir, args.out_dir, args.langs)
-        else:
-            score(args.hyp, args.ref, args.prepare)
+        prepare(args.data_dir, args.out_dir, args.langs)
     except InputError as e:
         print(f"moses_text: {e}", file=sys.stderr)
         return 2
