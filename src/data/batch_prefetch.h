@@ -1,10 +1,12 @@
 // Training batches built ahead on a thread of their own. BPE-dropout's draw
 // (src/data/bpe_dropout.h) re-segments every pair of a batch before it can
-// run; on the training thread that doubled the time of an update on two
-// cores (docs/multi30k-sweep.md). The draw is a function of (seed, epoch,
-// pair, side), so building a batch early changes none of its bits: the
-// prefetcher follows its own copy of the batch stream from the trainer's
-// position and hands over, in order, the batches this rank computes.
+// run; on the training thread each update waited for it. (Off it, updates
+// ran only 1.03x faster on two cores, bench/bpe_dropout.sh: the draw is not
+// what makes BPE-dropout's updates slow; docs/notes.md.) The draw is a
+// function of (seed, epoch, pair, side), so building a batch early changes
+// none of its bits: the prefetcher follows its own copy of the batch stream
+// from the trainer's position and hands over, in order, the batches this
+// rank computes.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
