@@ -37,6 +37,17 @@ Result evaluate(Loss&& loss_fn, const torch::Tensor& logits, const torch::Tensor
   return {sums.loss.template item<double>(), sums.nll.template item<double>(), z.grad()};
 }
 
+// Two pairs: the second target is one token shorter, so its last position is padding.
+aiayn::Batch two_pair_batch() {
+  aiayn::Batch batch;
+  batch.src = torch::tensor({{5, 6, 7, 3}, {8, 9, 3, 0}}, torch::kLong);           // [2, 4]
+  batch.tgt_in = torch::tensor({{2, 10, 11, 12}, {2, 13, 14, 0}}, torch::kLong);   // [2, 4]
+  batch.tgt_out = torch::tensor({{10, 11, 12, 3}, {13, 14, 3, 0}}, torch::kLong);  // [2, 4]
+  batch.src_padding = batch.src.eq(0);
+  batch.tgt_padding = batch.tgt_out.eq(0);
+  return batch;
+}
+
 }  // namespace
 
 TEST_CASE("fused label-smoothed loss equals log_softmax, gather and mean", "[loss]") {
@@ -325,13 +336,7 @@ TEST_CASE("the criterion scores a batch's real target positions only", "[train][
   c.src_vocab = c.tgt_vocab = 20;
   aiayn::Transformer model(c);
   model->eval();
-  // Two pairs: the second target is one token shorter, so its last position is padding.
-  aiayn::Batch batch;
-  batch.src = torch::tensor({{5, 6, 7, 3}, {8, 9, 3, 0}}, torch::kLong);           // [2, 4]
-  batch.tgt_in = torch::tensor({{2, 10, 11, 12}, {2, 13, 14, 0}}, torch::kLong);   // [2, 4]
-  batch.tgt_out = torch::tensor({{10, 11, 12, 3}, {13, 14, 3, 0}}, torch::kLong);  // [2, 4]
-  batch.src_padding = batch.src.eq(0);
-  batch.tgt_padding = batch.tgt_out.eq(0);
+  aiayn::Batch batch = two_pair_batch();
   batch.tgt_tokens = 7;
   torch::NoGradGuard no_grad;
   for (double epsilon : {0.0, 0.1}) {
@@ -379,12 +384,7 @@ TEST_CASE("R-Drop: two passes' cross-entropy plus their symmetric KL and nothing
   c.src_vocab = c.tgt_vocab = 20;
   c.p_drop = 0.3;
   aiayn::Transformer model(c);
-  aiayn::Batch batch;
-  batch.src = torch::tensor({{5, 6, 7, 3}, {8, 9, 3, 0}}, torch::kLong);           // [2, 4]
-  batch.tgt_in = torch::tensor({{2, 10, 11, 12}, {2, 13, 14, 0}}, torch::kLong);   // [2, 4]
-  batch.tgt_out = torch::tensor({{10, 11, 12, 3}, {13, 14, 3, 0}}, torch::kLong);  // [2, 4]
-  batch.src_padding = batch.src.eq(0);
-  batch.tgt_padding = batch.tgt_out.eq(0);
+  aiayn::Batch batch = two_pair_batch();
   torch::NoGradGuard no_grad;
   // Without dropout both passes agree: the KL is 0 and the loss the plain criterion's.
   model->eval();
