@@ -95,6 +95,21 @@ if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
   [ "$(id -u)" -eq 0 ] && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null \
     || sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 fi
+# pip holds every wheel (~2.6 GB) in $TMPDIR while it unpacks them (~4.8 GB)
+# into the venv; its cache would hold a third copy, so it is off. Short of
+# room, pip stops half-way with a bare errno 28: say how much is missing first.
+need_gb=8
+free_gb() { df -P -B1G "$1" | awk 'NR == 2 { print $4 }'; }
+have_venv=$(free_gb .); have_tmp=$(free_gb "${TMPDIR:-/tmp}")
+if [ "$(df -P . | awk 'NR == 2 { print $1 }')" = "$(df -P "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $1 }')" ]; then
+  short=$(( have_venv < need_gb ))
+else
+  short=$(( have_venv < 5 || have_tmp < 3 ))
+fi
+if [ "$short" -eq 1 ]; then
+  echo "setup: torch $AIAYN_TORCH_VERSION needs about ${need_gb} GB free (2.6 GB of wheels in ${TMPDIR:-/tmp}, 4.8 GB in $venv); $(pwd) has ${have_venv} GB and ${TMPDIR:-/tmp} ${have_tmp} GB: free some, or point TMPDIR elsewhere" >&2
+  exit 2
+fi
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$AIAYN_TORCH_VERSION" sentencepiece nltk numpy
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir "torch==$AIAYN_TORCH_VERSION" sentencepiece nltk numpy
 echo "setup: torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null) in $venv"

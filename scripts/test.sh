@@ -32,7 +32,7 @@ for flavour in "${flavours[@]}"; do
     continue
   fi
   start=$SECONDS
-  echo "== test.sh: LibTorch flavour $flavour${label[*]:+ (tier: unit)}"
+  echo "== test.sh: LibTorch flavour $flavour${label[*]:+ (tier: unit)}; $(df -P -h . | awk 'NR == 2 { print $4 }') free here"
   bash scripts/build.sh --torch "$flavour"
   dir=build; [ "$flavour" = pip ] && dir=build-pip
   tests=$SECONDS

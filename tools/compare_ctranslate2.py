@@ -17,8 +17,10 @@ On the same input, with the same threads, it compares
 Each --require-* turns a figure into a condition: exit 1 names each unmet one.
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,6 +105,8 @@ def main():
     figures = dict(sentences=len(lines), ct2_model=args.ct2, checkpoint=args.checkpoint)
     failures = []
     work = tempfile.mkdtemp(prefix="compare_ctranslate2.")
+    # Our outputs are only compared here; left behind, every CI run would add to $TMPDIR.
+    atexit.register(shutil.rmtree, work, True)
 
     # Greedy, token for token.
     lengths = ["--max-len-a", "1", "--max-len-b", "50"]
