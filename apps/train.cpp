@@ -68,29 +68,55 @@ int main(int argc, char** argv) {
                    "average checkpoints of --save-dir into <save-dir>/averaged and exit: last:K "
                    "(the newest K; K alone means the same; paper: 5 for base, 20 for big) or "
                    "best:K (the K best by validation; train with train.keep_best >= K)");
-    int nproc = 1;
-    double dist_timeout = 300;
-    app.add_option("--nproc", nproc,
-                   "data-parallel: start N local worker processes (ranks) on 127.0.0.1, each "
-                   "with cores/N threads by default; launchers such as torchrun set RANK, "
-                   "WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT instead")
+    aiayn::LaunchPlan plan;
+    double dist_timeout = 300, rendezvous_timeout = 300;
+    app.add_option("--nproc", plan.nproc,
+                   "data-parallel: start N worker processes (ranks) on this host, each with "
+                   "cores/N threads by default; launchers such as torchrun and srun set RANK, "
+                   "WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (or SLURM_PROCID, "
+                   "SLURM_NTASKS, SLURM_NODELIST) instead (docs/multi-host.md)")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    app.add_option("--nnodes", plan.nnodes,
+                   "data-parallel across hosts: the number of hosts, each started with --nproc "
+                   "ranks, its --node-rank and the same --master-addr/--master-port")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--node-rank", plan.node_rank,
+                   "this host's number, 0 to --nnodes - 1; node 0 hosts rank 0")
+        ->capture_default_str();
+    app.add_option("--master-addr", plan.master_addr,
+                   "address of node 0 (rank 0 hosts the rendezvous store there), reachable from "
+                   "every host; default 127.0.0.1 on one host");
+    app.add_option("--master-port", plan.master_port,
+                   "TCP port of the rendezvous store on node 0; default a free one on one host");
+    app.add_option("--dist-interface", plan.interface,
+                   "network interface the ranks exchange gradients on (as GLOO_SOCKET_IFNAME); "
+                   "default the one this host reaches --master-addr through");
     app.add_option("--dist-timeout", dist_timeout,
                    "data-parallel: seconds a rank may go silent (dead or hung) before the others "
                    "stop with an error naming it; must exceed a validation plus a checkpoint")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--rendezvous-timeout", rendezvous_timeout,
+                   "data-parallel: seconds the ranks that started wait for the others (and for "
+                   "rank 0's store) before failing with the missing ranks named")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
 
     auto dist = aiayn::distributed_from_environment();
     dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000));
-    if (nproc > 1 && std::getenv("RANK") == nullptr && !summary && average.empty()) {
+    dist.rendezvous_timeout = std::chrono::milliseconds(static_cast<int64_t>(rendezvous_timeout * 1000));
+    if (!plan.interface.empty()) dist.interface = plan.interface;
+    const bool launched = std::getenv("RANK") != nullptr;
+    if ((plan.nproc > 1 || plan.nnodes > 1) && !launched && !summary && average.empty()) {
+      aiayn::check_launch_plan(plan);
       if (!aiayn::distributed_available()) {
-        throw aiayn::InputError("--nproc " + std::to_string(nproc) +
-                                ": this build has no c10d/Gloo (install libgloo-dev and rebuild)");
+        throw aiayn::InputError(
+            "--nproc/--nnodes: this build has no c10d/Gloo (install libgloo-dev and rebuild)");
       }
-      return aiayn::spawn_local_workers(nproc, argv);
+      return aiayn::spawn_workers(plan, argv);
     }
     // Ranks on one machine share its cores.
     if (threads == 0 && dist.local_world_size > 1) {

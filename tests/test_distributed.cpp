@@ -14,14 +14,20 @@
 #include <thread>
 #include <vector>
 
+#include "src/common/build_info.h"
 #include "src/common/error.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/train/distributed.h"
+#include "src/train/rank_agreement.h"
 #include "src/train/training_state.h"
+#include "tests/rank_process.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 
 using namespace aiayn;
+using test::training_under_way;
+using test::wait_for;
+using test::weights;
 using test::Workspace;
 
 namespace {
@@ -49,21 +55,6 @@ class ScopedEnv {
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
-// The workspace's training command with one intra-op thread per process, so
-// that both sides of a comparison do the same arithmetic.
-std::string one_thread(const Workspace& ws, const std::string& save, const std::string& extra) {
-  auto cmd = ws.command(save, extra);
-  cmd.replace(cmd.find("--threads 2"), 11, "--threads 1");
-  return cmd;
-}
-
-std::map<std::string, torch::Tensor> weights(const std::string& save_dir) {
-  auto model = load_model(resolve_checkpoint(save_dir), torch::kCPU);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& p : model->named_parameters()) out[p.key()] = p.value().detach().clone();
-  return out;
-}
-
 int free_port() {
   // The launcher's way, through a throwaway listening socket, is not exported;
   // a port from the pid keeps parallel test processes apart.
@@ -84,30 +75,6 @@ pid_t start_rank(const Workspace& ws, const std::string& save, int rank, int por
     _exit(127);
   }
   return pid;
-}
-
-// waitpid with a deadline; kills the process and returns -1 when it passes.
-int wait_for(pid_t pid, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// A first checkpoint is written, so that a lost rank has something to
-// resume from. (Counting metrics.jsonl lines alone raced with the first
-// checkpoint on the slower Prescott kernel: the file also holds the "run"
-// record now.)
-bool training_under_way(const std::string& save) {
-  return std::filesystem::exists(save + "/last/meta.json") &&
-         test::count_lines(test::read_file(save + "/metrics.jsonl")) >= 4;
 }
 
 }  // namespace
@@ -211,4 +178,154 @@ TEST_CASE("a lost rank stops the survivor with an error naming it", "[distribute
       test::run(one_thread(ws, save, "--resume --set train.max_steps=" + std::to_string(step + 2)));
   INFO(resumed.err);
   CHECK(resumed.exit_code == 0);
+}
+
+TEST_CASE("Slurm's host lists give their first host", "[distributed][launcher]") {
+  CHECK(first_host_of_nodelist("gpu[07-09,12],cpu1", "SLURM_NODELIST") == "gpu07");
+  CHECK(first_host_of_nodelist("node1,node2", "SLURM_NODELIST") == "node1");
+  CHECK(first_host_of_nodelist("rack[2-3]-n[001-004]", "SLURM_NODELIST") == "rack2-n001");
+  CHECK(first_host_of_nodelist("login", "SLURM_NODELIST") == "login");
+  for (const char* bad : {"gpu[01-02", "gpu]01[", "", "[]", "gpu[[1]]"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(first_host_of_nodelist(bad, "SLURM_JOB_NODELIST"),
+                      Catch::Contains("SLURM_JOB_NODELIST"));
+  }
+}
+
+TEST_CASE("an srun job step's variables place the rank where torchrun's are absent",
+          "[distributed][launcher]") {
+  {
+    ScopedEnv env({{"SLURM_PROCID", "3"},
+                   {"SLURM_NTASKS", "4"},
+                   {"SLURM_LOCALID", "1"},
+                   {"SLURM_STEP_ID", "0"},
+                   {"SLURM_TASKS_PER_NODE", "2(x2)"},
+                   {"SLURM_STEP_NODELIST", "gpu[07-08]"}});
+    auto o = distributed_from_environment();
+    CHECK(o.rank == 3);
+    CHECK(o.world_size == 4);
+    CHECK(o.local_rank == 1);
+    CHECK(o.local_world_size == 2);
+    CHECK(o.master_addr == "gpu07");
+  }
+  {
+    // torchrun's, where both are set, win; MASTER_ADDR over the host list.
+    ScopedEnv env({{"SLURM_PROCID", "3"},
+                   {"SLURM_NTASKS", "4"},
+                   {"SLURM_STEP_ID", "0"},
+                   {"SLURM_STEP_NODELIST", "gpu[07-08]"},
+                   {"RANK", "1"},
+                   {"WORLD_SIZE", "2"},
+                   {"MASTER_ADDR", "10.1.2.3"}});
+    auto o = distributed_from_environment();
+    CHECK(o.rank == 1);
+    CHECK(o.world_size == 2);
+    CHECK(o.master_addr == "10.1.2.3");
+  }
+  {
+    // A batch script itself (no job step) is one process, whatever it asked for.
+    ScopedEnv env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}, {"SLURM_NODELIST", "gpu[07-08]"}});
+    unsetenv("SLURM_STEP_ID");
+    CHECK(distributed_from_environment().world_size == 1);
+  }
+  ScopedEnv env({{"SLURM_PROCID", "4"}, {"SLURM_NTASKS", "4"}, {"SLURM_STEP_ID", "0"}});
+  CHECK_THROWS_WITH(distributed_from_environment(), Catch::Contains("SLURM_PROCID=4"));
+}
+
+TEST_CASE("the multi-host launcher refuses a plan that cannot describe a job", "[distributed][launcher]") {
+  Workspace ws;
+  auto refused = [&](const std::string& options, const std::string& named) {
+    auto r = test::run(ws.command(ws.file("run"), options));
+    INFO(options << "\n" << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(named));
+    CHECK(!std::filesystem::exists(ws.file("run")));
+  };
+  refused("--nnodes 2 --node-rank 0 --master-port 29500", "--master-addr is required");
+  refused("--nnodes 2 --node-rank 1 --master-addr 10.0.0.1", "--master-port is required");
+  refused("--nnodes 2 --node-rank 2 --master-addr 10.0.0.1 --master-port 29500", "--node-rank 2");
+  refused("--nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --master-port 70000", "--master-port 70000");
+  // A wrong interface is named with the ones this host has.
+  refused("--nproc 2 --dist-interface nosuch0 --set train.max_steps=2", "nosuch0");
+}
+
+TEST_CASE("fingerprints name the first key on which a rank differs", "[distributed][agreement]") {
+  auto print = [](const std::string& train_src) {
+    return nlohmann::json{{"train.max_tokens", {{"shown", "300"}, {"same", "300"}}},
+                          {"data.train_src", {{"shown", train_src + " (contents 1)"}, {"same", "1"}}}};
+  };
+  CHECK(first_disagreement({print("/a/train.en"), print("/b/train.en")}).empty());
+  auto other = print("/b/train.en");
+  other["data.train_src"] = {{"shown", "/b/train.en (contents 2)"}, {"same", "2"}};
+  const auto message = first_disagreement({print("/a/train.en"), print("/a/train.en"), other});
+  CHECK_THAT(message, Catch::Contains("rank 2 disagrees with rank 0 on data.train_src"));
+  CHECK_THAT(message, Catch::Contains("/b/train.en (contents 2) there"));
+}
+
+TEST_CASE("a rank with another config or data file is refused at start by every rank",
+          "[distributed][agreement]") {
+  REQUIRE(distributed_available());
+  Workspace ws;
+  const std::string save = ws.file("run");
+  std::string rank1_extra, named;
+  SECTION("another setting") {
+    rank1_extra = "--set train.max_tokens=301";
+    named = "train.max_tokens";
+  }
+  SECTION("another data file") {
+    auto text = test::read_file(ws.file("train.src"));
+    text[0] = text[0] == 'r' ? 'g' : 'r';
+    test::write_file(ws.file("other.src"), text);
+    rank1_extra = "--set data.train_src=" + ws.file("other.src");
+    named = "data.train_src";
+  }
+  SECTION("another tokenizer") {
+    test::write_file(ws.file("a.model"), "one model");
+    test::write_file(ws.file("b.model"), "another model");
+    rank1_extra = "--set data.spm_model=" + ws.file("b.model");
+    named = "data.spm_model";
+  }
+  const std::string base = named == "data.spm_model" ? "--set data.spm_model=" + ws.file("a.model") : "";
+  const int port = free_port();
+  pid_t rank0 = start_rank(ws, save, 0, port, base + " --set train.max_steps=5 --dist-timeout 20");
+  pid_t rank1 =
+      start_rank(ws, save, 1, port, base + " --set train.max_steps=5 --dist-timeout 20 " + rank1_extra);
+  const int code0 = wait_for(rank0, std::chrono::seconds(120)),
+            code1 = wait_for(rank1, std::chrono::seconds(30));
+  const auto err0 = test::read_file(ws.file("err0")), err1 = test::read_file(ws.file("err1"));
+  INFO(err0 << "\n" << err1);
+  CHECK(code0 == 2);
+  CHECK(code1 == 2);
+  CHECK_THAT(err0, Catch::Contains("rank 1 disagrees with rank 0 on " + named));
+  CHECK_THAT(err1, Catch::Contains("rank 1 disagrees with rank 0 on " + named));
+  // Refused before anything was written.
+  CHECK(!std::filesystem::exists(save + "/last"));
+  CHECK(!std::filesystem::exists(save + "/metrics.jsonl"));
+}
+
+TEST_CASE("torchrun of the same PyTorch starts the ranks and its agent hosts the store",
+          "[distributed][launcher]") {
+  REQUIRE(distributed_available());
+  // Its store speaks its own version's protocol: only a torchrun of this
+  // build's LibTorch can serve our ranks (the pip flavour's .venv-torch).
+  const std::string libtorch = build_info().libtorch;
+  std::string python;
+  for (const std::string candidate :
+       {std::string(AIAYN_SOURCE_DIR) + "/.venv-torch/bin/python", std::string("python3")}) {
+    auto v = test::run(candidate +
+                       " -c 'import torch.distributed.run, torch; print(torch.__version__.split(\"+\")[0])'");
+    if (v.exit_code == 0 && v.out == libtorch + "\n") python = candidate;
+  }
+  if (python.empty()) {
+    WARN("skipped: no Python here has torch " << libtorch << " with a torchrun that runs");
+    return;
+  }
+  Workspace ws;
+  const auto cmd = test::one_thread(ws, ws.file("run"), "--set train.max_steps=6");
+  auto r = test::run(python + " -m torch.distributed.run --nnodes 1 --nproc-per-node 2 --master-port " +
+                     std::to_string(free_port()) + " --no-python " + cmd);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("data-parallel over 2 ranks"));
+  CHECK(read_checkpoint_meta(resolve_checkpoint(ws.file("run"))).state.step == 6);
 }

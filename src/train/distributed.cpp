@@ -1,5 +1,11 @@
 #include "src/train/distributed.h"
 
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -35,26 +41,115 @@ int env_int(const char* name, int fallback, int min_value) {
   return static_cast<int>(value);
 }
 
+bool env_set(const char* name) {
+  const char* text = std::getenv(name);
+  return text != nullptr && *text != '\0';
+}
+
+// Inside an srun job step (SLURM_STEP_ID is set there, not in the batch
+// script itself, where one process would otherwise wait for N-1 others).
+bool in_slurm_step() {
+  return env_set("SLURM_PROCID") && env_set("SLURM_NTASKS") && env_set("SLURM_STEP_ID");
+}
+
+// Slurm's tasks on this node: SLURM_TASKS_PER_NODE is "2(x3),1"; this node's
+// count is not named in it, so the first is taken (an even job has one).
+int slurm_tasks_per_node(int fallback) {
+  const char* text = std::getenv("SLURM_TASKS_PER_NODE");
+  if (text == nullptr) return fallback;
+  const int n = std::atoi(text);
+  return n >= 1 ? n : fallback;
+}
+
 }  // namespace
+
+std::string first_host_of_nodelist(const std::string& nodelist, const std::string& variable) {
+  auto malformed = [&] {
+    return InputError("environment variable " + variable + "=\"" + nodelist +
+                      "\": not a Slurm host list (such as node[01-04,07],login1)");
+  };
+  std::string host;
+  int depth = 0;
+  bool first_of_group = false;  // inside [...]: still in its first element
+  for (char c : nodelist) {
+    if (c == '[') {
+      if (depth++ != 0) throw malformed();
+      first_of_group = true;
+    } else if (c == ']') {
+      if (depth-- != 1) throw malformed();
+    } else if (depth == 1) {
+      if (c == ',' || c == '-') first_of_group = false;
+      if (first_of_group) host += c;
+    } else if (c == ',') {
+      break;  // the first host's entry ends here
+    } else {
+      host += c;
+    }
+  }
+  if (depth != 0 || host.empty() || host.find_first_of(" \t") != std::string::npos) throw malformed();
+  return host;
+}
+
+std::string local_address_towards(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), "9", &hints, &found) != 0 || found == nullptr) return "";
+  std::string address;
+  // Connecting a UDP socket sends nothing; it only asks the routing table.
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in local{};
+  socklen_t length = sizeof local;
+  if (fd >= 0 && connect(fd, found->ai_addr, found->ai_addrlen) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+    char text[INET_ADDRSTRLEN] = {};
+    if (inet_ntop(AF_INET, &local.sin_addr, text, sizeof text) != nullptr) address = text;
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(found);
+  return address;
+}
 
 DistributedOptions distributed_from_environment() {
   DistributedOptions o;
-  o.world_size = env_int("WORLD_SIZE", 1, 1);
-  o.rank = env_int("RANK", 0, 0);
-  o.local_rank = env_int("LOCAL_RANK", o.rank, 0);
-  o.local_world_size = env_int("LOCAL_WORLD_SIZE", o.world_size, 1);
+  // torchrun's variables first; Slurm's where a job step has no others.
+  if (!env_set("RANK") && !env_set("WORLD_SIZE") && in_slurm_step()) {
+    o.world_size = env_int("SLURM_NTASKS", 1, 1);
+    o.rank = env_int("SLURM_PROCID", 0, 0);
+    o.local_rank = env_int("SLURM_LOCALID", 0, 0);
+    o.local_world_size = slurm_tasks_per_node(1);
+    for (const char* name : {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"}) {
+      if (env_set(name)) {
+        o.master_addr = first_host_of_nodelist(std::getenv(name), name);
+        break;
+      }
+    }
+    if (o.rank >= o.world_size) {
+      throw InputError("environment variable SLURM_PROCID=" + std::to_string(o.rank) +
+                       ": must be below SLURM_NTASKS=" + std::to_string(o.world_size));
+    }
+  } else {
+    o.world_size = env_int("WORLD_SIZE", 1, 1);
+    o.rank = env_int("RANK", 0, 0);
+    o.local_rank = env_int("LOCAL_RANK", o.rank, 0);
+    o.local_world_size = env_int("LOCAL_WORLD_SIZE", o.world_size, 1);
+    if (o.rank >= o.world_size) {
+      throw InputError("environment variable RANK=" + std::to_string(o.rank) +
+                       ": must be below WORLD_SIZE=" + std::to_string(o.world_size));
+    }
+  }
   o.master_port = env_int("MASTER_PORT", o.master_port, 1);
   if (o.master_port > 65535) {
     throw InputError("environment variable MASTER_PORT=" + std::to_string(o.master_port) +
                      ": not a TCP port (1-65535)");
   }
-  if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') {
-    o.master_addr = addr;
-  }
-  if (o.rank >= o.world_size) {
-    throw InputError("environment variable RANK=" + std::to_string(o.rank) +
-                     ": must be below WORLD_SIZE=" + std::to_string(o.world_size));
-  }
+  if (env_set("MASTER_ADDR")) o.master_addr = std::getenv("MASTER_ADDR");
+  if (env_set("GLOO_SOCKET_IFNAME")) o.interface = std::getenv("GLOO_SOCKET_IFNAME");
+  // torchrun's agent on node 0 already serves a store at MASTER_ADDR:MASTER_PORT.
+  o.agent_store = env_set("TORCHELASTIC_USE_AGENT_STORE") &&
+                  std::string(std::getenv("TORCHELASTIC_USE_AGENT_STORE")) == "True";
+  if (env_set("TORCHELASTIC_RESTART_COUNT")) o.attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
   return o;
 }
 
@@ -70,23 +165,108 @@ bool distributed_available() { return true; }
 
 namespace {
 
-std::string heartbeat_key(int rank) { return "aiayn/heartbeat/" + std::to_string(rank); }
+// Our keys in the store; under torchrun, apart for each restart of the job
+// (its agent's store outlives an attempt).
+std::string store_key(const DistributedOptions& o, const std::string& name) {
+  return "aiayn/" + (o.attempt.empty() ? "" : "attempt-" + o.attempt + "/") + name;
+}
 
-// join: this is the rank's own store connection, counted by rank 0's server,
-// which waits for all of them; the heartbeat's extra connections are not.
+std::string heartbeat_key(const DistributedOptions& o, int rank) {
+  return store_key(o, "heartbeat/" + std::to_string(rank));
+}
+
+// join: this is the rank's own store connection, the one that hosts the
+// store on rank 0; the heartbeat's extra connections are clients only.
 c10::intrusive_ptr<c10d::TCPStore> connect_store(const DistributedOptions& o, bool join,
                                                  std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions s;
   s.port = static_cast<uint16_t>(o.master_port);
-  s.isServer = join && o.rank == 0;
+  s.isServer = join && o.rank == 0 && !o.agent_store;
   s.timeout = timeout;
-  if (join) s.numWorkers = static_cast<size_t>(o.world_size);
-  s.waitWorkers = join;
+  // The ranks are awaited by await_all_ranks, which can name the missing ones.
+  s.waitWorkers = false;
   return c10::make_intrusive<c10d::TCPStore>(o.master_addr, s);
 }
 
 bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+std::string joined_key(const DistributedOptions& o, int rank) {
+  return store_key(o, "joined/" + std::to_string(rank));
+}
+
+std::string rank_list(const std::vector<int>& ranks) {
+  std::string text;
+  for (int r : ranks) text += (text.empty() ? "" : ", ") + std::to_string(r);
+  return text;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  return gethostname(name, sizeof name - 1) == 0 ? name : "?";
+}
+
+// The interfaces of this host, for the message that names a wrong one.
+std::string interface_names() {
+  std::string names;
+  if (auto* list = if_nameindex()) {
+    for (auto* i = list; i->if_index != 0; ++i)
+      names += (names.empty() ? "" : ", ") + std::string(i->if_name);
+    if_freenameindex(list);
+  }
+  return names;
+}
+
+// Where Gloo listens and sends: the named interface; loopback for a job on
+// one host; else the address this host reaches rank 0's through, so that a
+// peer never gets a name that resolves to an address it cannot reach.
+std::shared_ptr<::gloo::transport::Device> gloo_device(const DistributedOptions& o) {
+  if (!o.interface.empty()) {
+    if (if_nametoindex(o.interface.c_str()) == 0) {
+      throw InputError("--dist-interface/GLOO_SOCKET_IFNAME \"" + o.interface +
+                       "\": no such network interface on " + host_name() + " (it has: " + interface_names() +
+                       ")");
+    }
+    return c10d::ProcessGroupGloo::createDeviceForInterface(o.interface);
+  }
+  if (is_loopback(o.master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  const std::string local = local_address_towards(o.master_addr);
+  if (!local.empty()) return c10d::ProcessGroupGloo::createDeviceForHostname(local);
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+// Every rank sets its key in rank 0's store, then waits for the others'
+// until the rendezvous timeout, so that a failure names who never came.
+void await_all_ranks(c10d::TCPStore& store, const DistributedOptions& o) {
+  using clock = std::chrono::steady_clock;
+  const std::string here = host_name();
+  store.set(joined_key(o, o.rank), std::vector<uint8_t>(here.begin(), here.end()));
+  const auto start = clock::now();
+  auto next_note = start + std::chrono::seconds(10);
+  while (true) {
+    std::vector<int> missing;
+    for (int r = 0; r < o.world_size; ++r) {
+      if (!store.check({joined_key(o, r)})) missing.push_back(r);
+    }
+    if (missing.empty()) return;
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(clock::now() - start).count();
+    const auto limit = std::chrono::duration_cast<std::chrono::seconds>(o.rendezvous_timeout).count();
+    if (clock::now() - start > o.rendezvous_timeout) {
+      throw DistributedError(
+          "rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": rank(s) " +
+          rank_list(missing) + " did not join the rendezvous at " + o.master_addr + ":" +
+          std::to_string(o.master_port) + " within " + std::to_string(limit) +
+          " s (--rendezvous-timeout): are they started, with the same MASTER_ADDR and port?");
+    }
+    if (o.rank == 0 && clock::now() > next_note) {
+      std::fprintf(stderr, "aiayn-train: rendezvous at %s:%d: waiting for rank(s) %s (%lld s of %lld s)\n",
+                   o.master_addr.c_str(), o.master_port, rank_list(missing).c_str(),
+                   static_cast<long long>(waited), static_cast<long long>(limit));
+      next_note += std::chrono::seconds(10);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 }  // namespace
@@ -116,22 +296,50 @@ struct Communicator::Impl {
 #endif
   }
   // The heartbeat: a counter per rank in the store, bumped by its own thread
-  // (and its own store connection: a store client is not thread-safe).
+  // (and its own store connection: a store client is not thread-safe). The
+  // thread shares only `beat_state`, so that it can be left behind: on a link
+  // that went down without a reset, LibTorch 1.13's store client waits in
+  // recv() with no timeout, and joining it would hang the rank's exit.
+  struct BeatState {
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool stopping = false;
+    bool finished = false;
+  };
+  std::shared_ptr<BeatState> beat_state = std::make_shared<BeatState>();
   std::thread heartbeat;
-  std::mutex mutex;
-  std::condition_variable wake;
-  bool stopping = false;
 
-  void beat(const DistributedOptions& o) {
+  static void beat(const DistributedOptions& o, const std::shared_ptr<BeatState>& state) {
     try {
       auto own = connect_store(o, false, std::chrono::seconds(10));
       while (true) {
-        own->add(heartbeat_key(o.rank), 1);
-        std::unique_lock<std::mutex> lock(mutex);
-        if (wake.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping; })) break;
+        own->add(heartbeat_key(o, o.rank), 1);
+        std::unique_lock<std::mutex> lock(state->mutex);
+        if (state->wake.wait_for(lock, std::chrono::milliseconds(250), [&] { return state->stopping; }))
+          break;
       }
     } catch (const std::exception&) {
       // The store went away (rank 0 ended): collectives report it, not this thread.
+    }
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->finished = true;
+    state->wake.notify_all();
+  }
+
+  // Stops the heartbeat: joined when it ends within a few seconds, else left
+  // blocked on its dead connection until the process exits.
+  void stop_heartbeat() {
+    if (!heartbeat.joinable()) return;
+    std::unique_lock<std::mutex> lock(beat_state->mutex);
+    beat_state->stopping = true;
+    beat_state->wake.notify_all();
+    const bool ended =
+        beat_state->wake.wait_for(lock, std::chrono::seconds(3), [this] { return beat_state->finished; });
+    lock.unlock();
+    if (ended) {
+      heartbeat.join();
+    } else {
+      heartbeat.detach();
     }
   }
 
@@ -141,11 +349,11 @@ struct Communicator::Impl {
     try {
       auto probe = connect_store(o, false, std::chrono::seconds(3));
       std::vector<int64_t> before;
-      for (int r = 0; r < o.world_size; ++r) before.push_back(probe->add(heartbeat_key(r), 0));
+      for (int r = 0; r < o.world_size; ++r) before.push_back(probe->add(heartbeat_key(o, r), 0));
       std::this_thread::sleep_for(std::chrono::milliseconds(1200));
       std::vector<int> silent;
       for (int r = 0; r < o.world_size; ++r) {
-        if (r != o.rank && probe->add(heartbeat_key(r), 0) == before[static_cast<size_t>(r)]) {
+        if (r != o.rank && probe->add(heartbeat_key(o, r), 0) == before[static_cast<size_t>(r)]) {
           silent.push_back(r);
         }
       }
@@ -158,20 +366,39 @@ struct Communicator::Impl {
 
 Communicator::Communicator(const DistributedOptions& options)
     : options_(options), impl_(std::make_unique<Impl>()) {
+  const std::string where = options_.master_addr + ":" + std::to_string(options_.master_port);
   try {
-    impl_->store = connect_store(options_, true, options_.timeout);
+    impl_->store = connect_store(options_, true, options_.rendezvous_timeout);
+  } catch (const std::exception& e) {
+    const std::string cause = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
+    throw DistributedError(
+        options_.rank == 0 && !options_.agent_store
+            ? "rank 0 cannot host the rendezvous store on port " + std::to_string(options_.master_port) +
+                  ": " + cause
+            : "rank " + std::to_string(options_.rank) + " could not reach the rendezvous store at " + where +
+                  " (rank 0's host) within " +
+                  std::to_string(
+                      std::chrono::duration_cast<std::chrono::seconds>(options_.rendezvous_timeout).count()) +
+                  " s (--rendezvous-timeout): is rank 0 started, and " + options_.master_addr +
+                  " reachable from this host? [" + cause + "]");
+  }
+  try {
+    await_all_ranks(*impl_->store, options_);
+  } catch (const DistributedError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DistributedError("rank " + std::to_string(options_.rank) + ": the rendezvous store at " + where +
+                           " went away while the ranks gathered: " +
+                           std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+  }
+  impl_->store->setTimeout(options_.timeout);
+  try {
     auto group_options = c10d::ProcessGroupGloo::Options::create(options_.timeout);
-    if (const char* iface = std::getenv("GLOO_SOCKET_IFNAME")) {
-      group_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
-    } else if (is_loopback(options_.master_addr)) {
-      group_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    } else {
-      group_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    }
+    group_options->devices.push_back(gloo_device(options_));
     // Each group gets its own key space in the one store.
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(
-        c10::make_intrusive<c10d::PrefixStore>("gloo", impl_->store), options_.rank, options_.world_size,
-        group_options);
+        c10::make_intrusive<c10d::PrefixStore>(store_key(options_, "gloo"), impl_->store), options_.rank,
+        options_.world_size, group_options);
 #ifdef AIAYN_WITH_NCCL
     if (options_.device.is_cuda()) {
       // This rank's GPU is the current device while the group is made, so
@@ -184,16 +411,18 @@ Communicator::Communicator(const DistributedOptions& options)
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = options_.timeout;
       impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
-          c10::make_intrusive<c10d::PrefixStore>("nccl", impl_->store), options_.rank, options_.world_size,
-          nccl_options);
+          c10::make_intrusive<c10d::PrefixStore>(store_key(options_, "nccl"), impl_->store), options_.rank,
+          options_.world_size, nccl_options);
     }
 #endif
+  } catch (const InputError&) {
+    throw;
   } catch (const std::exception& e) {
+    const std::string cause = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
     throw DistributedError("rendezvous of rank " + std::to_string(options_.rank) + " of " +
-                           std::to_string(options_.world_size) + " at " + options_.master_addr + ":" +
-                           std::to_string(options_.master_port) + " failed: " + e.what());
+                           std::to_string(options_.world_size) + " at " + where + " failed: " + cause);
   }
-  impl_->heartbeat = std::thread([this] { impl_->beat(options_); });
+  impl_->heartbeat = std::thread(&Impl::beat, options_, impl_->beat_state);
 }
 
 Communicator::~Communicator() {
@@ -208,12 +437,7 @@ Communicator::~Communicator() {
     }
   }
 #endif
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->stopping = true;
-  }
-  impl_->wake.notify_all();
-  if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
+  impl_->stop_heartbeat();
 }
 
 void Communicator::fail(const std::string& what, const std::string& cause) {
@@ -224,8 +448,10 @@ void Communicator::fail(const std::string& what, const std::string& cause) {
                         std::to_string(options_.world_size) + ": " + what + " failed";
   if (!silent.empty()) {
     message += ": lost rank " + who +
-               (silent == std::vector<int>{0} && options_.rank != 0 ? " (the rendezvous store is unreachable)"
-                                                                    : " (its heartbeat stopped)");
+               (silent == std::vector<int>{0} && options_.rank != 0
+                    ? " (the rendezvous store on its host " + options_.master_addr +
+                          " is unreachable: that host is down or cut off)"
+                    : " (its heartbeat stopped)");
   }
   // Gloo's own message can span lines; one line is what the apps print.
   std::string first_line = cause.substr(0, cause.find('\n'));
@@ -234,6 +460,7 @@ void Communicator::fail(const std::string& what, const std::string& cause) {
 
 void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors, const std::string& what,
                                   int64_t bucket_bytes) {
+  const auto start = std::chrono::steady_clock::now();
   size_t begin = 0;
   while (begin < tensors.size()) {
     // A bucket: consecutive tensors of one dtype, up to bucket_bytes.
@@ -262,6 +489,24 @@ void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors, con
     }
     begin = end;
   }
+  reduce_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::vector<std::string> Communicator::all_gather(const std::string& key, const std::string& value,
+                                                  const std::string& what) {
+  const std::string prefix = store_key(options_, key + "/");
+  impl_->store->set(prefix + std::to_string(options_.rank), std::vector<uint8_t>(value.begin(), value.end()));
+  std::vector<std::string> values;
+  for (int r = 0; r < options_.world_size; ++r) {
+    try {
+      impl_->store->wait({prefix + std::to_string(r)}, options_.timeout);
+      const auto bytes = impl_->store->get(prefix + std::to_string(r));
+      values.emplace_back(bytes.begin(), bytes.end());
+    } catch (const std::exception& e) {
+      fail(what, e.what());
+    }
+  }
+  return values;
 }
 
 void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what) {
@@ -287,11 +532,11 @@ void Communicator::barrier(const std::string& what) {
 }
 
 void Communicator::publish(const std::string& key, const std::string& value) {
-  impl_->store->set("aiayn/" + key, std::vector<uint8_t>(value.begin(), value.end()));
+  impl_->store->set(store_key(options_, key), std::vector<uint8_t>(value.begin(), value.end()));
 }
 
 std::string Communicator::await(const std::string& key, const std::string& what) {
-  const std::string full = "aiayn/" + key;
+  const std::string full = store_key(options_, key);
   while (true) {
     try {
       impl_->store->wait({full}, std::chrono::seconds(2));
@@ -324,6 +569,10 @@ void Communicator::all_reduce_sum(const std::vector<torch::Tensor>&, const std::
 void Communicator::broadcast(const std::vector<torch::Tensor>&, const std::string&) {}
 void Communicator::barrier(const std::string&) {}
 void Communicator::publish(const std::string&, const std::string&) {}
+std::vector<std::string> Communicator::all_gather(const std::string&, const std::string& value,
+                                                  const std::string&) {
+  return {value};
+}
 std::string Communicator::await(const std::string&, const std::string&) { return ""; }
 
 #endif

@@ -16,7 +16,8 @@ namespace aiayn {
 
 // Where this process sits in the job, as torchrun and cluster launchers
 // describe it: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
-// MASTER_PORT.
+// MASTER_PORT (or Slurm's SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID and
+// SLURM_NODELIST where those are absent).
 struct DistributedOptions {
   int rank = 0;
   int world_size = 1;
@@ -24,6 +25,16 @@ struct DistributedOptions {
   int local_world_size = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
+  // The network interface Gloo sends on (GLOO_SOCKET_IFNAME, --dist-interface);
+  // "" = the one this host reaches master_addr through.
+  std::string interface;
+  // Under torchrun: its agent hosts the store (rank 0 joins it as a client),
+  // and `attempt` (TORCHELASTIC_RESTART_COUNT) keeps each restart's keys apart.
+  bool agent_store = false;
+  std::string attempt;
+  // How long the first rank to arrive waits for the others (and a rank for
+  // rank 0's store to come up) before it fails, naming who is missing.
+  std::chrono::milliseconds rendezvous_timeout{std::chrono::minutes(5)};
   // A rank that does not take part in a collective within this time stops the run.
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   // The device the ranks train on; with CUDA, NCCL carries the gradients.
@@ -34,6 +45,15 @@ struct DistributedOptions {
 // Reads the variables above (unset: a single process). Throws InputError
 // naming the variable when one is malformed or out of range.
 DistributedOptions distributed_from_environment();
+
+// The first host of a Slurm host list: "gpu[07-09,12],cpu1" -> "gpu07".
+// Throws InputError naming `variable` when the list is malformed.
+std::string first_host_of_nodelist(const std::string& nodelist, const std::string& variable);
+
+// The address of this host's interface that traffic to `host` leaves by,
+// as the routing table picks it ("" when no route). Gloo binds there when no
+// interface is named, so that a peer's address is what it listens on.
+std::string local_address_towards(const std::string& host);
 
 // True when this build has c10d with Gloo (see CMakeLists.txt).
 bool distributed_available();
@@ -58,6 +78,13 @@ class Communicator {
   // `what` names the step in error messages.
   void all_reduce_sum(const std::vector<torch::Tensor>& tensors, const std::string& what,
                       int64_t bucket_bytes = 32 << 20);
+  // Every rank's `value` (by rank), exchanged through the store: the checks
+  // that all ranks start on the same settings and files.
+  std::vector<std::string> all_gather(const std::string& key, const std::string& value,
+                                      const std::string& what);
+  // Seconds this rank has spent in all_reduce_sum, waiting for its peers
+  // included: the communication cost of an update.
+  double reduce_seconds() const { return reduce_seconds_; }
   // Copies rank 0's `tensors` to every rank, in place.
   void broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what);
   void barrier(const std::string& what);
@@ -73,12 +100,26 @@ class Communicator {
   [[noreturn]] void fail(const std::string& what, const std::string& cause);
   DistributedOptions options_;
   std::unique_ptr<Impl> impl_;
+  double reduce_seconds_ = 0;
 };
 
-// The convenience launcher: starts `nproc` copies of this executable (argv)
-// as ranks 0..nproc-1 on 127.0.0.1 with the torchrun variables set, forwards
-// SIGINT/SIGTERM to them, and returns the first non-zero exit code (after
-// stopping the others), or 0.
-int spawn_local_workers(int nproc, char** argv);
+// One host's share of a job, as torchrun's and Slurm's launchers give it:
+// `nproc` ranks here, node_rank * nproc onwards, of nnodes * nproc in all.
+struct LaunchPlan {
+  int nnodes = 1;
+  int node_rank = 0;
+  int nproc = 1;
+  std::string master_addr;  // "" = 127.0.0.1 (one host only)
+  int master_port = 0;      // 0 = a free port (one host only)
+  std::string interface;    // passed on as GLOO_SOCKET_IFNAME
+};
+
+// Throws InputError naming the option when the plan cannot describe a job.
+void check_launch_plan(const LaunchPlan& plan);
+
+// The launcher: starts this host's ranks as copies of this executable (argv)
+// with the torchrun variables set, forwards SIGINT/SIGTERM to them, and
+// returns the first non-zero exit code (after stopping the others), or 0.
+int spawn_workers(const LaunchPlan& plan, char** argv);
 
 }  // namespace aiayn

@@ -1,4 +1,4 @@
-// The convenience launcher of src/train/distributed.h: N local ranks without torchrun.
+// The launcher of src/train/distributed.h: one host's ranks without torchrun.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -53,20 +53,43 @@ int exit_code(int status) {
 
 }  // namespace
 
-int spawn_local_workers(int nproc, char** argv) {
-  if (nproc < 1) throw InputError("--nproc must be >= 1, got " + std::to_string(nproc));
-  const std::string port = std::to_string(free_port());
+void check_launch_plan(const LaunchPlan& plan) {
+  if (plan.nproc < 1) throw InputError("--nproc must be >= 1, got " + std::to_string(plan.nproc));
+  if (plan.nnodes < 1) throw InputError("--nnodes must be >= 1, got " + std::to_string(plan.nnodes));
+  if (plan.node_rank < 0 || plan.node_rank >= plan.nnodes) {
+    throw InputError("--node-rank " + std::to_string(plan.node_rank) + ": must be 0 to --nnodes - 1 (" +
+                     std::to_string(plan.nnodes - 1) + ")");
+  }
+  if (plan.master_port < 0 || plan.master_port > 65535) {
+    throw InputError("--master-port " + std::to_string(plan.master_port) + ": not a TCP port (1-65535)");
+  }
+  if (plan.nnodes > 1 && plan.master_addr.empty()) {
+    throw InputError("--nnodes " + std::to_string(plan.nnodes) +
+                     ": --master-addr is required (the address of node 0, reachable from every node)");
+  }
+  if (plan.nnodes > 1 && plan.master_port == 0) {
+    throw InputError("--nnodes " + std::to_string(plan.nnodes) +
+                     ": --master-port is required (the same free port on node 0 for every node)");
+  }
+}
+
+int spawn_workers(const LaunchPlan& plan, char** argv) {
+  check_launch_plan(plan);
+  const std::string addr = plan.master_addr.empty() ? "127.0.0.1" : plan.master_addr;
+  const std::string port = std::to_string(plan.master_port != 0 ? plan.master_port : free_port());
+  const int world = plan.nnodes * plan.nproc;
   std::vector<pid_t> pids;
-  for (int rank = 0; rank < nproc; ++rank) {
+  for (int local = 0; local < plan.nproc; ++local) {
     const pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("--nproc: fork failed");
     if (pid == 0) {
-      setenv("RANK", std::to_string(rank).c_str(), 1);
-      setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-      setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("RANK", std::to_string(plan.node_rank * plan.nproc + local).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(local).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(plan.nproc).c_str(), 1);
+      setenv("MASTER_ADDR", addr.c_str(), 1);
       setenv("MASTER_PORT", port.c_str(), 1);
+      if (!plan.interface.empty()) setenv("GLOO_SOCKET_IFNAME", plan.interface.c_str(), 1);
       execv("/proc/self/exe", argv);
       std::perror("--nproc: exec failed");
       _exit(127);
@@ -107,7 +130,8 @@ int spawn_local_workers(int nproc, char** argv) {
       if (exit_code(status) != 0 && first_failure == 0) {
         first_failure = exit_code(status);
         failed_at = std::chrono::steady_clock::now();
-        std::fprintf(stderr, "aiayn-train: rank %zu (pid %d) %s\n", rank, static_cast<int>(pid),
+        std::fprintf(stderr, "aiayn-train: rank %zu (pid %d) %s\n",
+                     static_cast<size_t>(plan.node_rank * plan.nproc) + rank, static_cast<int>(pid),
                      describe_status(status).c_str());
       }
     }

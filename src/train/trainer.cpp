@@ -137,6 +137,9 @@ class Trainer {
   Clock::time_point start_ = Clock::now();
   RunOptions options_;
   Communicator* comm_ = options_.communicator;
+  // Where the last progress line left off: its step and all-reduce seconds.
+  int64_t step_at_log_ = 0;
+  double reduce_seconds_at_log_ = 0;
   TrainingSetup setup_;
   ExperimentConfig config_;             // with the tokenizers' vocabulary sizes
   std::optional<Validator> validator_;  // only with validation data (rank 0)
@@ -450,7 +453,19 @@ void Trainer::log_progress(const Tally::Values& t, double seconds) {
   interval.eta = eta_seconds(state_.step, c.max_steps, c.max_minutes, steps_at_start_, interval.elapsed,
                              seconds_before_);
   nlohmann::json record;
-  log().info("{}", progress_.line(interval, &record));
+  std::string line = progress_.line(interval, &record);
+  const int64_t since = std::max(step_at_log_, steps_at_start_);
+  if (comm_ != nullptr && state_.step > since) {
+    // The time each update spent in the all-reduces, waiting for peers
+    // included: what a slower link or more ranks would add (bench/multihost.sh).
+    const double ms =
+        1000 * (comm_->reduce_seconds() - reduce_seconds_at_log_) / static_cast<double>(state_.step - since);
+    record["allreduce_ms"] = ms;
+    line += fmt::format(" | all-reduce {:.1f} ms/update", ms);
+    reduce_seconds_at_log_ = comm_->reduce_seconds();
+  }
+  step_at_log_ = state_.step;
+  log().info("{}", line);
   metric(record);
 }
 

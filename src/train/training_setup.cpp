@@ -8,6 +8,7 @@
 #include "src/data/batching.h"
 #include "src/decode/checkpoint_reader.h"
 #include "src/train/distributed.h"
+#include "src/train/rank_agreement.h"
 
 namespace aiayn {
 
@@ -172,6 +173,7 @@ TrainingSetup set_up_training(const ExperimentConfig& config, const RunOptions& 
   validate_model_config(config.model, options.config_path.empty() ? "config" : options.config_path);
   Communicator* comm = options.communicator;
   if (comm == nullptr) return set_up_first(config, options, -1);
+  require_ranks_agree(config, options);
   if (comm->rank() == 0) {
     std::optional<TrainingSetup> setup;
     try {
