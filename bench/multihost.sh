@@ -4,10 +4,11 @@
 # as tests/netns_hosts.h makes them), one aiayn-train rank x 1 thread per
 # host, against 1 process x 2 threads. Then the same two hosts with their
 # links shaped to 1 Gbit/s (tc tbf). For the `small` and `base` configs on
-# Multi30k en-de, with one tokenizer; each run STEPS updates (base: STEPS/3).
-# Prints per run the median target tokens/s and all-reduce ms per update after
-# warm-up, the gradient bytes, and from them an estimate of the all-reduce at
-# 8 and 64 GPUs over 100 Gbit/s. Needs root (ip netns) and iproute2.
+# Multi30k en-de, with one tokenizer; each run STEPS updates (base: STEPS/2).
+# Prints per run the median target tokens/s, gradient all-reduce ms and ms of
+# waiting for the other rank per update after warm-up, the gradient bytes,
+# and from them an estimate of the all-reduce at 8 and 64 GPUs over
+# 100 Gbit/s. Needs root (ip netns) and iproute2.
 # Usage: bench/multihost.sh [MULTI30K_DIR]   (env: STEPS=60, CONFIGS="small base")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +66,7 @@ pair() {  # pair CONFIG STEPS NAME
 
 for config in $configs; do
   n=$steps
-  [ "$config" = base ] && n=$(( steps / 3 ))
+  [ "$config" = base ] && n=$(( steps / 2 ))
   echo "== $config: 1 process x 2 threads ($n updates)" >&2
   "$train" --config "configs/$config.json" "${common[@]}" --set "train.max_steps=$n" --threads 2 \
     --save-dir "$work/$config-single" > /dev/null
@@ -88,29 +89,28 @@ params = dict(line.split() for line in open(f"{work}/params"))
 def figures(run):
     rows = [json.loads(l) for l in open(f"{work}/{run}/metrics.jsonl")]
     rows = [r for r in rows if r.get("kind") == "train"][1:]  # past the first interval
-    tok = statistics.median(r["tgt_tok_s"] for r in rows)
-    ms = statistics.median(r["allreduce_ms"] for r in rows) if "allreduce_ms" in rows[0] else 0.0
-    return tok, ms
-print("| config | gradient | run | target tok/s | vs 1 process | all-reduce ms/update |")
-print("|---|---|---|---|---|---|")
+    med = lambda key: statistics.median(r[key] for r in rows) if key in rows[0] else None
+    return med("tgt_tok_s"), med("allreduce_ms"), med("rank_wait_ms")
+print("| config | gradient | run | target tok/s | vs 1 process | gradient all-reduce ms/update | waiting for the other rank ms/update |")
+print("|---|---|---|---|---|---|---|")
 estimates = []
 for c in configs:
     grad = int(params[c]) * 4
-    single, _ = figures(f"{c}-single")
+    single = figures(f"{c}-single")[0]
     for run, name in ((f"{c}-single", "1 process x 2 threads"), (f"{c}-veth", "2 hosts x 1 rank, veth"),
                       (f"{c}-1gbit", "2 hosts x 1 rank, 1 Gbit/s")):
-        tok, ms = figures(run)
-        print(f"| {c} | {grad / 2**20:.1f} MiB | {name} | {tok:.0f} | {tok / single:.2f} | "
-              f"{ms:.1f} |" if ms else f"| {c} | {grad / 2**20:.1f} MiB | {name} | {tok:.0f} | 1.00 | - |")
+        tok, ms, wait = figures(run)
+        show = lambda v: "-" if v is None else f"{v:.1f}"
+        print(f"| {c} | {grad / 2**20:.1f} MiB | {name} | {tok:.0f} | {tok / single:.2f} | {show(ms)} | {show(wait)} |")
     # A ring all-reduce sends 2 (n-1)/n of the gradient per rank; at 2 ranks
     # that is the gradient once. The 1 Gbit/s run gives our protocol's
     # efficiency against the link rate; the estimate keeps it at 100 Gbit/s.
-    _, ms_1g = figures(f"{c}-1gbit")
+    ms_1g = figures(f"{c}-1gbit")[1]
     wire_ms = grad * 8 / 1e9 * 1e3
     efficiency = wire_ms / ms_1g
     for n in (8, 64):
         est = 2 * (n - 1) / n * grad * 8 / 100e9 / efficiency * 1e3
-        estimates.append(f"{c}: {n} GPUs over 100 Gbit/s: all-reduce ~{est:.1f} ms per update "
+        estimates.append(f"{c}: {n} GPUs over 100 Gbit/s: gradient all-reduce ~{est:.1f} ms per update "
                          f"(ring, {efficiency:.0%} of the link as measured at 1 Gbit/s, latency not counted)")
 print()
 print("ESTIMATES, not measurements:")

@@ -460,7 +460,6 @@ void Communicator::fail(const std::string& what, const std::string& cause) {
 
 void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors, const std::string& what,
                                   int64_t bucket_bytes) {
-  const auto start = std::chrono::steady_clock::now();
   size_t begin = 0;
   while (begin < tensors.size()) {
     // A bucket: consecutive tensors of one dtype, up to bucket_bytes.
@@ -489,7 +488,6 @@ void Communicator::all_reduce_sum(const std::vector<torch::Tensor>& tensors, con
     }
     begin = end;
   }
-  reduce_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 std::vector<std::string> Communicator::all_gather(const std::string& key, const std::string& value,

@@ -82,9 +82,6 @@ class Communicator {
   // that all ranks start on the same settings and files.
   std::vector<std::string> all_gather(const std::string& key, const std::string& value,
                                       const std::string& what);
-  // Seconds this rank has spent in all_reduce_sum, waiting for its peers
-  // included: the communication cost of an update.
-  double reduce_seconds() const { return reduce_seconds_; }
   // Copies rank 0's `tensors` to every rank, in place.
   void broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what);
   void barrier(const std::string& what);
@@ -100,7 +97,6 @@ class Communicator {
   [[noreturn]] void fail(const std::string& what, const std::string& cause);
   DistributedOptions options_;
   std::unique_ptr<Impl> impl_;
-  double reduce_seconds_ = 0;
 };
 
 // One host's share of a job, as torchrun's and Slurm's launchers give it:

@@ -137,9 +137,9 @@ class Trainer {
   Clock::time_point start_ = Clock::now();
   RunOptions options_;
   Communicator* comm_ = options_.communicator;
-  // Where the last progress line left off: its step and all-reduce seconds.
+  // Where the last progress line left off: its step and collective seconds.
   int64_t step_at_log_ = 0;
-  double reduce_seconds_at_log_ = 0;
+  double reduce_seconds_at_log_ = 0, sync_seconds_at_log_ = 0;
   TrainingSetup setup_;
   ExperimentConfig config_;             // with the tokenizers' vocabulary sizes
   std::optional<Validator> validator_;  // only with validation data (rank 0)
@@ -456,13 +456,17 @@ void Trainer::log_progress(const Tally::Values& t, double seconds) {
   std::string line = progress_.line(interval, &record);
   const int64_t since = std::max(step_at_log_, steps_at_start_);
   if (comm_ != nullptr && state_.step > since) {
-    // The time each update spent in the all-reduces, waiting for peers
-    // included: what a slower link or more ranks would add (bench/multihost.sh).
-    const double ms =
-        1000 * (comm_->reduce_seconds() - reduce_seconds_at_log_) / static_cast<double>(state_.step - since);
-    record["allreduce_ms"] = ms;
-    line += fmt::format(" | all-reduce {:.1f} ms/update", ms);
-    reduce_seconds_at_log_ = comm_->reduce_seconds();
+    // Per update: the gradient all-reduce, what a slower link or more ranks
+    // would add (bench/multihost.sh), apart from the wait for the slowest
+    // rank that the loss all-reduce before it absorbs.
+    const double updates = static_cast<double>(state_.step - since);
+    const double reduce_ms = 1000 * (update_step_.gradient_reduce_seconds() - reduce_seconds_at_log_) / updates;
+    const double wait_ms = 1000 * (update_step_.sync_seconds() - sync_seconds_at_log_) / updates;
+    record["allreduce_ms"] = reduce_ms;
+    record["rank_wait_ms"] = wait_ms;
+    line += fmt::format(" | all-reduce {:.1f} ms, waiting for ranks {:.1f} ms per update", reduce_ms, wait_ms);
+    reduce_seconds_at_log_ = update_step_.gradient_reduce_seconds();
+    sync_seconds_at_log_ = update_step_.sync_seconds();
   }
   step_at_log_ = state_.step;
   log().info("{}", line);

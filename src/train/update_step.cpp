@@ -1,5 +1,7 @@
 #include "src/train/update_step.h"
 
+#include <chrono>
+
 #include <cmath>
 #include <string>
 
@@ -65,13 +67,18 @@ UpdateStep::Outcome UpdateStep::apply(Tally& tally, int64_t step) {
   if (comm_ != nullptr) {
     // The update's sums and gradients over all ranks; every parameter has a
     // gradient on every rank so that the collectives line up.
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
     comm_->all_reduce_sum({tally.sums}, "loss all-reduce at step " + std::to_string(step));
+    const auto synced = Clock::now();
     std::vector<torch::Tensor> grads;
     for (auto& p : params_) {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       grads.push_back(p.grad());
     }
     comm_->all_reduce_sum(grads, "gradient all-reduce at step " + std::to_string(step));
+    sync_seconds_ += std::chrono::duration<double>(synced - start).count();
+    gradient_reduce_seconds_ += std::chrono::duration<double>(Clock::now() - synced).count();
   }
   // Gradients of the summed (and, under fp16, scaled) loss, divided by the
   // target tokens of the whole update: the mean per-token loss, however the

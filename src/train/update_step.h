@@ -71,6 +71,12 @@ class UpdateStep {
   // The gradient norm before clipping of the last update, applied or
   // skipped; read from the device (a wait on a GPU).
   double grad_norm() const;
+  // Seconds spent, over all updates so far, in the all-reduce of the loss
+  // sums (the first collective after backward: mostly waiting for the
+  // slowest rank) and in the gradients' (the data moved, the ranks then in
+  // step). Zero in one process.
+  double sync_seconds() const { return sync_seconds_; }
+  double gradient_reduce_seconds() const { return gradient_reduce_seconds_; }
 
  private:
   std::vector<torch::Tensor> params_;
@@ -78,6 +84,7 @@ class UpdateStep {
   const TrainConfig& config_;
   int64_t d_model_;
   Communicator* comm_;
+  double sync_seconds_ = 0, gradient_reduce_seconds_ = 0;
   std::optional<DynamicLossScale> scale_;
   int64_t bad_in_a_row_ = 0;
   torch::Tensor grad_norm_;  // scalar on the device
