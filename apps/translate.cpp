@@ -8,6 +8,7 @@
 #include "src/common/error.h"
 #include "src/decode/decoding_choice.h"
 #include "src/decode/translate_job.h"
+#include "src/serve/translate_service.h"
 
 int main(int argc, char** argv) {
   aiayn::tune_environment(argv, /*training=*/false);
@@ -18,7 +19,9 @@ int main(int argc, char** argv) {
         "translation per line, in input order.\n"
         "With --tune, translates validation data (--input, --reference) with every beam\n"
         "and alpha of a grid instead, and records the best in the checkpoint's\n"
-        "decoding.json; later runs on that checkpoint use them by default.",
+        "decoding.json; later runs on that checkpoint use them by default.\n"
+        "With --serve HOST:PORT, serves POST /v1/translate and GET /v1/health instead\n"
+        "(docs/serving.md), decoding concurrent requests together.",
         "aiayn-translate"};
     aiayn::TranslateJob job;
     auto& search = job.options.search;
@@ -159,12 +162,55 @@ int main(int argc, char** argv) {
                    "grid's last step) up to this; at most the largest of --tune-alphas: no growth")
         ->check(CLI::Range(0.0, 10.0))
         ->capture_default_str();
+    std::string serve;
+    aiayn::TranslateServeOptions served;
+    int64_t batch_wait_us = 5000;
+    bool no_batching = false;
+    auto* serve_option = app.add_option("--serve", serve,
+                                        "serve HTTP at HOST:PORT (127.0.0.1:8080; another host only when "
+                                        "named) until SIGTERM or Ctrl-C, instead of translating --input");
+    app.add_option("--serve-batch-tokens", served.batcher.max_tokens,
+                   "--serve: source tokens of concurrent requests decoded in one call")
+        ->check(CLI::Range(1, 10000000))
+        ->capture_default_str();
+    app.add_option("--serve-batch-wait", batch_wait_us,
+                   "--serve: microseconds the first request waits for others to share its call")
+        ->check(CLI::Range(0, 10000000))
+        ->capture_default_str();
+    app.add_flag("--serve-no-batching", no_batching, "--serve: decode each request alone, in arrival order");
+    app.add_option("--serve-max-sentences", served.max_sentences,
+                   "--serve: sentences per request (more: 413)")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--serve-max-tokens", served.max_sentence_tokens,
+                   "--serve: source tokens per sentence (more: 400)")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--serve-max-body", served.http.max_body_bytes, "--serve: request body bytes (more: 413)")
+        ->check(CLI::Range(1, 1 << 30))
+        ->capture_default_str();
+    app.add_option("--serve-queue", served.batcher.max_queue,
+                   "--serve: sentences waiting to be decoded; more: 503 with Retry-After")
+        ->check(CLI::Range(1, 100000000))
+        ->capture_default_str();
+    app.add_option("--serve-threads", served.http.threads, "--serve: connections served at once")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
+    if (!serve.empty()) {
+      for (const char* other :
+           {"--input", "--output", "--reference", "--tune", "--prefix", "--score-targets", "--sampling"}) {
+        if (app.count(other) > 0) {
+          throw aiayn::InputError(std::string(other) + ": not with --serve (requests carry their own text)");
+        }
+      }
+    }
+    (void)serve_option;
 
     const int total = aiayn::set_threads(threads);
     job.given = aiayn::given_options(app);
     job.model.device = aiayn::parse_device(device_name);
-    if (workers == 0) workers = job.input == "-" || job.model.device.is_cuda() ? 1 : total;
+    if (workers == 0) workers = job.input == "-" || !serve.empty() || job.model.device.is_cuda() ? 1 : total;
     job.options.workers = workers;
     job.model.precision = aiayn::parse_precision(precision, "--precision");
     job.model.packed_weights = !no_pack;
@@ -175,6 +221,13 @@ int main(int argc, char** argv) {
     job.model.combine = ensemble          ? aiayn::Combine::ensemble
                         : average_weights ? aiayn::Combine::average_weights
                                           : aiayn::Combine::one;
+    if (!serve.empty()) {
+      aiayn::parse_listen_address(serve, "--serve", served.http);
+      served.batcher.enabled = !no_batching;
+      served.batcher.max_wait = std::chrono::microseconds(batch_wait_us);
+      aiayn::serve_translations(job, served, std::cerr);
+      return 0;
+    }
     if (tuning) {
       tune.translate = job;
       aiayn::run_tune_job(tune, std::cerr);

@@ -15,7 +15,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2 time
-  libgloo-dev
+  libgloo-dev libcpp-httplib-dev
   python3 python3-torch python3-sentencepiece python3-nltk python3-matplotlib python3-venv
   python3-numpy python3-yaml
   chromium

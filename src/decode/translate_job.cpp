@@ -186,15 +186,7 @@ void set_decoding_threads(TranslateJob& job, int threads) {
   if (job.options.workers <= 1 && threads > 1) job.model.packed_weights = false;
 }
 
-TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
-  c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
-  if (!job.model.device.is_cpu()) on_device.reset_device(job.model.device);
-  job.validate();
-  refuse_output_over_input("--output", job.output,
-                           {{"--input", job.input},
-                            {"--reference", job.reference},
-                            {"--prefix", job.prefix},
-                            {"--score-targets", job.score_targets}});
+PreparedTranslator prepare_translator(const TranslateJob& job, std::ostream& log) {
   std::vector<std::string> dirs;
   for (const auto& c : job.model.checkpoints) dirs.push_back(resolve_checkpoint(c));
   TranslateOptions options = job.options;
@@ -206,7 +198,21 @@ TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
                                    "/decoding.json; give {beam} as well");
   }
   s.validate();
-  auto translator = load_translator(job, options, log);
+  return {load_translator(job, options, log), options};
+}
+
+TranslateReport run_translate_job(const TranslateJob& job, std::ostream& log) {
+  c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
+  if (!job.model.device.is_cpu()) on_device.reset_device(job.model.device);
+  job.validate();
+  refuse_output_over_input("--output", job.output,
+                           {{"--input", job.input},
+                            {"--reference", job.reference},
+                            {"--prefix", job.prefix},
+                            {"--score-targets", job.score_targets}});
+  auto prepared = prepare_translator(job, log);
+  Translator& translator = prepared.translator;
+  const TranslateOptions& options = prepared.options;
 
   // A file is read (and checked against the reference, prefixes and
   // targets) before anything is translated or written; stdin is read as it

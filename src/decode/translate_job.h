@@ -71,6 +71,15 @@ struct TranslateReport {
 // 293 against 352 sentences/s; single-threaded, packed wins 326 to 264).
 void set_decoding_threads(TranslateJob& job, int threads);
 
+// The job's translator and options: its checkpoints loaded, beam and alpha
+// from decoding.json where the user gave neither. The job is validated by
+// the caller.
+struct PreparedTranslator {
+  Translator translator;
+  TranslateOptions options;
+};
+PreparedTranslator prepare_translator(const TranslateJob& job, std::ostream& log);
+
 // Translates as the job says, writing translations to job.output and
 // warnings and the summary to `log`. Throws InputError for bad input; an
 // output file is written under a temporary name and renamed at the end.

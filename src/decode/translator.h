@@ -73,6 +73,8 @@ class Translator {
 
   // The target side's (which renders outputs as pieces or ids).
   const Tokenizer& tokenizer() const { return tokenizers_.target; }
+  // The source side's (a server counts a request's tokens with it).
+  const Tokenizer& source_tokenizer() const { return tokenizers_.source; }
 
  private:
   struct Plan;

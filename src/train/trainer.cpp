@@ -460,11 +460,13 @@ void Trainer::log_progress(const Tally::Values& t, double seconds) {
     // would add (bench/multihost.sh), apart from the wait for the slowest
     // rank that the loss all-reduce before it absorbs.
     const double updates = static_cast<double>(state_.step - since);
-    const double reduce_ms = 1000 * (update_step_.gradient_reduce_seconds() - reduce_seconds_at_log_) / updates;
+    const double reduce_ms =
+        1000 * (update_step_.gradient_reduce_seconds() - reduce_seconds_at_log_) / updates;
     const double wait_ms = 1000 * (update_step_.sync_seconds() - sync_seconds_at_log_) / updates;
     record["allreduce_ms"] = reduce_ms;
     record["rank_wait_ms"] = wait_ms;
-    line += fmt::format(" | all-reduce {:.1f} ms, waiting for ranks {:.1f} ms per update", reduce_ms, wait_ms);
+    line +=
+        fmt::format(" | all-reduce {:.1f} ms, waiting for ranks {:.1f} ms per update", reduce_ms, wait_ms);
     reduce_seconds_at_log_ = update_step_.gradient_reduce_seconds();
     sync_seconds_at_log_ = update_step_.sync_seconds();
   }

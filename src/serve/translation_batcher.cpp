@@ -1,0 +1,130 @@
+#include "src/serve/translation_batcher.h"
+
+#include <algorithm>
+
+namespace aiayn {
+
+TranslationBatcher::TranslationBatcher(BatcherOptions options, Decode decode)
+    : options_(options), decode_(std::move(decode)) {
+  worker_ = std::thread([this] { loop(); });
+}
+
+TranslationBatcher::~TranslationBatcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  worker_.join();
+}
+
+std::vector<Translation> TranslationBatcher::submit(BatchRequest request) {
+  auto pending = std::make_unique<Pending>();
+  auto result = pending->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto n = static_cast<int64_t>(request.lines.size());
+    if (queued_sentences_ + n > options_.max_queue) {
+      throw QueueFull("the queue holds " + std::to_string(queued_sentences_) + " sentences; " +
+                      std::to_string(n) + " more would pass its limit of " +
+                      std::to_string(options_.max_queue) + " (--serve-queue)");
+    }
+    queued_sentences_ += n;
+    pending->request = std::move(request);
+    pending->arrived = std::chrono::steady_clock::now();
+    queue_.push_back(std::move(pending));
+  }
+  wake_.notify_all();
+  return result.get();
+}
+
+int64_t TranslationBatcher::queued_sentences() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queued_sentences_;
+}
+
+int64_t TranslationBatcher::calls() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return calls_;
+}
+
+int64_t TranslationBatcher::sentences() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sentences_;
+}
+
+std::vector<std::unique_ptr<TranslationBatcher::Pending>> TranslationBatcher::gather(
+    std::unique_lock<std::mutex>& lock) {
+  wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+  if (queue_.empty()) return {};
+  const std::string key = queue_.front()->request.key;
+  auto same_key_tokens = [&] {
+    int64_t tokens = 0;
+    for (const auto& p : queue_) tokens += p->request.key == key ? p->request.tokens : 0;
+    return tokens;
+  };
+  if (options_.enabled) {
+    // Wait for company until the budget is full or the first has waited enough.
+    const auto deadline = queue_.front()->arrived + options_.max_wait;
+    while (!stopping_ && same_key_tokens() < options_.max_tokens &&
+           wake_.wait_until(lock, deadline) != std::cv_status::timeout) {
+    }
+  }
+  std::vector<std::unique_ptr<Pending>> group;
+  int64_t tokens = 0;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const auto& r = (*it)->request;
+    const bool fits =
+        group.empty() || (options_.enabled && r.key == key && tokens + r.tokens <= options_.max_tokens);
+    if (fits) {
+      tokens += r.tokens;
+      queued_sentences_ -= static_cast<int64_t>(r.lines.size());
+      group.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+    if (!options_.enabled) break;
+  }
+  return group;
+}
+
+void TranslationBatcher::decode(std::vector<std::unique_ptr<Pending>>& group) {
+  std::vector<std::string> lines, prefixes;
+  bool any_prefix = false;
+  for (const auto& p : group) {
+    const auto& r = p->request;
+    lines.insert(lines.end(), r.lines.begin(), r.lines.end());
+    for (size_t i = 0; i < r.lines.size(); ++i) {
+      prefixes.push_back(i < r.prefixes.size() ? r.prefixes[i] : std::string());
+      any_prefix = any_prefix || !prefixes.back().empty();
+    }
+  }
+  try {
+    auto results = decode_(lines, any_prefix ? &prefixes : nullptr, group.front()->request.options);
+    size_t next = 0;
+    for (auto& p : group) {
+      const size_t n = p->request.lines.size();
+      p->done.set_value(std::vector<Translation>(results.begin() + static_cast<std::ptrdiff_t>(next),
+                                                 results.begin() + static_cast<std::ptrdiff_t>(next + n)));
+      next += n;
+    }
+  } catch (...) {
+    for (auto& p : group) p->done.set_exception(std::current_exception());
+  }
+}
+
+void TranslationBatcher::loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    auto group = gather(lock);
+    if (group.empty()) return;  // stopping, and nothing left
+    lock.unlock();
+    decode(group);
+    lock.lock();
+    ++calls_;
+    for (const auto& p : group) sentences_ += static_cast<int64_t>(p->request.lines.size());
+  }
+}
+
+}  // namespace aiayn
