@@ -102,6 +102,13 @@ void TranslationBatcher::decode(std::vector<std::unique_ptr<Pending>>& group) {
   }
   try {
     auto results = decode_(lines, any_prefix ? &prefixes : nullptr, group.front()->request.options);
+    {
+      // Counted before any answer leaves: a client that reads /v1/health
+      // after its answer sees its own call.
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++calls_;
+      sentences_ += static_cast<int64_t>(lines.size());
+    }
     size_t next = 0;
     for (auto& p : group) {
       const size_t n = p->request.lines.size();
@@ -122,8 +129,6 @@ void TranslationBatcher::loop() {
     lock.unlock();
     decode(group);
     lock.lock();
-    ++calls_;
-    for (const auto& p : group) sentences_ += static_cast<int64_t>(p->request.lines.size());
   }
 }
 
