@@ -80,6 +80,15 @@ bool wait_until_under_way(const std::string& save) {
 
 const std::string kLongRun = "--set train.max_steps=100000 --set train.save_every=3 --dist-timeout 5";
 
+// Ranks 0 and 1 of a long run on hosts 0 and 1, once it has a checkpoint.
+std::pair<pid_t, pid_t> start_long_run(const NetnsHosts& hosts, const Workspace& ws,
+                                       const std::string& save) {
+  const pid_t rank0 = start_rank(hosts, 0, ws, save, kLongRun);
+  const pid_t rank1 = start_rank(hosts, 1, ws, save, kLongRun);
+  REQUIRE(wait_until_under_way(save));
+  return {rank0, rank1};
+}
+
 }  // namespace
 
 TEST_CASE("two hosts started by the launcher train as one process accumulating two batches",
@@ -167,9 +176,7 @@ TEST_CASE("a host that disappears stops the survivor naming it and the full grou
   Workspace ws;
   NetnsHosts hosts(2);
   const std::string save = ws.file("run");
-  pid_t rank0 = start_rank(hosts, 0, ws, save, kLongRun);
-  pid_t rank1 = start_rank(hosts, 1, ws, save, kLongRun);
-  REQUIRE(wait_until_under_way(save));
+  auto [rank0, rank1] = start_long_run(hosts, ws, save);
   hosts.remove(1);
   const int code0 = test::wait_for(rank0, std::chrono::seconds(60));
   test::wait_for(rank1, std::chrono::seconds(10));
@@ -212,9 +219,7 @@ TEST_CASE("a link that goes down without a reset stops both ranks within the tim
   Workspace ws;
   NetnsHosts hosts(2);
   const std::string save = ws.file("run");
-  pid_t rank0 = start_rank(hosts, 0, ws, save, kLongRun);
-  pid_t rank1 = start_rank(hosts, 1, ws, save, kLongRun);
-  REQUIRE(wait_until_under_way(save));
+  auto [rank0, rank1] = start_long_run(hosts, ws, save);
   hosts.link_down(1);
   const int code0 = test::wait_for(rank0, std::chrono::seconds(60));
   const int code1 = test::wait_for(rank1, std::chrono::seconds(30));
@@ -234,9 +239,7 @@ TEST_CASE("the store host dying is reported as that and not as an unrelated time
   Workspace ws;
   NetnsHosts hosts(2);
   const std::string save = ws.file("run");
-  pid_t rank0 = start_rank(hosts, 0, ws, save, kLongRun);
-  pid_t rank1 = start_rank(hosts, 1, ws, save, kLongRun);
-  REQUIRE(wait_until_under_way(save));
+  auto [rank0, rank1] = start_long_run(hosts, ws, save);
   hosts.remove(0);
   test::wait_for(rank0, std::chrono::seconds(10));
   const int code1 = test::wait_for(rank1, std::chrono::seconds(60));

@@ -99,13 +99,7 @@ std::string repeat(const std::string& s, int n) {
   return out;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(line);
-  return out;
-}
+using test::lines_of;
 
 }  // namespace
 

@@ -28,13 +28,7 @@ namespace {
 
 const std::string kTranslate = std::string(AIAYN_BIN_DIR) + "/aiayn-translate";
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(line);
-  return out;
-}
+using test::lines_of;
 
 }  // namespace
 

@@ -136,6 +136,15 @@ inline bool run_on_small_tmpfs(const std::string& dir, int kib, const std::strin
   return r->exit_code != 99;
 }
 
+// A text's lines, without their newlines.
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
 inline int count_lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';
