@@ -5,6 +5,7 @@
 #include "src/attention/attention_job.h"
 #include "src/common/app.h"
 #include "src/common/cli.h"
+#include "src/serve/attention_service.h"
 
 int main(int argc, char** argv) {
   aiayn::tune_environment(argv, /*training=*/false);
@@ -13,7 +14,10 @@ int main(int argc, char** argv) {
         "Dump the attention weights of a Transformer checkpoint as JSON Lines (one object per\n"
         "sentence; see docs/attention-format.md), optionally with a self-contained HTML viewer.\n"
         "With --target the given pairs are force-decoded; without, the model's own translation\n"
-        "(greedy, or --beam) is.",
+        "(greedy, or --beam) is.\n"
+        "With --serve HOST:PORT, serves the live explorer instead: open http://HOST:PORT/, type a\n"
+        "sentence and watch every head; POST /v1/attention answers with a dump entry\n"
+        "(docs/serving.md).",
         "aiayn-attention"};
     aiayn::AttentionJob job;
     auto& o = job.options;
@@ -48,11 +52,37 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--threads", threads, "intra-op threads; 0 = all cores")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
+    std::string serve;
+    aiayn::AttentionServeOptions served;
+    app.add_option("--serve", serve,
+                   "serve the live explorer at HOST:PORT (127.0.0.1:8080; another host only when named) "
+                   "until SIGTERM or Ctrl-C, instead of reading --source");
+    app.add_option("--serve-max-tokens", served.max_sentence_tokens,
+                   "--serve: tokens of a sentence or its target (more: 400)")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--serve-max-body", served.http.max_body_bytes, "--serve: request body bytes (more: 413)")
+        ->check(CLI::Range(1, 1 << 30))
+        ->capture_default_str();
+    app.add_option("--serve-queue", served.max_queue,
+                   "--serve: requests waiting for the model; more: 503 with Retry-After")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--serve-threads", served.http.threads, "--serve: connections served at once")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
+    aiayn::check_serve_mode(app, !serve.empty(),
+                            {"--source", "--target", "--output", "--html", "--gold-alignment"});
 
     aiayn::set_threads(threads);
     job.device = aiayn::parse_device(device_name);
     aiayn::parse_attention_kinds(kinds, &o);
+    if (!serve.empty()) {
+      aiayn::parse_listen_address(serve, "--serve", served.http);
+      aiayn::serve_attention(job, served, std::cerr);
+      return 0;
+    }
     aiayn::run_attention_job(job, std::cerr);
     return 0;
   });

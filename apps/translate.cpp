@@ -166,9 +166,9 @@ int main(int argc, char** argv) {
     aiayn::TranslateServeOptions served;
     int64_t batch_wait_us = 5000;
     bool no_batching = false;
-    auto* serve_option = app.add_option("--serve", serve,
-                                        "serve HTTP at HOST:PORT (127.0.0.1:8080; another host only when "
-                                        "named) until SIGTERM or Ctrl-C, instead of translating --input");
+    app.add_option("--serve", serve,
+                   "serve HTTP at HOST:PORT (127.0.0.1:8080; another host only when "
+                   "named) until SIGTERM or Ctrl-C, instead of translating --input");
     app.add_option("--serve-batch-tokens", served.batcher.max_tokens,
                    "--serve: source tokens of concurrent requests decoded in one call")
         ->check(CLI::Range(1, 10000000))
@@ -197,15 +197,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 4096))
         ->capture_default_str();
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
-    if (!serve.empty()) {
-      for (const char* other :
-           {"--input", "--output", "--reference", "--tune", "--prefix", "--score-targets", "--sampling"}) {
-        if (app.count(other) > 0) {
-          throw aiayn::InputError(std::string(other) + ": not with --serve (requests carry their own text)");
-        }
-      }
-    }
-    (void)serve_option;
+    aiayn::check_serve_mode(
+        app, !serve.empty(),
+        {"--input", "--output", "--reference", "--tune", "--prefix", "--score-targets", "--sampling"});
 
     const int total = aiayn::set_threads(threads);
     job.given = aiayn::given_options(app);

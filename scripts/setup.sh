@@ -18,7 +18,7 @@ packages=(
   libgloo-dev libcpp-httplib-dev
   python3 python3-torch python3-sentencepiece python3-nltk python3-matplotlib python3-venv
   python3-numpy python3-yaml
-  chromium
+  chromium chromium-driver python3-selenium
   clang-format-14
 )
 

@@ -14,83 +14,24 @@
 #include <thread>
 #include <vector>
 
-#include "src/serve/httplib_glue.h"
-#include "tests/rank_process.h"
+#include "tests/serve_process.h"
 #include "tests/test_util.h"
 #include "tests/train_fixture.h"
 
 using namespace aiayn;
 using test::trained;
+using Server = test::ServerProcess;
 
 namespace {
 
 const std::string kTranslate = std::string(AIAYN_BIN_DIR) + "/aiayn-translate";
 
-// A running server: started on a free port, its port read from its log.
-class Server {
- public:
-  Server(const std::string& options, const test::TempDir& dir)
-      : log_(dir.file("server" + std::to_string(++started_) + ".log")) {
-    const std::string cmd = "exec " + kTranslate + " -c " + trained().save +
-                            " --threads 1 --serve 127.0.0.1:0 " + options + " > /dev/null 2> " + log_;
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      _exit(127);
-    }
-    const std::regex listening("listening on http://127\\.0\\.0\\.1:([0-9]+)");
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::smatch m;
-      const auto text = test::read_file(log_);
-      if (std::regex_search(text, m, listening)) port_ = std::stoi(m[1]);
-      if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (port_ == 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      throw std::runtime_error("the server did not start: " + test::read_file(log_));
-    }
-  }
-  ~Server() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
-  // SIGTERM, then the exit code (-1 past the deadline).
-  int terminate() {
-    kill(pid_, SIGTERM);
-    const int code = test::wait_for(pid_, std::chrono::seconds(60));
-    pid_ = -1;
-    return code;
-  }
-  std::string log() const { return test::read_file(log_); }
-
- private:
-  static inline int started_ = 0;  // a log of its own: an old one holds an old port
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
-
 nlohmann::json post(httplib::Client& client, const nlohmann::json& body, int* status) {
-  auto res = client.Post("/v1/translate", body.dump(), "application/json");
-  if (!res) throw std::runtime_error("no answer: " + httplib::to_string(res.error()));
-  *status = res->status;
-  return nlohmann::json::parse(res->body);
+  return test::post_json(client, "/v1/translate", body, status);
 }
 
-// The status and error message of a raw body.
 std::pair<int, std::string> refused(httplib::Client& client, const std::string& body) {
-  auto res = client.Post("/v1/translate", body, "application/json");
-  if (!res) return {-1, httplib::to_string(res.error())};
-  auto j = nlohmann::json::parse(res->body, nullptr, false);
-  return {res->status, j.is_object() && j.contains("error") ? j["error"].get<std::string>() : res->body};
+  return test::refused(client, "/v1/translate", body);
 }
 
 std::string repeat(const std::string& s, int n) {
@@ -106,7 +47,8 @@ using test::lines_of;
 TEST_CASE("the translation server answers every endpoint and names the field or limit of every error",
           "[serve]") {
   test::TempDir dir;
-  Server server("--serve-max-sentences 4 --serve-max-tokens 30 --serve-max-body 2000 --serve-queue 3", dir);
+  Server server(kTranslate, trained().save,
+                "--serve-max-sentences 4 --serve-max-tokens 30 --serve-max-body 2000 --serve-queue 3", dir);
   auto client = server.client();
 
   auto health = client.Get("/v1/health");
@@ -183,7 +125,7 @@ TEST_CASE("served translations equal aiayn-translate's for the same lines under 
     const auto want = lines_of(expected.out);
     REQUIRE(want.size() == input.size());
     // A long wait makes the concurrent requests share decoding calls.
-    Server server("--serve-batch-wait 100000", dir);
+    Server server(kTranslate, trained().save, "--serve-batch-wait 100000", dir);
     std::vector<std::string> got(input.size());
     std::atomic<size_t> next{0};
     std::atomic<int> failures{0};
@@ -223,7 +165,7 @@ TEST_CASE("served translations equal aiayn-translate's for the same lines under 
 TEST_CASE("SIGTERM stops the server after answering every request in flight", "[serve]") {
   test::TempDir dir;
   // Requests wait half a second for company: the signal comes while they wait.
-  Server server("--serve-batch-wait 500000", dir);
+  Server server(kTranslate, trained().save, "--serve-batch-wait 500000", dir);
   std::vector<int> statuses(6, 0);
   std::vector<std::string> texts(6);
   std::vector<std::thread> clients;
@@ -259,6 +201,7 @@ TEST_CASE("aiayn-translate --serve refuses what it cannot serve with exit code 2
            {"--serve 127.0.0.1:99999", "--serve \"127.0.0.1:99999\""},
            {"--serve localhost:http", "--serve \"localhost:http\""},
            {"--serve 127.0.0.1:0 -i " + t.ws.file("train.src"), "--input: not with --serve"},
+           {"--serve-batch-wait 10 -i " + t.ws.file("train.src"), "--serve-batch-wait: only with --serve"},
            {"--serve 192.0.2.1:8080", "cannot listen there"}}) {
     INFO(options);
     auto r = test::run(base + options);

@@ -94,6 +94,17 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
                               const std::function<void(const std::string&)>& warn,
                               const std::string& source_name, const std::string& target_name,
                               const std::vector<GoldAlignment>* gold) {
+  for (const auto& entry : entries(sources, targets, first_index, warn, source_name, target_name, gold)) {
+    out << entry.dump() << '\n';
+  }
+  out.flush();
+}
+
+std::vector<nlohmann::json> AttentionExporter::entries(
+    const std::vector<std::string>& sources, const std::vector<std::string>* targets, int64_t first_index,
+    const std::function<void(const std::string&)>& warn, const std::string& source_name,
+    const std::string& target_name, const std::vector<GoldAlignment>* gold) {
+  std::vector<nlohmann::json> out;
   const int64_t limit = model_->config().max_positions - 1;
   const size_t n = sources.size();
   std::vector<std::vector<int64_t>> src(n), tgt(n);
@@ -180,9 +191,9 @@ void AttentionExporter::write(const std::vector<std::string>& sources,
     kind(options_.encoder, "encoder_attention", maps.encoder);
     kind(options_.decoder, "decoder_attention", maps.decoder);
     kind(options_.cross, "cross_attention", maps.cross);
-    out << entry.dump() << '\n';
+    out.push_back(std::move(entry));
   }
-  out.flush();
+  return out;
 }
 
 std::string AttentionExporter::aer_table() const {

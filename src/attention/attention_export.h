@@ -53,6 +53,13 @@ class AttentionExporter {
              int64_t first_index, std::ostream& out, const std::function<void(const std::string&)>& warn = {},
              const std::string& source_name = "source", const std::string& target_name = "target",
              const std::vector<GoldAlignment>* gold = nullptr);
+  // The same entries as JSON objects (aiayn-attention --serve answers with one).
+  std::vector<nlohmann::json> entries(const std::vector<std::string>& sources,
+                                      const std::vector<std::string>* targets, int64_t first_index,
+                                      const std::function<void(const std::string&)>& warn = {},
+                                      const std::string& source_name = "source",
+                                      const std::string& target_name = "target",
+                                      const std::vector<GoldAlignment>* gold = nullptr);
   // With gold alignments given to write(): the AER of every decoder
   // layer's encoder-decoder attention, each head and the heads' mean, over
   // the sentences written so far; one line per layer.

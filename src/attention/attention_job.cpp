@@ -56,6 +56,16 @@ void parse_attention_kinds(const std::string& kinds, AttentionExportOptions* o) 
   }
 }
 
+LoadedModels load_attention_model(const AttentionJob& job, std::ostream& log) {
+  // The float model as training left it: attention is read, not sped up.
+  ModelLoadOptions load;
+  load.checkpoints = {job.checkpoint};
+  load.device = job.device;
+  load.mask_heads = job.mask_heads;
+  load.packed_weights = false;
+  return load_models(load, log);
+}
+
 void run_attention_job(const AttentionJob& job, std::ostream& log) {
   c10::OptionalDeviceGuard on_device;  // --device cuda:N is the current device throughout
   if (!job.device.is_cpu()) on_device.reset_device(job.device);
@@ -69,13 +79,7 @@ void run_attention_job(const AttentionJob& job, std::ostream& log) {
   refuse_output_over_input("--output", job.output, inputs);
   refuse_output_over_input("--html", job.html, inputs);
   if (!job.html.empty()) refuse_output_over_input("--html", job.html, {{"--output", job.output}});
-  // The float model as training left it: attention is read, not sped up.
-  ModelLoadOptions load;
-  load.checkpoints = {job.checkpoint};
-  load.device = job.device;
-  load.mask_heads = job.mask_heads;
-  load.packed_weights = false;
-  auto loaded = load_models(load, log);
+  auto loaded = load_attention_model(job, log);
   AttentionExporter exporter(loaded.models[0], loaded.tokenizers, job.options);
   std::vector<GoldAlignment> gold;
   if (!job.gold_alignment.empty()) {

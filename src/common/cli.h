@@ -6,6 +6,8 @@
 #include <set>
 #include <string>
 
+#include "src/common/error.h"
+
 namespace aiayn {
 
 std::string version_text(const std::string& app_name);  // src/common/app.h
@@ -39,6 +41,26 @@ inline std::set<std::string> given_options(const CLI::App& app) {
     if (option->count() > 0 && !option->get_lnames().empty()) given.insert(option->get_lnames().front());
   }
   return given;
+}
+
+// --serve's mode: with it, `file_options` (the batch job's inputs and
+// outputs) are refused; without it, every --serve-* option is, since it
+// would be silently ignored. InputError naming the option.
+inline void check_serve_mode(const CLI::App& app, bool serving,
+                             std::initializer_list<const char*> file_options) {
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->count() == 0 || option->get_lnames().empty()) continue;
+    const std::string name = option->get_lnames().front();
+    if (serving) {
+      for (const char* other : file_options) {
+        if ("--" + name == other) {
+          throw InputError(std::string(other) + ": not with --serve (requests carry their own text)");
+        }
+      }
+    } else if (name.rfind("serve-", 0) == 0) {
+      throw InputError("--" + name + ": only with --serve HOST:PORT");
+    }
+  }
 }
 
 }  // namespace aiayn

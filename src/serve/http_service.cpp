@@ -155,7 +155,7 @@ void HttpService::run(std::ostream& log) {
 }
 
 const nlohmann::json* JsonFields::find(const std::string& key) {
-  read_.push_back(key);
+  if (std::find(read_.begin(), read_.end(), key) == read_.end()) read_.push_back(key);
   auto it = object_.find(key);
   return it == object_.end() || it->is_null() ? nullptr : &*it;
 }
@@ -173,6 +173,33 @@ std::vector<std::string> JsonFields::strings(const std::string& key, bool requir
       throw HttpError(400, "field \"" + key + "\"[" + std::to_string(i) + "]: expected a string");
     }
     out.push_back((*value)[i].get<std::string>());
+  }
+  return out;
+}
+
+std::string JsonFields::string(const std::string& key, const std::string& fallback, bool required) {
+  const auto* value = find(key);
+  if (value == nullptr) {
+    if (required) throw HttpError(400, "missing field \"" + key + "\" (a string)");
+    return fallback;
+  }
+  if (!value->is_string())
+    throw HttpError(400, "field \"" + key + "\": expected a string, got " + value->dump());
+  return value->get<std::string>();
+}
+
+std::vector<int64_t> JsonFields::integers(const std::string& key, int64_t min, int64_t max) {
+  const auto* value = find(key);
+  if (value == nullptr) return {};
+  if (!value->is_array()) throw HttpError(400, "field \"" + key + "\": expected a list of integers");
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < value->size(); ++i) {
+    const auto& v = (*value)[i];
+    if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > max) {
+      throw HttpError(400, "field \"" + key + "\"[" + std::to_string(i) + "]: expected an integer in [" +
+                               std::to_string(min) + ", " + std::to_string(max) + "], got " + v.dump());
+    }
+    out.push_back(v.get<int64_t>());
   }
   return out;
 }

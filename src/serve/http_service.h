@@ -69,6 +69,8 @@ class JsonFields {
   explicit JsonFields(const nlohmann::json& object) : object_(object) {}
   const nlohmann::json* find(const std::string& key);  // null when absent
   std::vector<std::string> strings(const std::string& key, bool required);
+  std::string string(const std::string& key, const std::string& fallback, bool required);
+  std::vector<int64_t> integers(const std::string& key, int64_t min, int64_t max);  // absent: {}
   int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max);
   double number(const std::string& key, double fallback, double min, double max);
   bool boolean(const std::string& key, bool fallback);

@@ -18,7 +18,7 @@ struct RequestOptions {
 };
 
 RequestOptions read_options(JsonFields& fields, const TranslateOptions& defaults) {
-  RequestOptions r{defaults};
+  RequestOptions r{defaults, false, {}};
   auto& s = r.options.search;
   s.beam = fields.integer("beam", s.beam, 1, 64);
   s.length_penalty = fields.number("alpha", s.length_penalty, 0.0, 10.0);
