@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     std::string serve;
     aiayn::TranslateServeOptions served;
-    int64_t batch_wait_us = 5000;
+    int64_t batch_wait_us = 5000, batch_quiet_us = 1000;
     bool no_batching = false;
     app.add_option("--serve", serve,
                    "serve HTTP at HOST:PORT (127.0.0.1:8080; another host only when "
@@ -175,6 +175,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--serve-batch-wait", batch_wait_us,
                    "--serve: microseconds the first request waits for others to share its call")
+        ->check(CLI::Range(0, 10000000))
+        ->capture_default_str();
+    app.add_option("--serve-batch-quiet", batch_quiet_us,
+                   "--serve: ... or until no request came for this many microseconds (0: wait "
+                   "--serve-batch-wait in full)")
         ->check(CLI::Range(0, 10000000))
         ->capture_default_str();
     app.add_flag("--serve-no-batching", no_batching, "--serve: decode each request alone, in arrival order");
@@ -204,7 +209,8 @@ int main(int argc, char** argv) {
     const int total = aiayn::set_threads(threads);
     job.given = aiayn::given_options(app);
     job.model.device = aiayn::parse_device(device_name);
-    if (workers == 0) workers = job.input == "-" || !serve.empty() || job.model.device.is_cuda() ? 1 : total;
+    // A server splits each gathered call over all workers (src/serve/translate_service.cpp).
+    if (workers == 0) workers = (job.input == "-" && serve.empty()) || job.model.device.is_cuda() ? 1 : total;
     job.options.workers = workers;
     job.model.precision = aiayn::parse_precision(precision, "--precision");
     job.model.packed_weights = !no_pack;
@@ -219,6 +225,7 @@ int main(int argc, char** argv) {
       aiayn::parse_listen_address(serve, "--serve", served.http);
       served.batcher.enabled = !no_batching;
       served.batcher.max_wait = std::chrono::microseconds(batch_wait_us);
+      served.batcher.quiet = std::chrono::microseconds(batch_quiet_us);
       aiayn::serve_translations(job, served, std::cerr);
       return 0;
     }

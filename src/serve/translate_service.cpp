@@ -68,14 +68,20 @@ void serve_translations(const TranslateJob& job, const TranslateServeOptions& op
   const auto build = build_info();
   log << describe_build(build) << "\n";
 
-  TranslationBatcher batcher(
-      options.batcher, [&](const std::vector<std::string>& lines, const std::vector<std::string>* prefixes,
-                           const TranslateOptions& o) {
-        // The batcher's thread decodes: --device cuda:N must be current there too.
-        c10::OptionalDeviceGuard on_model_device;
-        if (!job.model.device.is_cpu()) on_model_device.reset_device(job.model.device);
-        return translator.translate(lines, o, 1, {}, prefixes);
-      });
+  TranslationBatcher batcher(options.batcher, [&](const std::vector<std::string>& lines,
+                                                  const std::vector<std::string>* prefixes,
+                                                  const TranslateOptions& o) {
+    // The batcher's thread decodes: --device cuda:N must be current there too.
+    c10::OptionalDeviceGuard on_model_device;
+    if (!job.model.device.is_cpu()) on_model_device.reset_device(job.model.device);
+    // The call's sentences split evenly over the workers, each a
+    // length-sorted batch on its own core: a gathered call uses every
+    // core, where one request alone keeps one busy.
+    TranslateOptions call = o;
+    const auto n = static_cast<int64_t>(lines.size());
+    call.batch_sentences = std::max<int64_t>(1, std::min(o.batch_sentences, (n + o.workers - 1) / o.workers));
+    return translator.translate(lines, call, 1, {}, prefixes);
+  });
   HttpService http(options.http);
   http.get("/v1/health", [&] {
     return nlohmann::json{
@@ -89,7 +95,9 @@ void serve_translations(const TranslateJob& job, const TranslateServeOptions& op
         {"batching",
          {{"enabled", options.batcher.enabled},
           {"max_tokens", options.batcher.max_tokens},
-          {"max_wait_ms", options.batcher.max_wait.count() / 1000.0}}},
+          {"max_wait_ms", options.batcher.max_wait.count() / 1000.0},
+          {"quiet_ms", options.batcher.quiet.count() / 1000.0}}},
+        {"decoding_seconds", batcher.decoding_seconds()},
         {"defaults", {{"beam", defaults.search.beam}, {"alpha", defaults.search.length_penalty}}}};
   });
   http.post("/v1/translate", [&](const nlohmann::json& body) {

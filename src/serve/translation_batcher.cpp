@@ -48,6 +48,11 @@ int64_t TranslationBatcher::calls() const {
   return calls_;
 }
 
+double TranslationBatcher::decoding_seconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return decoding_seconds_;
+}
+
 int64_t TranslationBatcher::sentences() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return sentences_;
@@ -64,10 +69,19 @@ std::vector<std::unique_ptr<TranslationBatcher::Pending>> TranslationBatcher::ga
     return tokens;
   };
   if (options_.enabled) {
-    // Wait for company until the budget is full or the first has waited enough.
-    const auto deadline = queue_.front()->arrived + options_.max_wait;
+    // Wait for company until the budget is full, the first has waited
+    // enough, or requests stop coming (none for a `quiet` while). Both
+    // clocks start no earlier than now, when the decoder is free: the
+    // clients just answered send again within a moment, and waiting for
+    // them merges them with those that came while it decoded.
+    const auto now = std::chrono::steady_clock::now();
+    const auto deadline = std::max(queue_.front()->arrived, now) + options_.max_wait;
+    auto until = [&] {
+      if (options_.quiet.count() == 0) return deadline;
+      return std::min(deadline, std::max(queue_.back()->arrived, now) + options_.quiet);
+    };
     while (!stopping_ && same_key_tokens() < options_.max_tokens &&
-           wake_.wait_until(lock, deadline) != std::cv_status::timeout) {
+           wake_.wait_until(lock, until()) != std::cv_status::timeout) {
     }
   }
   std::vector<std::unique_ptr<Pending>> group;
@@ -101,12 +115,15 @@ void TranslationBatcher::decode(std::vector<std::unique_ptr<Pending>>& group) {
     }
   }
   try {
+    const auto start = std::chrono::steady_clock::now();
     auto results = decode_(lines, any_prefix ? &prefixes : nullptr, group.front()->request.options);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     {
       // Counted before any answer leaves: a client that reads /v1/health
       // after its answer sees its own call.
       std::lock_guard<std::mutex> lock(mutex_);
       ++calls_;
+      decoding_seconds_ += took.count();
       sentences_ += static_cast<int64_t>(lines.size());
     }
     size_t next = 0;

@@ -21,6 +21,7 @@ namespace aiayn {
 struct BatcherOptions {
   int64_t max_tokens = 4096;                 // source tokens gathered before decoding at once
   std::chrono::microseconds max_wait{5000};  // after the first request, at most this long
+  std::chrono::microseconds quiet{1000};     // or until none came for this long; 0: wait max_wait
   bool enabled = true;                       // false: every request decoded alone, in arrival order
   int64_t max_queue = 1024;                  // sentences waiting; beyond, submit() refuses
 };
@@ -58,6 +59,7 @@ class TranslationBatcher {
   // mean batch), for /v1/health.
   int64_t calls() const;
   int64_t sentences() const;
+  double decoding_seconds() const;  // time spent in decoding calls: over wall time, how busy
 
  private:
   struct Pending {
@@ -76,6 +78,7 @@ class TranslationBatcher {
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Pending>> queue_;
   int64_t queued_sentences_ = 0, calls_ = 0, sentences_ = 0;
+  double decoding_seconds_ = 0;
   bool stopping_ = false;
   std::thread worker_;
 };
