@@ -158,6 +158,11 @@ TEST_CASE("served translations equal aiayn-translate's for the same lines under 
     INFO(health.dump());
     CHECK(health["sentences"] == static_cast<int64_t>(input.size()));
     CHECK(health["decoding_calls"].get<int64_t>() < static_cast<int64_t>(input.size()));
+    // Past the model's positions (128) but within --serve-max-tokens (256):
+    // refused, not left untranslated.
+    auto [code, message] = refused(health_client, R"({"text": [")" + repeat("red ", 200) + R"("]})");
+    CHECK(code == 400);
+    CHECK_THAT(message, Catch::Contains("over the limit of 127 per sentence (the model's positions)"));
     CHECK(server.terminate() == 0);
   }
 }

@@ -43,6 +43,8 @@ int64_t shortest_positions(const std::vector<Transformer>& models) {
 
 }  // namespace
 
+int64_t Translator::longest_source() const { return shortest_positions(models_) - 1; }  // eos takes one
+
 Translator::Plan Translator::plan(const std::vector<std::string>& lines, const TranslateOptions& options,
                                   int64_t first_line, const Warn& warn) const {
   Plan p;

@@ -75,6 +75,8 @@ class Translator {
   const Tokenizer& tokenizer() const { return tokenizers_.target; }
   // The source side's (a server counts a request's tokens with it).
   const Tokenizer& source_tokenizer() const { return tokenizers_.source; }
+  // The most source tokens a line may have; a longer one is left untranslated (with a warning).
+  int64_t longest_source() const;
 
  private:
   struct Plan;

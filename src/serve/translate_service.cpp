@@ -116,12 +116,15 @@ void serve_translations(const TranslateJob& job, const TranslateServeOptions& op
                                std::to_string(text.size()) + " sentences (one per sentence, \"\" for none)");
     }
     BatchRequest work{text, prefix, request.options, request.key, 0};
+    // Refused here, not left untranslated with a warning nobody reads.
+    const bool model_limits = translator.longest_source() < options.max_sentence_tokens;
+    const int64_t limit = model_limits ? translator.longest_source() : options.max_sentence_tokens;
     for (size_t i = 0; i < text.size(); ++i) {
       const auto n = static_cast<int64_t>(translator.source_tokenizer().encode(text[i]).size());
-      if (n > options.max_sentence_tokens) {
+      if (n > limit) {
         throw HttpError(400, "field \"text\"[" + std::to_string(i) + "]: " + std::to_string(n) +
-                                 " tokens, over the limit of " + std::to_string(options.max_sentence_tokens) +
-                                 " per sentence (--serve-max-tokens)");
+                                 " tokens, over the limit of " + std::to_string(limit) + " per sentence (" +
+                                 (model_limits ? "the model's positions" : "--serve-max-tokens") + ")");
       }
       work.tokens += n + 2;  // and bos, eos
     }
