@@ -174,7 +174,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 10000000))
         ->capture_default_str();
     app.add_option("--serve-batch-wait", batch_wait_us,
-                   "--serve: microseconds the first request waits for others to share its call")
+                   "--serve: microseconds a decoding call waits at most for requests to share it, "
+                   "counted from when the decoder is free")
         ->check(CLI::Range(0, 10000000))
         ->capture_default_str();
     app.add_option("--serve-batch-quiet", batch_quiet_us,
