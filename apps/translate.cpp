@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 10000000))
         ->capture_default_str();
     app.add_option("--serve-batch-quiet", batch_quiet_us,
-                   "--serve: ... or until no request came for this many microseconds (0: wait "
+                   "--serve: a call also closes when no request came for this many microseconds (0: wait "
                    "--serve-batch-wait in full)")
         ->check(CLI::Range(0, 10000000))
         ->capture_default_str();
