@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/serve_process.h"
@@ -123,6 +124,51 @@ TEST_CASE("the attention server names the field or limit of every error", "[serv
   REQUIRE(missing);
   CHECK(missing->status == 404);
   CHECK(server.terminate() == 0);
+}
+
+TEST_CASE("SIGTERM stops the explorer after answering every request waiting for the model",
+          "[serve][attention-tool]") {
+  test::TempDir dir;
+  test::ServerProcess server(kAttention, trained().save, "", dir);
+  // Long sentences at beam 64 keep the model busy while the others wait for it.
+  std::string sentence;
+  for (int i = 0; i < 20; ++i) sentence += std::string(i ? " " : "") + (i % 2 ? "red cat" : "sun hill");
+  const nlohmann::json body = {{"text", sentence}, {"beam", 64}};
+  std::vector<int> statuses(6, 0);
+  std::vector<nlohmann::json> answers(6);
+  std::vector<std::thread> clients;
+  for (size_t c = 0; c < statuses.size(); ++c) {
+    clients.emplace_back([&, c] {
+      auto client = server.client();
+      try {
+        answers[c] = test::post_json(client, "/v1/attention", body, &statuses[c]);
+      } catch (const std::exception& e) {
+        answers[c] = e.what();
+      }
+    });
+  }
+  // The signal comes once every request has been received: one with the
+  // model, five waiting for it (a request not yet received when the server
+  // stops accepting is not in flight; it would be refused).
+  auto watcher = server.client();
+  int64_t waiting = 0;
+  for (int i = 0; i < 2000 && waiting < 5; ++i) {
+    auto h = watcher.Get("/v1/health");
+    if (h) waiting = nlohmann::json::parse(h->body)["queue_requests"].get<int64_t>();
+    if (waiting < 5) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const int code = server.terminate();
+  for (auto& c : clients) c.join();
+  INFO(server.log());
+  if (waiting < 5) WARN("only " << waiting << " requests were seen waiting before the signal");
+  CHECK(code == 0);
+  for (size_t c = 0; c < statuses.size(); ++c) {
+    INFO("client " << c);
+    CHECK(statuses[c] == 200);
+    CHECK(answers[c] == answers[0]);
+  }
+  CHECK(answers[0]["cross_attention"].size() == 2);
+  CHECK_THAT(server.log(), Catch::Contains("after finishing the requests in flight"));
 }
 
 TEST_CASE("aiayn-attention --serve refuses what it cannot serve with exit code 2",

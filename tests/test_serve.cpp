@@ -87,6 +87,8 @@ TEST_CASE("the translation server answers every endpoint and names the field or 
       {R"({"text": ["red"], "alpha": "high"})", 400, "field \"alpha\""},
       {R"({"text": ["red"], "scores": 1})", 400, "field \"scores\""},
       {R"({"text": ["red", "cat"], "prefix": ["x"]})", 400, "field \"prefix\""},
+      {R"({"text": ["red cat"], "prefix": [")" + repeat("cat ", 100) + R"("]})", 400,
+       "longer than an output of this sentence may be"},
       {R"({"text": ["a", "b", "c", "d", "e"]})", 413, "--serve-max-sentences"},
       {R"({"text": [")" + repeat("red ", 100) + R"("]})", 400, "--serve-max-tokens"},
       {R"({"text": [")" + std::string(3000, ' ') + R"("]})", 413, "--serve-max-body"},
@@ -159,7 +161,7 @@ TEST_CASE("served translations equal aiayn-translate's for the same lines under 
     CHECK(health["sentences"] == static_cast<int64_t>(input.size()));
     CHECK(health["decoding_calls"].get<int64_t>() < static_cast<int64_t>(input.size()));
     // Past the model's positions (128) but within --serve-max-tokens (256):
-    // refused, not left untranslated.
+    // refused, not truncated.
     auto [code, message] = refused(health_client, R"({"text": [")" + repeat("red ", 200) + R"("]})");
     CHECK(code == 400);
     CHECK_THAT(message, Catch::Contains("over the limit of 127 per sentence (the model's positions)"));

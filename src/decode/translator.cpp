@@ -45,6 +45,10 @@ int64_t shortest_positions(const std::vector<Transformer>& models) {
 
 int64_t Translator::longest_source() const { return shortest_positions(models_) - 1; }  // eos takes one
 
+int64_t Translator::longest_prefix(const SearchOptions& search, int64_t source_tokens) const {
+  return max_output_length(search, source_tokens, shortest_positions(models_));
+}
+
 Translator::Plan Translator::plan(const std::vector<std::string>& lines, const TranslateOptions& options,
                                   int64_t first_line, const Warn& warn) const {
   Plan p;
@@ -154,12 +158,10 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& l
   std::optional<std::vector<std::vector<int64_t>>> prefix_ids;
   if (prefixes != nullptr) {
     prefix_ids.emplace(lines.size());
-    const int64_t positions = shortest_positions(models_);
     for (size_t i = 0; i < lines.size() && i < prefixes->size(); ++i) {
       if (p.ids[i].empty()) continue;
       // A prefix must leave the output room to end within its length limit.
-      const int64_t limit =
-          max_output_length(options.search, static_cast<int64_t>(p.ids[i].size()), positions);
+      const int64_t limit = longest_prefix(options.search, static_cast<int64_t>(p.ids[i].size()));
       (*prefix_ids)[i] = encode_for_model(
           tokenizers_.target, (*prefixes)[i], limit,
           "prefix of line " + std::to_string(first_line + static_cast<int64_t>(i)), "no prefix", warn);

@@ -75,8 +75,12 @@ class Translator {
   const Tokenizer& tokenizer() const { return tokenizers_.target; }
   // The source side's (a server counts a request's tokens with it).
   const Tokenizer& source_tokenizer() const { return tokenizers_.source; }
-  // The most source tokens a line may have; a longer one is left untranslated (with a warning).
+  const Tokenizer& target_tokenizer() const { return tokenizers_.target; }
+  // The most source tokens a line may have; a longer one is truncated (with a warning).
   int64_t longest_source() const;
+  // The most target tokens a forced prefix of a line with this many source
+  // tokens may have; a longer one is truncated (with a warning).
+  int64_t longest_prefix(const SearchOptions& search, int64_t source_tokens) const;
 
  private:
   struct Plan;

@@ -116,7 +116,7 @@ void serve_translations(const TranslateJob& job, const TranslateServeOptions& op
                                std::to_string(text.size()) + " sentences (one per sentence, \"\" for none)");
     }
     BatchRequest work{text, prefix, request.options, request.key, 0};
-    // Refused here, not left untranslated with a warning nobody reads.
+    // Refused here, not truncated with a warning nobody reads.
     const bool model_limits = translator.longest_source() < options.max_sentence_tokens;
     const int64_t limit = model_limits ? translator.longest_source() : options.max_sentence_tokens;
     for (size_t i = 0; i < text.size(); ++i) {
@@ -127,6 +127,15 @@ void serve_translations(const TranslateJob& job, const TranslateServeOptions& op
                                  (model_limits ? "the model's positions" : "--serve-max-tokens") + ")");
       }
       work.tokens += n + 2;  // and bos, eos
+      if (i < prefix.size() && !prefix[i].empty()) {
+        const auto m = static_cast<int64_t>(translator.target_tokenizer().encode(prefix[i]).size());
+        const int64_t room = translator.longest_prefix(request.options.search, n);
+        if (m > room) {
+          throw HttpError(400, "field \"prefix\"[" + std::to_string(i) + "]: " + std::to_string(m) +
+                                   " tokens, longer than an output of this sentence may be (" +
+                                   std::to_string(room) + ")");
+        }
+      }
     }
     nlohmann::json out = {{"translations", nlohmann::json::array()}};
     if (text.empty()) return out;
