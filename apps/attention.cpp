@@ -61,16 +61,11 @@ int main(int argc, char** argv) {
                    "--serve: tokens of a sentence or its target (more: 400)")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
-    app.add_option("--serve-max-body", served.http.max_body_bytes, "--serve: request body bytes (more: 413)")
-        ->check(CLI::Range(1, 1 << 30))
-        ->capture_default_str();
     app.add_option("--serve-queue", served.max_queue,
                    "--serve: requests waiting for the model; more: 503 with Retry-After")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
-    app.add_option("--serve-threads", served.http.threads, "--serve: connections served at once")
-        ->check(CLI::Range(1, 4096))
-        ->capture_default_str();
+    aiayn::add_serve_http_options(app, &served.http.max_body_bytes, &served.http.threads);
     if (int code = aiayn::parse_command_line(app, argc, argv); code >= 0) return code;
     aiayn::check_serve_mode(app, !serve.empty(),
                             {"--source", "--target", "--output", "--html", "--gold-alignment"});

@@ -43,6 +43,16 @@ inline std::set<std::string> given_options(const CLI::App& app) {
   return given;
 }
 
+// The options of the HTTP layer both --serve modes share (src/serve/http_service.h).
+inline void add_serve_http_options(CLI::App& app, size_t* max_body_bytes, int* threads) {
+  app.add_option("--serve-max-body", *max_body_bytes, "--serve: request body bytes (more: 413)")
+      ->check(CLI::Range(1, 1 << 30))
+      ->capture_default_str();
+  app.add_option("--serve-threads", *threads, "--serve: connections served at once")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+}
+
 // --serve's mode: with it, `file_options` (the batch job's inputs and
 // outputs) are refused; without it, every --serve-* option is, since it
 // would be silently ignored. InputError naming the option.

@@ -1,6 +1,7 @@
 #include "src/serve/attention_service.h"
 
 #include <atomic>
+#include <limits>
 #include <mutex>
 #include <ostream>
 
@@ -52,7 +53,9 @@ AttentionRequest read_request(JsonFields& fields, const AttentionJob& job, const
   o.alignment.target_characters = fields.boolean("alignment_target_chars", o.alignment.target_characters);
   read_kinds(fields, o);
   // A layer must exist in every stack whose maps are asked for.
-  const int64_t layers = o.encoder ? std::min(m.encoder_layers, m.decoder_layers) : m.decoder_layers;
+  int64_t layers = std::numeric_limits<int64_t>::max();
+  if (o.encoder) layers = std::min(layers, m.encoder_layers);
+  if (o.decoder || o.cross) layers = std::min(layers, m.decoder_layers);
   if (fields.find("layers") != nullptr) o.layers = fields.integers("layers", 0, layers - 1);
   if (fields.find("heads") != nullptr) o.heads = fields.integers("heads", 0, m.heads - 1);
   o.average_heads = fields.boolean("average_heads", o.average_heads);

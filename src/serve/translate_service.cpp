@@ -84,20 +84,21 @@ void serve_translations(const TranslateJob& job, const TranslateServeOptions& op
   });
   HttpService http(options.http);
   http.get("/v1/health", [&] {
+    const auto stats = batcher.stats();
     return nlohmann::json{
         {"status", "ok"},
         {"model", job.model.checkpoints},
         {"libtorch", build.libtorch},
         {"blas", build.blas},
-        {"queue_sentences", batcher.queued_sentences()},
-        {"decoding_calls", batcher.calls()},
-        {"sentences", batcher.sentences()},
+        {"queue_sentences", stats.queued_sentences},
+        {"decoding_calls", stats.calls},
+        {"sentences", stats.sentences},
         {"batching",
          {{"enabled", options.batcher.enabled},
           {"max_tokens", options.batcher.max_tokens},
           {"max_wait_ms", options.batcher.max_wait.count() / 1000.0},
           {"quiet_ms", options.batcher.quiet.count() / 1000.0}}},
-        {"decoding_seconds", batcher.decoding_seconds()},
+        {"decoding_seconds", stats.decoding_seconds},
         {"defaults", {{"beam", defaults.search.beam}, {"alpha", defaults.search.length_penalty}}}};
   });
   http.post("/v1/translate", [&](const nlohmann::json& body) {

@@ -24,12 +24,12 @@ std::vector<Translation> TranslationBatcher::submit(BatchRequest request) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto n = static_cast<int64_t>(request.lines.size());
-    if (queued_sentences_ + n > options_.max_queue) {
-      throw QueueFull("the queue holds " + std::to_string(queued_sentences_) + " sentences; " +
+    if (stats_.queued_sentences + n > options_.max_queue) {
+      throw QueueFull("the queue holds " + std::to_string(stats_.queued_sentences) + " sentences; " +
                       std::to_string(n) + " more would pass its limit of " +
                       std::to_string(options_.max_queue) + " (--serve-queue)");
     }
-    queued_sentences_ += n;
+    stats_.queued_sentences += n;
     pending->request = std::move(request);
     pending->arrived = std::chrono::steady_clock::now();
     queue_.push_back(std::move(pending));
@@ -38,24 +38,9 @@ std::vector<Translation> TranslationBatcher::submit(BatchRequest request) {
   return result.get();
 }
 
-int64_t TranslationBatcher::queued_sentences() const {
+TranslationBatcher::Stats TranslationBatcher::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return queued_sentences_;
-}
-
-int64_t TranslationBatcher::calls() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return calls_;
-}
-
-double TranslationBatcher::decoding_seconds() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return decoding_seconds_;
-}
-
-int64_t TranslationBatcher::sentences() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return sentences_;
+  return stats_;
 }
 
 std::vector<std::unique_ptr<TranslationBatcher::Pending>> TranslationBatcher::gather(
@@ -92,7 +77,7 @@ std::vector<std::unique_ptr<TranslationBatcher::Pending>> TranslationBatcher::ga
         group.empty() || (options_.enabled && r.key == key && tokens + r.tokens <= options_.max_tokens);
     if (fits) {
       tokens += r.tokens;
-      queued_sentences_ -= static_cast<int64_t>(r.lines.size());
+      stats_.queued_sentences -= static_cast<int64_t>(r.lines.size());
       group.push_back(std::move(*it));
       it = queue_.erase(it);
     } else {
@@ -122,9 +107,9 @@ void TranslationBatcher::decode(std::vector<std::unique_ptr<Pending>>& group) {
       // Counted before any answer leaves: a client that reads /v1/health
       // after its answer sees its own call.
       std::lock_guard<std::mutex> lock(mutex_);
-      ++calls_;
-      decoding_seconds_ += took.count();
-      sentences_ += static_cast<int64_t>(lines.size());
+      ++stats_.calls;
+      stats_.decoding_seconds += took.count();
+      stats_.sentences += static_cast<int64_t>(lines.size());
     }
     size_t next = 0;
     for (auto& p : group) {

@@ -54,12 +54,14 @@ class TranslationBatcher {
     using std::runtime_error::runtime_error;
   };
 
-  int64_t queued_sentences() const;
-  // Decoding calls made and sentences decoded so far (their ratio is the
-  // mean batch), for /v1/health.
-  int64_t calls() const;
-  int64_t sentences() const;
-  double decoding_seconds() const;  // time spent in decoding calls: over wall time, how busy
+  // What /v1/health reports: sentences waiting, decoding calls made and
+  // sentences decoded so far (their ratio is the mean batch), and the time
+  // spent decoding (over wall time, how busy the decoder is).
+  struct Stats {
+    int64_t queued_sentences = 0, calls = 0, sentences = 0;
+    double decoding_seconds = 0;
+  };
+  Stats stats() const;
 
  private:
   struct Pending {
@@ -77,8 +79,7 @@ class TranslationBatcher {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Pending>> queue_;
-  int64_t queued_sentences_ = 0, calls_ = 0, sentences_ = 0;
-  double decoding_seconds_ = 0;
+  Stats stats_;
   bool stopping_ = false;
   std::thread worker_;
 };
